@@ -1,0 +1,172 @@
+"""The ``kflow`` command line: typer commands that load, plan and render.
+
+Heavy modules (storage backends, executors) are imported inside the commands
+that need them so that ``kflow --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kflow import __version__
+from kflow.cli.common import (
+    DirectoryOption,
+    FileOption,
+    ParamOption,
+    ProfileOption,
+    TargetsArgument,
+    base_directory,
+    open_project,
+    parse_params,
+    reports_errors,
+)
+from kflow.errors import UsageError
+from kflow.graph import Expander, build_graph
+from kflow.load.build import task_param_names
+
+app = typer.Typer(
+    name="kflow",
+    help="The Make of Kubernetes workflows: build only what is stale, as pods or local processes.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """kflow: tasks declare outputs and requirements; `kflow build TARGET` runs what is stale."""
+
+
+@app.command("list")
+@reports_errors
+def list_tasks(
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the tasks, their parameters, outputs and descriptions, and the project's parameters."""
+    project = open_project(directory, file, profile)
+    tasks = []
+    for task in project.tasks.values():
+        tasks.append(
+            {
+                "name": task.name,
+                "description": task.description,
+                "params": list(task_param_names(task, project.params)),
+                "requires": [r.task for r in task.requires],
+                "outputs": [t for _, t in task.outputs],
+            }
+        )
+    params = [
+        {"name": p.name, "type": p.type.value, "default": p.default, "description": p.description}
+        for p in project.params.values()
+    ]
+    if as_json:
+        typer.echo(json.dumps({"project": project.name, "tasks": tasks, "params": params}, indent=2))
+        return
+    table = Table(title=f"tasks of {project.name}", title_justify="left")
+    for column in ("task", "params", "requires", "outputs", "description"):
+        table.add_column(column)
+    for entry in tasks:
+        table.add_row(
+            str(entry["name"]),
+            ", ".join(entry["params"]),
+            ", ".join(entry["requires"]),
+            "\n".join(entry["outputs"]),
+            str(entry["description"]),
+        )
+    console.print(table)
+    if params:
+        ptable = Table(title="parameters", title_justify="left")
+        for column in ("param", "type", "default", "description"):
+            ptable.add_column(column)
+        for p in params:
+            ptable.add_row(str(p["name"]), str(p["type"]), str(p["default"] or "-"), str(p["description"]))
+        console.print(ptable)
+
+
+@app.command()
+@reports_errors
+def graph(
+    targets: TargetsArgument = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, dot, mermaid or json.", metavar="FORMAT")
+    ] = "text",
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
+) -> None:
+    """Show the instance graph of the targets (default: the project's default targets)."""
+    from kflow.cli.graph_formats import FORMATS
+
+    if output_format not in FORMATS:
+        raise UsageError(f"unknown format {output_format!r}", hint=f"use one of {', '.join(FORMATS)}")
+    project = open_project(directory, file, profile)
+    built = build_graph(project, targets or [], parse_params(params), base_directory(directory))
+    typer.echo(FORMATS[output_format](built))
+
+
+@app.command()
+@reports_errors
+def check(
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
+) -> None:
+    """Validate the definitions and expand every task, without running or touching anything."""
+    project = open_project(directory, file, profile)
+    overrides = parse_params(params)
+    missing = [
+        name for name, spec in project.params.items() if spec.default is None and name not in overrides
+    ]
+    expandable = [
+        name
+        for name, task in project.tasks.items()
+        if not set(task_param_names(task, project.params)) & set(missing)
+    ]
+    built = build_graph(project, expandable, overrides) if expandable else None
+    count = len(built.instances) if built else 0
+    Expander(project, overrides)  # validates --param values even when nothing expands
+    typer.echo(f"ok: {project.name}: {len(project.tasks)} tasks, {count} instances")
+    for name in missing:
+        typer.echo(f"note: parameter {name!r} has no default; tasks using it need --param {name}=...")
+
+
+@app.command()
+@reports_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new project.")] = Path("."),
+    name: Annotated[str | None, typer.Option(help="Project name (default: the folder's).")] = None,
+) -> None:
+    """Create a small project (kflow.toml and a script) that `kflow build` runs locally."""
+    from kflow.cli.scaffold import write_project
+
+    for path in write_project(directory, name):
+        typer.echo(f"wrote {path}")
+    typer.echo("next: kflow build" + (f" -C {directory}" if str(directory) != "." else ""))
+
+
+def main() -> None:
+    app()

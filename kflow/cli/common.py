@@ -1,0 +1,109 @@
+"""Options every command shares, and the one place errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kflow.errors import EXIT_INTERRUPTED, EXIT_USAGE, KflowError, UsageError
+from kflow.load import load_project
+from kflow.model import Project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DirectoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-C",
+        "--directory",
+        help="Run as if kflow was started in DIR (like make -C).",
+        metavar="DIR",
+        show_default=False,
+    ),
+]
+FileOption = Annotated[
+    Path | None,
+    typer.Option("-f", "--file", help="Use this definition file.", metavar="FILE", show_default=False),
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", help="Select [profiles.NAME].", metavar="NAME", show_default=False),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="Set a parameter: NAME=VALUE, or a range for dates and ints: date=2026-11-01..2026-11-07.",
+        metavar="NAME=VALUE",
+        show_default=False,
+    ),
+]
+TargetsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Task names, instance ids (clean[region=eu]) or output paths.", show_default=False
+    ),
+]
+
+
+def error_console_print(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def reports_errors(command: F) -> F:
+    """Turn KflowError into one line on stderr and its exit code; Ctrl-C into 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KflowError as exc:
+            error_console_print(f"kflow: error: {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            error_console_print("kflow: interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    """``--param k=v`` items as a dict; a malformed item is a usage error."""
+    params: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        params[name.strip()] = value
+    return params
+
+
+def open_project(directory: Path | None, file: Path | None, profile: str | None) -> Project:
+    """Load the project named by ``-C``/``-f``, or found from the current folder."""
+    if directory is not None and not directory.is_dir():
+        raise UsageError(f"-C {directory}: no such directory")
+    return load_project(directory, file, profile)
+
+
+def base_directory(directory: Path | None) -> Path:
+    """What relative target paths are relative to: DIR with ``-C DIR`` (as make -C), else here."""
+    return (directory or Path.cwd()).resolve()
+
+
+__all__ = [
+    "EXIT_USAGE",
+    "DirectoryOption",
+    "FileOption",
+    "ParamOption",
+    "ProfileOption",
+    "TargetsArgument",
+    "open_project",
+    "parse_params",
+    "reports_errors",
+]

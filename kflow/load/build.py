@@ -1,0 +1,303 @@
+"""Validate a definition document and build the Project model from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kflow.errors import DefinitionError, did_you_mean
+from kflow.load.document import SECTIONS, Document
+from kflow.load.tasks import SETTING_KEYS, merge_settings, read_task
+from kflow.load.values import Reader
+from kflow.model import ParamSpec, ParamType, Profile, Project, TaskSpec
+from kflow.params import ParamValueError, parse_value, zone
+from kflow.templates import names_in
+
+PROJECT_KEYS = (
+    "name",
+    "description",
+    "storage",
+    "storage_options",
+    "default",
+    "include",
+    "timezone",
+)
+PARAM_KEYS = ("type", "default", "description")
+PROFILE_KEYS = (
+    "executor",
+    "context",
+    "namespace",
+    "kubeconfig",
+    "storage",
+    "storage_options",
+    "jobs",
+    *SETTING_KEYS,
+)
+EXECUTORS = ("local", "kubernetes")
+BUILTIN_NAMES = ("root", "task")
+
+
+def build_project(doc: Document, directory: Path, profile_name: str | None) -> Project:
+    top = Reader(doc, doc.data, "")
+    top.check_keys(SECTIONS)
+    project = top.sub("project")
+    project.check_keys(PROJECT_KEYS)
+    timezone = project.string("timezone", "UTC") or "UTC"
+    try:
+        tz = zone(timezone)
+    except ParamValueError as exc:
+        raise project.fail("timezone", str(exc)) from None
+    params = _read_params(top.sub("params"), tz)
+    profile, profile_settings, profile_names = _read_profile(top.sub("profiles"), profile_name)
+    defaults = top.sub("defaults")
+    defaults.check_keys(SETTING_KEYS)
+    settings = merge_settings(defaults.table, profile_settings)
+
+    tasks_table = top.table_of("tasks")
+    tasks = {name: read_task(doc, name, settings) for name in tasks_table}
+    if not tasks:
+        raise top.fail("tasks", "the project defines no tasks", "add a [tasks.NAME] table")
+    for task in tasks.values():
+        _check_task_references(doc, task, tasks, params)
+    _check_cycles(doc, tasks)
+    _check_duplicate_outputs(doc, tasks)
+
+    default_targets = project.string_list("default")
+    for index, target in enumerate(default_targets):
+        name = target.partition("[")[0]
+        if name not in tasks:
+            raise project.fail(
+                f"default[{index}]", f"unknown task {name!r}", did_you_mean(name, tasks)
+            )
+    storage = profile.storage or project.string("storage", "file://./.kflow-data") or ""
+    storage_options = dict(project.table_of("storage_options"))
+    storage_options.update(profile.storage_options)
+    return Project(
+        name=project.string("name", directory.name) or directory.name,
+        directory=directory,
+        storage=storage,
+        storage_options=storage_options,
+        default_targets=default_targets,
+        timezone=timezone,
+        params=params,
+        tasks=tasks,
+        profile=profile,
+        profile_names=profile_names,
+        files=tuple(dict.fromkeys(s.path for s in doc.sources.values())),
+    )
+
+
+def _read_params(reader: Reader, tz: Any) -> dict[str, ParamSpec]:
+    params: dict[str, ParamSpec] = {}
+    for name, value in reader.table.items():
+        if name in BUILTIN_NAMES or name.startswith(("input", "output")):
+            raise reader.fail(name, f"{name!r} is a reserved template name")
+        if not isinstance(value, dict):
+            value = {"default": value}
+        entry = Reader(reader.doc, value, reader.key(name))
+        entry.check_keys(PARAM_KEYS)
+        default = entry.table.get("default")
+        type_name = entry.string("type") or _infer_type(default)
+        try:
+            ptype = ParamType(type_name)
+        except ValueError:
+            choices = [t.value for t in ParamType]
+            raise entry.fail(
+                "type",
+                f"unknown type {type_name!r}",
+                did_you_mean(type_name, choices) or f"valid types: {', '.join(choices)}",
+            ) from None
+        default_text = None if default is None else _default_text(default)
+        if default_text is not None:
+            try:
+                parse_value(ptype, default_text, tz)
+            except ParamValueError as exc:
+                raise entry.fail("default", str(exc)) from None
+        params[name] = ParamSpec(
+            name,
+            ptype,
+            default_text,
+            entry.string("description", "") or "",
+            reader.doc.location(reader.key(name)),
+        )
+    return params
+
+
+def _infer_type(default: Any) -> str:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if default is not None and type(default).__name__ == "date":
+        return "date"
+    if default is not None and type(default).__name__ == "datetime":
+        return "datetime"
+    return "str"
+
+
+def _default_text(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if hasattr(default, "isoformat"):
+        return str(default.isoformat())
+    return str(default)
+
+
+def _read_profile(
+    reader: Reader, name: str | None
+) -> tuple[Profile, dict[str, Any], tuple[str, ...]]:
+    names = tuple(reader.table)
+    for profile_name in names:
+        entry = reader.sub(profile_name)
+        entry.check_keys(PROFILE_KEYS)
+    if name is None or (name == "default" and name not in names):
+        return Profile(), {}, names
+    if name not in names:
+        raise DefinitionError(
+            f"unknown profile {name!r}",
+            reader.doc.location("profiles"),
+            did_you_mean(name, names)
+            or (f"profiles: {', '.join(names)}" if names else "none defined"),
+        )
+    entry = reader.sub(name)
+    executor = entry.string("executor", "local") or "local"
+    if executor not in EXECUTORS:
+        raise entry.fail(
+            "executor", f"unknown executor {executor!r}", f"use one of {', '.join(EXECUTORS)}"
+        )
+    profile = Profile(
+        name=name,
+        executor=executor,
+        context=entry.string("context"),
+        namespace=entry.string("namespace"),
+        kubeconfig=entry.string("kubeconfig"),
+        storage=entry.string("storage"),
+        storage_options=entry.table_of("storage_options"),
+        jobs=entry.integer("jobs", None, minimum=1),
+    )
+    settings = {k: v for k, v in entry.table.items() if k in SETTING_KEYS}
+    return profile, settings, names
+
+
+def task_param_names(task: TaskSpec, params: Mapping[str, ParamSpec]) -> tuple[str, ...]:
+    """The parameters a task's instances bind: matrix keys, explicit ``params``, and every
+    project parameter its templates mention. Sorted, so ids are stable."""
+    found = set(task.matrix) | set(task.params)
+    for template in _templates_of(task):
+        for name in names_in(template, task.location):
+            if name in params:
+                found.add(name)
+    return tuple(sorted(found))
+
+
+def _templates_of(task: TaskSpec) -> list[str]:
+    command = [task.command] if isinstance(task.command, str) else list(task.command)
+    env = [var.value for var in task.env if var.value is not None]
+    required = [value for req in task.requires for value in req.params.values()]
+    return command + list(task.inputs) + [t for _, t in task.outputs] + env + required
+
+
+def _check_task_references(
+    doc: Document, task: TaskSpec, tasks: Mapping[str, TaskSpec], params: Mapping[str, ParamSpec]
+) -> None:
+    key = f"tasks.{task.name}"
+    reader = Reader(doc, doc.data["tasks"][task.name], key)
+    for name in task.params:
+        if name not in params:
+            raise reader.fail("params", f"unknown parameter {name!r}", did_you_mean(name, params))
+    for name in task.matrix:
+        if name in params or name in BUILTIN_NAMES:
+            raise reader.fail(f"matrix.{name}", f"matrix key {name!r} shadows a parameter")
+    required: set[str] = set()
+    for index, req in enumerate(task.requires):
+        if req.task not in tasks:
+            raise reader.fail(
+                f"requires[{index}]", f"unknown task {req.task!r}", did_you_mean(req.task, tasks)
+            )
+        required.add(req.task)
+        theirs = task_param_names(tasks[req.task], params)
+        for pname in req.params:
+            if pname not in theirs:
+                raise reader.fail(
+                    f"requires[{index}].params.{pname}",
+                    f"task {req.task!r} has no parameter {pname!r}",
+                    did_you_mean(pname, theirs),
+                )
+    bound = set(task.matrix) | set(params) | set(BUILTIN_NAMES)
+    path_names = bound
+    command_names = (
+        bound
+        | {"input", "inputs", "output", "outputs"}
+        | {f"inputs.{name}" for name in required}
+        | {f"outputs.{name}" for name in task.output_names}
+    )
+    groups = [
+        ("outputs", [t for _, t in task.outputs], path_names),
+        ("inputs", list(task.inputs), path_names),
+        (
+            "command",
+            [task.command] if isinstance(task.command, str) else list(task.command),
+            command_names,
+        ),
+        ("env", [v.value for v in task.env if v.value is not None], command_names),
+        ("requires", [v for r in task.requires for v in r.params.values()], bound),
+    ]
+    for section, templates, known in groups:
+        for template in templates:
+            for name in names_in(template, doc.location(f"{key}.{section}")):
+                if name not in known:
+                    raise reader.fail(
+                        section,
+                        f"undefined template name '{{{name}}}' in {template!r}",
+                        did_you_mean(name, known) or _hint_for(name, section),
+                    )
+
+
+def _hint_for(name: str, section: str) -> str:
+    if section in ("outputs", "inputs") and name.startswith(("input", "output")):
+        return f"{section} may use {{root}}, {{task}} and parameters only"
+    if name.startswith("inputs."):
+        return "{inputs.TASK} needs TASK in requires"
+    return "define it under [params] or in the task's matrix"
+
+
+def _check_cycles(doc: Document, tasks: Mapping[str, TaskSpec]) -> None:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for req in tasks[name].requires:
+            if state.get(req.task) == 1:
+                cycle = path[path.index(req.task) :] + [req.task]
+                raise DefinitionError(
+                    f"requirement cycle: {' -> '.join(cycle)}",
+                    doc.location(f"tasks.{name}.requires"),
+                    "a task cannot depend on itself, directly or through others",
+                )
+            if req.task not in state:
+                visit(req.task)
+        path.pop()
+        state[name] = 2
+
+    for name in tasks:
+        if name not in state:
+            visit(name)
+
+
+def _check_duplicate_outputs(doc: Document, tasks: Mapping[str, TaskSpec]) -> None:
+    seen: dict[str, str] = {}
+    for task in tasks.values():
+        for name, template in task.outputs:
+            normalized = template.replace("{task}", task.name)
+            if normalized in seen and seen[normalized] != task.name:
+                raise DefinitionError(
+                    f"output {template!r} is also an output of task {seen[normalized]!r}",
+                    doc.location(f"tasks.{task.name}.outputs"),
+                    "each output must be made by one task",
+                )
+            seen[normalized] = task.name

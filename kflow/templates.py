@@ -1,0 +1,182 @@
+"""Templates: ``{name}`` placeholders in commands, paths and env values.
+
+Substitution works on argv items, never on a shell line, so a parameter value
+like ``x; rm -rf /`` reaches the program as one argument. Only with
+``shell = true`` is a string handed to ``sh -c``, and then every substituted
+value is shell-quoted.
+
+``{{`` and ``}}`` stand for literal braces. A placeholder may carry a format
+spec for typed values: ``{date:%Y/%m/%d}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from kflow.errors import DefinitionError, Location, did_you_mean
+from kflow.model import ParamValue
+
+# A scope maps template names to a single value or, for {inputs}/{outputs}, a list of paths.
+ScopeValue = ParamValue | Sequence[str]
+Scope = Mapping[str, ScopeValue]
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_.-]+)?$")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    name: str
+    spec: str = ""
+
+
+Part = str | Placeholder
+
+
+def parse(template: str, where: Location) -> list[Part]:
+    """Split a template into literal text and placeholders; malformed braces are errors."""
+    parts: list[Part] = []
+    pos = 0
+    for match in _TOKEN.finditer(template):
+        if match.start() > pos:
+            parts.append(template[pos : match.start()])
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append(token[0])
+        elif token in ("{", "}"):
+            raise DefinitionError(
+                f"unbalanced '{token}' in template {template!r}", where, "write '{{' or '}}'"
+            )
+        else:
+            body = match.group(1)
+            name, _, spec = body.partition(":")
+            if not _NAME.match(name):
+                raise DefinitionError(f"bad placeholder '{{{body}}}' in {template!r}", where)
+            parts.append(Placeholder(name, spec))
+        pos = match.end()
+    if pos < len(template):
+        parts.append(template[pos:])
+    return _merge_text(parts)
+
+
+def _merge_text(parts: list[Part]) -> list[Part]:
+    merged: list[Part] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    return merged
+
+
+def names_in(template: str, where: Location) -> list[str]:
+    """The placeholder names a template uses, in order of appearance."""
+    return [p.name for p in parse(template, where) if isinstance(p, Placeholder)]
+
+
+def format_value(value: ScopeValue, spec: str = "") -> str:
+    """Render one value as text: dates in ISO form, booleans as true/false, lists space-joined."""
+    if isinstance(value, bool):
+        return format("true" if value else "false", spec)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.strftime(spec) if spec else value.isoformat()
+    if isinstance(value, (str, int, float)):
+        return format(value, spec)
+    return " ".join(format_value(item, spec) for item in value)
+
+
+def _lookup(scope: Scope, name: str, where: Location, template: str) -> ScopeValue:
+    try:
+        return scope[name]
+    except KeyError:
+        raise DefinitionError(
+            f"undefined template name '{{{name}}}' in {template!r}",
+            where,
+            did_you_mean(name, scope) or f"known names: {', '.join(sorted(scope))}",
+        ) from None
+
+
+def render(
+    template: str,
+    scope: Scope,
+    where: Location,
+    quote: Callable[[str], str] | None = None,
+) -> str:
+    """Substitute every placeholder; list values are joined with spaces (each quoted if asked)."""
+    out: list[str] = []
+    for part in parse(template, where):
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = _lookup(scope, part.name, where, template)
+        if quote is None:
+            out.append(format_value(value, part.spec))
+        elif isinstance(value, (list, tuple)):
+            out.append(" ".join(quote(format_value(item, part.spec)) for item in value))
+        else:
+            out.append(quote(format_value(value, part.spec)))
+    return "".join(out)
+
+
+def split_command(command: str, where: Location) -> list[str]:
+    """Split a string command the way a POSIX shell would, without running one."""
+    try:
+        return shlex.split(command)
+    except ValueError as exc:
+        raise DefinitionError(f"cannot split command {command!r}: {exc}", where) from None
+
+
+def render_argv(items: Sequence[str], scope: Scope, where: Location) -> list[str]:
+    """Substitute into each argv item; an item that is exactly a list-valued placeholder expands.
+
+    ``"{inputs}"`` alone becomes one item per path; anywhere else a list joins with spaces
+    into the one item it is part of.
+    """
+    argv: list[str] = []
+    for item in items:
+        parts = parse(item, where)
+        if len(parts) == 1 and isinstance(parts[0], Placeholder):
+            value = _lookup(scope, parts[0].name, where, item)
+            if isinstance(value, (list, tuple)):
+                argv.extend(format_value(v, parts[0].spec) for v in value)
+                continue
+        argv.append(render(item, scope, where))
+    return argv
+
+
+def resolve_command(
+    command: Sequence[str] | str, shell: bool, scope: Scope, where: Location
+) -> list[str]:
+    """The argv a task instance runs: split-then-substitute, or ``sh -c`` with quoted values."""
+    if shell:
+        line = command if isinstance(command, str) else " ".join(command)
+        return ["sh", "-c", render(line, scope, where, quote=shlex.quote)]
+    items = split_command(command, where) if isinstance(command, str) else list(command)
+    return render_argv(items, scope, where)
+
+
+def pattern_regex(
+    template: str, fixed: Mapping[str, str], where: Location
+) -> tuple[re.Pattern[str], list[Placeholder]]:
+    """A regex matching paths the template can produce, one group per parameter placeholder.
+
+    ``fixed`` supplies names already known (``root``, ``task``). Used to turn an
+    output path on the command line back into parameter values (Make pattern rules).
+    """
+    regex: list[str] = []
+    groups: list[Placeholder] = []
+    for part in parse(template, where):
+        if isinstance(part, str):
+            regex.append(re.escape(part))
+        elif part.name in fixed:
+            regex.append(re.escape(fixed[part.name]))
+        else:
+            # A value never spans path segments unless its format spec says so (%Y/%m).
+            allowed = ".+?" if "/" in part.spec else "[^/]+?"
+            regex.append(f"(?P<g{len(groups)}>{allowed})")
+            groups.append(part)
+    return re.compile("".join(regex) + r"\Z"), groups
