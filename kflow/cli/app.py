@@ -170,3 +170,7 @@ def init(
 
 def main() -> None:
     app()
+
+
+# Commands defined in their own modules register themselves on `app` when imported.
+from kflow.cli import plan_commands, run_commands  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""`kflow plan`, `kflow accept` and `kflow clean` (being written)."""

@@ -1,0 +1,1 @@
+"""`kflow build`, `kflow runs` and `kflow logs` (being written)."""
