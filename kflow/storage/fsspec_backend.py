@@ -1,0 +1,320 @@
+"""Any fsspec filesystem: one listing per folder, concurrent on async filesystems.
+
+Async filesystems (s3fs, gcsfs, http…) get every folder listing, read and
+delete issued at once on fsspec's own event loop; synchronous ones (memory,
+sftp…) get a small thread pool. Listings always bypass fsspec's listing cache:
+the planner must see the storage as it is now, not as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from fsspec.asyn import sync
+
+from kflow.errors import StorageError
+from kflow.storage.base import Stamp, pick, sha256_stream
+from kflow.storage.failures import is_missing, is_precondition_failed, storage_error
+from kflow.storage.locations import split_parent
+
+T = TypeVar("T")
+Listing = list[dict[str, Any]]
+
+CONCURRENCY = 32
+MTIME_KEYS = ("LastModified", "mtime", "last_modified", "updated", "modified", "created")
+# Content checksums first: GCS's etag also changes when only metadata does.
+ETAG_KEYS = ("ETag", "md5Hash", "crc32c", "etag")
+# Filesystems whose whole state lives in this process: a process-wide lock
+# makes their conditional writes atomic.
+IN_PROCESS = {"memory"}
+_IN_PROCESS_LOCK = threading.Lock()
+
+
+def _timestamp(value: object) -> float | None:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def stamp_of(info: Mapping[str, Any]) -> Stamp:
+    """The Stamp of one fsspec ``info``/``ls(detail=True)`` entry."""
+    if info.get("type") == "directory":
+        return Stamp(size=0, mtime=None, etag=None, is_dir=True)
+    etag = pick(info, ETAG_KEYS)
+    return Stamp(
+        size=int(info.get("size") or 0),
+        mtime=_timestamp(pick(info, MTIME_KEYS)),
+        etag=None if etag is None else str(etag).strip('"'),
+    )
+
+
+def entries_by_path(listing: Listing) -> dict[str, Stamp]:
+    """Stamps by full path; a file wins over a same-named folder (S3 allows both)."""
+    out: dict[str, Stamp] = {}
+    for info in listing:
+        name = str(info["name"]).rstrip("/")
+        stamp = stamp_of(info)
+        if name not in out or out[name].is_dir:
+            out[name] = stamp
+    return out
+
+
+async def _gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | BaseException]:
+    """Run ``calls`` concurrently, at most CONCURRENCY at a time; exceptions are returned."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return await asyncio.gather(*(one(call) for call in calls), return_exceptions=True)
+
+
+class FsspecBackend:
+    """One fsspec filesystem instance, used for every location of one URL scheme."""
+
+    def __init__(self, fs: Any, scheme: str) -> None:
+        self.fs = fs
+        self.scheme = scheme
+        self.is_async = bool(getattr(fs, "async_impl", False))
+
+    # -- plumbing -------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """The URL to show a user for a backend path."""
+        return f"{self.scheme}://{path.lstrip('/')}"
+
+    def path_of(self, location: str) -> str:
+        """The backend path of a URL of this scheme."""
+        return str(type(self.fs)._strip_protocol(location)).rstrip("/")
+
+    def _run_all(
+        self,
+        items: Sequence[str],
+        acall: Callable[[str], Awaitable[T]],
+        call: Callable[[str], T],
+    ) -> list[T | BaseException]:
+        """``acall``/``call`` on every item, concurrently; exceptions are returned, not raised."""
+        if not items:
+            return []
+        if self.is_async:
+            calls = [lambda item=item: acall(item) for item in items]
+            results: list[T | BaseException] = sync(self.fs.loop, _gather, calls)
+            return results
+
+        def guarded(item: str) -> T | BaseException:
+            try:
+                return call(item)
+            except Exception as exc:
+                return exc
+
+        if len(items) == 1:
+            return [guarded(items[0])]
+        with ThreadPoolExecutor(max_workers=min(len(items), 8)) as pool:
+            return list(pool.map(guarded, items))
+
+    # -- listing --------------------------------------------------------------
+
+    async def _alist(self, folder: str) -> Listing | None:
+        """One listing of ``folder``, None if it does not exist."""
+        self.fs.invalidate_cache(folder)
+        try:
+            listing: Listing = await self.fs._ls(folder, detail=True)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return listing
+
+    def _list(self, folder: str) -> Listing | None:
+        self.fs.invalidate_cache(folder)
+        try:
+            listing: Listing = self.fs.ls(folder, detail=True)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return listing
+
+    def _list_many(self, folders: Sequence[str]) -> dict[str, Listing | None]:
+        results = self._run_all(folders, self._alist, self._list)
+        out: dict[str, Listing | None] = {}
+        for folder, result in zip(folders, results, strict=True):
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(folder), "list") from result
+            out[folder] = result
+        return out
+
+    def _info(self, path: str) -> Stamp | None:
+        self.fs.invalidate_cache(path)
+        try:
+            return stamp_of(self.fs.info(path))
+        except FileNotFoundError as exc:
+            if is_missing(exc):
+                return None
+            raise storage_error(exc, self.url(path), "stat") from exc
+        except Exception as exc:
+            raise storage_error(exc, self.url(path), "stat") from exc
+
+    def stat_many(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
+        by_folder: dict[str, list[str]] = defaultdict(list)
+        lone: list[str] = []
+        for path in paths:
+            folder, _ = split_parent(path)
+            (by_folder[folder] if folder else lone).append(path)
+        out: dict[str, Stamp | None] = {path: self._info(path) for path in lone}
+        for folder, listing in self._list_many(list(by_folder)).items():
+            stamps = entries_by_path(listing or [])
+            for path in by_folder[folder]:
+                out[path] = stamps.get(path.rstrip("/"))
+        return out
+
+    def list_folder(self, path: str) -> dict[str, Stamp]:
+        folder = path.rstrip("/")
+        listing = self._list_many([folder])[folder] or []
+        return {
+            split_parent(name)[1]: stamp
+            for name, stamp in entries_by_path(listing).items()
+            if name != folder
+        }
+
+    # -- reading --------------------------------------------------------------
+
+    async def _aread(self, path: str) -> bytes | None:
+        try:
+            data: bytes = await self.fs._cat_file(path)
+        except FileNotFoundError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return data
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            data: bytes = self.fs.cat_file(path)
+        except FileNotFoundError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return data
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+        items = list(dict.fromkeys(paths))
+        out: dict[str, bytes | None] = {}
+        for path, result in zip(items, self._run_all(items, self._aread, self._read), strict=True):
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(path), "read") from result
+            out[path] = result
+        return out
+
+    def _hash(self, path: str) -> str | None:
+        try:
+            with self.fs.open(path, "rb") as f:
+                return sha256_stream(f)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    def content_hashes(self, paths: Iterable[str]) -> dict[str, str | None]:
+        # Streaming through file objects keeps memory bounded; threads give the concurrency.
+        items = list(dict.fromkeys(paths))
+        with ThreadPoolExecutor(max_workers=max(1, min(len(items), 8))) as pool:
+            results = list(pool.map(self._guarded_hash, items))
+        out: dict[str, str | None] = {}
+        for path, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(path), "hash") from result
+            out[path] = result
+        return out
+
+    def _guarded_hash(self, path: str) -> str | BaseException | None:
+        try:
+            return self._hash(path)
+        except Exception as exc:
+            return exc
+
+    # -- writing --------------------------------------------------------------
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """One pipe_file: object stores make a single PUT (or a completed multipart) atomic."""
+        try:
+            self.fs.pipe_file(path, data)
+        except Exception as exc:
+            raise storage_error(exc, self.url(path), "write") from exc
+        finally:
+            self.fs.invalidate_cache(path)
+
+    async def _adelete(self, path: str) -> None:
+        try:
+            await self.fs._rm_file(path)
+        except FileNotFoundError as exc:
+            if not is_missing(exc):
+                raise
+
+    def _delete(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError as exc:
+            if not is_missing(exc):
+                raise
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        items = list(dict.fromkeys(paths))
+        for path, result in zip(
+            items, self._run_all(items, self._adelete, self._delete), strict=True
+        ):
+            self.fs.invalidate_cache(path)
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(path), "delete") from result
+
+    def _require_in_process(self, path: str, action: str) -> None:
+        if self.scheme not in IN_PROCESS:
+            raise StorageError(
+                f"cannot {action} {self.url(path)}: {self.scheme}:// offers no atomic "
+                "conditional write that kflow knows how to use",
+                hint="keep the project's storage on a local path, file:// or s3://",
+            )
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        self._require_in_process(path, "create")
+        with _IN_PROCESS_LOCK:
+            if self._info(path) is not None:
+                return False
+            self.write_atomic(path, data)
+            return True
+
+    def replace_if_unchanged(self, path: str, data: bytes, expected: Stamp) -> bool:
+        self._require_in_process(path, "replace")
+        with _IN_PROCESS_LOCK:
+            if self._info(path) != expected:
+                return False
+            self.write_atomic(path, data)
+            return True
+
+    # -- for subclasses ---------------------------------------------------------
+
+    def _conditional(self, path: str, action: str, write: Callable[[], Any]) -> bool:
+        """Run a conditional write: True if done, False if its precondition failed."""
+        try:
+            write()
+        except Exception as exc:
+            if is_precondition_failed(exc) or is_missing(exc):
+                return False
+            raise storage_error(exc, self.url(path), action) from exc
+        finally:
+            self.fs.invalidate_cache(path)
+        return True

@@ -1,0 +1,237 @@
+"""Local disk: the fast path (os.scandir, no fsspec) and POSIX atomicity.
+
+Paths here are absolute and normalised (see locations.local_path).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import stat as statmod
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+
+from kflow.storage.base import Stamp, sha256_stream
+from kflow.storage.failures import storage_error
+
+# Temporary files live next to their target (os.replace must not cross devices)
+# and carry this suffix so that folder listings can skip them.
+TMP_SUFFIX = ".kflow-tmp"
+# Far above float rounding of st_mtime (~0.25 us today), far below anything a user sees.
+MTIME_STEP_NS = 10_000
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    if statmod.S_ISDIR(st.st_mode):
+        return Stamp(size=0, mtime=None, etag=None, is_dir=True)
+    return Stamp(size=st.st_size, mtime=st.st_mtime, etag=None)
+
+
+def _scan(folder: str) -> dict[str, os.DirEntry[str]]:
+    """Entries of ``folder`` by name; {} when it does not exist or is not a folder."""
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name: entry for entry in entries}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise storage_error(exc, folder, "list") from exc
+
+
+def _entry_stamp(entry: os.DirEntry[str]) -> Stamp | None:
+    try:
+        return _stamp(entry.stat())  # follows symlinks: a link to an output is that output
+    except FileNotFoundError:
+        return None  # a dangling symlink, or deleted since the scan
+    except OSError as exc:
+        raise storage_error(exc, entry.path, "stat") from exc
+
+
+def _fsync_dir(folder: str) -> None:
+    # Makes the rename itself durable; not every filesystem allows it, which is fine.
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_temp(path: str, data: bytes) -> str:
+    """A fully written, fsynced temp file in ``path``'s folder (created if needed)."""
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
+    # 0o666 and the umask, like any file a user's tool would create (mkstemp gives 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+@contextmanager
+def _locked_current(path: str) -> Iterator[os.stat_result | None]:
+    """Hold an exclusive flock on the file now at ``path``; yield its stat (None if absent).
+
+    Every replace of a version first locks that version's inode, so two writers
+    racing from the same version serialise; the loser then finds a new inode
+    at ``path`` and its comparison fails.
+    """
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and current.st_ino != os.fstat(fd).st_ino:
+                continue  # replaced while we waited: lock the new version instead
+            yield current
+            return
+        finally:
+            os.close(fd)  # also releases the lock
+
+
+class LocalBackend:
+    """The project's local disk."""
+
+    def stat_many(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
+        """One scandir per parent folder; entries are stat'ed only when asked for."""
+        by_folder: dict[str, list[str]] = defaultdict(list)
+        for path in paths:
+            by_folder[os.path.dirname(path)].append(path)
+        out: dict[str, Stamp | None] = {}
+        for folder, wanted in by_folder.items():
+            entries = _scan(folder)
+            for path in wanted:
+                entry = entries.get(os.path.basename(path))
+                out[path] = None if entry is None else _entry_stamp(entry)
+        return out
+
+    def list_folder(self, path: str) -> dict[str, Stamp]:
+        out: dict[str, Stamp] = {}
+        for name, entry in _scan(path).items():
+            stamp = None if name.endswith(TMP_SUFFIX) else _entry_stamp(entry)
+            if stamp is not None:
+                out[name] = stamp
+        return out
+
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {}
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    out[path] = f.read()
+            except FileNotFoundError:
+                out[path] = None
+            except OSError as exc:
+                raise storage_error(exc, path, "read") from exc
+        return out
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        try:
+            tmp = _write_temp(path, data)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            _fsync_dir(os.path.dirname(path))
+        except OSError as exc:
+            raise storage_error(exc, path, "write") from exc
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise storage_error(exc, path, "delete") from exc
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Link a complete temp file into place: atomic, and never visible half-written."""
+        try:
+            tmp = _write_temp(path, data)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+            _fsync_dir(os.path.dirname(path))
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                return self._create_exclusive_no_links(path, data)
+            raise storage_error(exc, path, "create") from exc
+
+    def _create_exclusive_no_links(self, path: str, data: bytes) -> bool:
+        # Filesystems without hard links: O_EXCL is still atomic, but a reader may
+        # briefly see the file before its bytes are written.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise storage_error(exc, path, "create") from exc
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def replace_if_unchanged(self, path: str, data: bytes, expected: Stamp) -> bool:
+        """Compare-and-swap under a lock on the current version's inode.
+
+        The new version's mtime is made strictly greater than the old one's, so
+        a stamp taken from any earlier version can never match again even when
+        sizes are equal and writes fall in the same clock tick.
+        """
+        try:
+            with _locked_current(path) as current:
+                if current is None or _stamp(current) != expected:
+                    return False
+                tmp = _write_temp(path, data)
+                try:
+                    if os.stat(tmp).st_mtime_ns <= current.st_mtime_ns:
+                        bumped = current.st_mtime_ns + MTIME_STEP_NS
+                        os.utime(tmp, ns=(current.st_atime_ns, bumped))
+                    os.replace(tmp, path)
+                except BaseException:
+                    with suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+            _fsync_dir(os.path.dirname(path))
+            return True
+        except OSError as exc:
+            raise storage_error(exc, path, "replace") from exc
+
+    def content_hashes(self, paths: Iterable[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    out[path] = sha256_stream(f)
+            except (FileNotFoundError, IsADirectoryError):
+                out[path] = None
+            except OSError as exc:
+                raise storage_error(exc, path, "hash") from exc
+        return out

@@ -1,0 +1,95 @@
+"""S3 (and S3-compatible stores such as MinIO) through s3fs, with what S3 adds.
+
+What this adds to the generic fsspec backend:
+
+- listings call s3fs's ``_lsdir`` directly: one paginated, delimited
+  ListObjectsV2 per prefix, where ``_ls`` would list the parent again when a
+  prefix is empty and cannot tell a missing prefix from a missing bucket;
+- conditional PUTs for leases: ``If-None-Match: *`` (create if absent) and
+  ``If-Match: <etag>`` (replace if unchanged), which AWS S3, MinIO and moto honour;
+- deletes in DeleteObjects batches of 1,000 keys.
+
+This module is imported only when an s3:// location is first used.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import s3fs
+
+from kflow.errors import StorageError
+from kflow.storage.base import Stamp
+from kflow.storage.failures import storage_error
+from kflow.storage.fsspec_backend import FsspecBackend, Listing
+
+DELETE_BATCH = 1000
+
+
+def make_s3_backend(options: Mapping[str, Any], scheme: str = "s3") -> S3Backend:
+    """An S3 backend over a private s3fs instance built from ``storage_options``."""
+    # A private instance (no fsspec instance cache) so that credentials and
+    # options are read for this project, and no listing cache to go stale.
+    fs = s3fs.S3FileSystem(**{"use_listings_cache": False, **options, "skip_instance_cache": True})
+    return S3Backend(fs, scheme)
+
+
+class S3Backend(FsspecBackend):
+    """Buckets and keys: ``path`` is ``bucket/key``."""
+
+    async def _alist(self, folder: str) -> Listing | None:
+        listing: Listing = await self.fs._lsdir(folder, refresh=True)
+        return listing or None  # no key under the prefix: S3 has no empty folders
+
+    def _list(self, folder: str) -> Listing | None:  # pragma: no cover - s3fs is async
+        raise NotImplementedError
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        bucket, key, _ = self.fs.split_path(path)
+        return self._conditional(
+            path,
+            "create",
+            lambda: self.fs.call_s3(
+                "put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"
+            ),
+        )
+
+    def replace_if_unchanged(self, path: str, data: bytes, expected: Stamp) -> bool:
+        if expected.etag is None or expected.is_dir:
+            return False  # only an object's ETag can be a condition
+        bucket, key, _ = self.fs.split_path(path)
+        return self._conditional(
+            path,
+            "replace",
+            lambda: self.fs.call_s3(
+                "put_object", Bucket=bucket, Key=key, Body=data, IfMatch=f'"{expected.etag}"'
+            ),
+        )
+
+    def delete_many(self, paths: Iterable[str]) -> None:
+        by_bucket: dict[str, list[str]] = defaultdict(list)
+        for path in dict.fromkeys(paths):
+            bucket, key, _ = self.fs.split_path(path)
+            by_bucket[bucket].append(key)
+            self.fs.invalidate_cache(path)
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), DELETE_BATCH):
+                self._delete_batch(bucket, keys[start : start + DELETE_BATCH])
+
+    def _delete_batch(self, bucket: str, keys: list[str]) -> None:
+        # DeleteObjects reports success for keys that do not exist: missing is ignored.
+        objects = [{"Key": key} for key in keys]
+        try:
+            out = self.fs.call_s3(
+                "delete_objects", Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+            )
+        except Exception as exc:
+            raise storage_error(exc, self.url(f"{bucket}/{keys[0]}"), "delete") from exc
+        for error in out.get("Errors", []):
+            if error.get("Code") != "NoSuchKey":
+                url = self.url(f"{bucket}/{error.get('Key')}")
+                raise StorageError(
+                    f"cannot delete {url}: {error.get('Code')}: {error.get('Message')}"
+                )

@@ -1,0 +1,190 @@
+"""Storage: the one object kflow uses to talk to output storage, whatever the scheme.
+
+It routes each location to the backend of its URL scheme (created on first
+use, so s3fs is imported only once an s3:// location appears), batches the
+work per backend, and answers keyed by the caller's own location strings.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from kflow.errors import StorageError
+from kflow.storage.base import Backend, Stamp
+from kflow.storage.failures import missing_backend
+from kflow.storage.local import LocalBackend
+from kflow.storage.locations import LOCAL, local_path, scheme_of
+
+T = TypeVar("T")
+StorageOptions = Mapping[str, Mapping[str, Any]]
+
+
+def _make_backend(scheme: str, options: Mapping[str, Any]) -> tuple[Backend, Callable[[str], str]]:
+    """A backend for ``scheme`` and its location -> path function; heavy imports happen here."""
+    try:
+        if scheme in ("s3", "s3a"):
+            from kflow.storage.s3 import make_s3_backend
+
+            s3 = make_s3_backend(options, scheme)
+            return s3, s3.path_of
+
+        import fsspec
+
+        from kflow.storage.fsspec_backend import FsspecBackend
+
+        fs = fsspec.filesystem(scheme, skip_instance_cache=True, **options)
+        backend = FsspecBackend(fs, scheme)
+        return backend, backend.path_of
+    except (ImportError, ValueError) as exc:
+        raise missing_backend(scheme, exc) from exc
+
+
+class Storage:
+    """Output storage of one project: local paths and fsspec URLs, possibly mixed.
+
+    ``storage_options`` maps a URL scheme to the keyword arguments of its fsspec
+    filesystem, e.g. ``{"s3": {"endpoint_url": "http://localhost:9000"}}``;
+    credentials otherwise come from where each library looks (AWS_PROFILE,
+    AWS_ENDPOINT_URL, ~/.aws…).
+
+    A location that is a folder (or an S3 prefix with keys under it) exists:
+    its Stamp has ``is_dir=True`` and carries no content identity.
+    """
+
+    def __init__(
+        self, project_dir: str | os.PathLike[str], storage_options: StorageOptions | None = None
+    ):
+        self.project_dir = os.path.abspath(project_dir)
+        self.storage_options: dict[str, Mapping[str, Any]] = dict(storage_options or {})
+        self._backends: dict[str, tuple[Backend, Callable[[str], str]]] = {
+            LOCAL: (LocalBackend(), lambda location: local_path(location, self.project_dir))
+        }
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_root(
+        cls,
+        project_dir: str | os.PathLike[str],
+        root: str,
+        options: Mapping[str, Any] | None = None,
+    ) -> Storage:
+        """A Storage whose root URL's scheme gets ``options`` (a profile's storage_options)."""
+        return cls(project_dir, {scheme_of(root): dict(options or {})})
+
+    # -- routing --------------------------------------------------------------
+
+    def _backend(self, scheme: str) -> tuple[Backend, Callable[[str], str]]:
+        with self._lock:
+            if scheme not in self._backends:
+                options = self.storage_options.get(scheme, {})
+                self._backends[scheme] = _make_backend(scheme, options)
+            return self._backends[scheme]
+
+    def _route(self, locations: Iterable[str]) -> dict[str, tuple[Backend, dict[str, list[str]]]]:
+        """Locations grouped by scheme: the backend and {backend path: [locations]}."""
+        groups: dict[str, tuple[Backend, dict[str, list[str]]]] = {}
+        for location in locations:
+            scheme = scheme_of(location)
+            backend, path_of = self._backend(scheme)
+            paths = groups.setdefault(scheme, (backend, defaultdict(list)))[1]
+            paths[path_of(location)].append(location)
+        return groups
+
+    def _batched(
+        self, locations: Iterable[str], call: Callable[[Backend, list[str]], Mapping[str, T]]
+    ) -> dict[str, T]:
+        locations = list(locations)
+        answers: dict[str, T] = {}
+        for backend, paths in self._route(locations).values():
+            by_path = call(backend, list(paths))
+            for path, owners in paths.items():
+                for location in owners:
+                    answers[location] = by_path[path]
+        return {location: answers[location] for location in locations}  # the caller's order
+
+    def _one(self, location: str) -> tuple[Backend, str]:
+        backend, path_of = self._backend(scheme_of(location))
+        return backend, path_of(location)
+
+    # -- reading --------------------------------------------------------------
+
+    def stat_many(self, locations: Iterable[str]) -> dict[str, Stamp | None]:
+        """The Stamp of every location (None if missing): one listing per folder or prefix."""
+        return self._batched(locations, lambda backend, paths: backend.stat_many(paths))
+
+    def stat(self, location: str) -> Stamp | None:
+        """The Stamp of one location, None if it does not exist."""
+        return self.stat_many([location])[location]
+
+    def exists(self, location: str) -> bool:
+        """Whether the location exists (a file, an object, or a folder)."""
+        return self.stat(location) is not None
+
+    def list_folder(self, location: str) -> dict[str, Stamp]:
+        """The folder's direct children by name (sub-folders included); {} if it is missing."""
+        backend, path = self._one(location)
+        return backend.list_folder(path)
+
+    def read_many(self, locations: Iterable[str]) -> dict[str, bytes | None]:
+        """Content of each location, None for a missing one; concurrent on remote storage."""
+        return self._batched(locations, lambda backend, paths: backend.read_many(paths))
+
+    def read_bytes(self, location: str) -> bytes:
+        """Content of one location; a missing one is a StorageError."""
+        data = self.read_many([location])[location]
+        if data is None:
+            raise StorageError(f"cannot read {location}: it does not exist")
+        return data
+
+    def content_hashes(self, locations: Iterable[str]) -> dict[str, str | None]:
+        """Hex sha256 of each file's content (streamed), None for a missing one or a folder."""
+        return self._batched(locations, lambda backend, paths: backend.content_hashes(paths))
+
+    def content_hash(self, location: str) -> str:
+        """Hex sha256 of one file's content; a missing file or a folder is a StorageError."""
+        digest = self.content_hashes([location])[location]
+        if digest is None:
+            raise StorageError(f"cannot hash {location}: it does not exist or is a folder")
+        return digest
+
+    # -- writing --------------------------------------------------------------
+
+    def write_atomic(self, location: str, data: bytes) -> None:
+        """Write all of ``data`` or nothing: readers never see a partial file or object.
+
+        Local: a temp file in the same folder, fsync, rename (folders created as
+        needed). Object stores: one PUT, atomic by nature.
+        """
+        backend, path = self._one(location)
+        backend.write_atomic(path, data)
+
+    def delete_many(self, locations: Iterable[str]) -> None:
+        """Delete files or objects; missing ones are ignored; batched where the backend can."""
+        for backend, paths in self._route(locations).values():
+            backend.delete_many(list(paths))
+
+    def create_exclusive(self, location: str, data: bytes) -> bool:
+        """Create ``location`` with ``data`` only if it does not exist, atomically.
+
+        Of any number of racing callers, on any number of machines, exactly one
+        gets True. Local: a hard link of a complete temp file; S3: a PUT with
+        ``If-None-Match: *``.
+        """
+        backend, path = self._one(location)
+        return backend.create_exclusive(path, data)
+
+    def replace_if_unchanged(self, location: str, data: bytes, expected: Stamp) -> bool:
+        """Replace ``location`` only if its current Stamp equals ``expected`` (compare-and-swap).
+
+        False when it changed, vanished, or ``expected`` cannot serve as a
+        condition. S3 compares ETags (``If-Match``), so writing the same bytes
+        again does not count as a change: put something unique (holder,
+        counter, time) into data that must be told apart. Local files: a lock on
+        the current version, and the new version's mtime always moves forward.
+        """
+        backend, path = self._one(location)
+        return backend.replace_if_unchanged(path, data, expected)

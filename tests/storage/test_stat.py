@@ -1,0 +1,217 @@
+"""Existence and stamps: the same answers on every backend, and S3 costs per prefix."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from kflow.storage import Stamp, Storage
+from tests.storage.s3server import S3Server
+
+Layout = Callable[[Storage, str, dict[str, bytes]], None]
+
+LAYOUT = {
+    "raw/2026-11-24.csv": b"a,b\n1,2\n",
+    "raw/2026-11-25.csv": b"a,b\n3,4\n5,6\n",
+    "clean/eu/2026-11-24.parquet": b"PAR1" * 10,
+    "clean/us/2026-11-24.parquet": b"",
+}
+ASKED = [
+    *LAYOUT,
+    "raw/2026-11-26.csv",  # missing file in an existing folder
+    "missing/2026-11-24.csv",  # missing folder
+    "clean/eu",  # a folder
+    "clean/eu/",  # the same folder, spelled with a slash
+]
+
+
+def shape(stamp: Stamp | None) -> tuple[int, bool] | None:
+    """What every backend must agree on: existence, size, folder-ness."""
+    return None if stamp is None else (stamp.size, stamp.is_dir)
+
+
+def test_stat_many_answers_the_same_on_every_backend(
+    backend_root: tuple[Storage, str], write_layout: Layout
+) -> None:
+    storage, root = backend_root
+    write_layout(storage, root, LAYOUT)
+
+    stamps = storage.stat_many(f"{root}/{name}" for name in ASKED)
+
+    assert {name: shape(stamps[f"{root}/{name}"]) for name in ASKED} == {
+        "raw/2026-11-24.csv": (8, False),
+        "raw/2026-11-25.csv": (12, False),
+        "clean/eu/2026-11-24.parquet": (40, False),
+        "clean/us/2026-11-24.parquet": (0, False),
+        "raw/2026-11-26.csv": None,
+        "missing/2026-11-24.csv": None,
+        "clean/eu": (0, True),
+        "clean/eu/": (0, True),
+    }
+    file_stamp = stamps[f"{root}/raw/2026-11-24.csv"]
+    assert file_stamp is not None and file_stamp.mtime is not None
+
+
+def test_list_folder_names_children_with_stamps(
+    backend_root: tuple[Storage, str], write_layout: Layout
+) -> None:
+    storage, root = backend_root
+    write_layout(storage, root, LAYOUT)
+
+    listing = storage.list_folder(f"{root}/clean")
+
+    assert {name: shape(stamp) for name, stamp in listing.items()} == {
+        "eu": (0, True),
+        "us": (0, True),
+    }
+    assert {name: shape(s) for name, s in storage.list_folder(f"{root}/raw/").items()} == {
+        "2026-11-24.csv": (8, False),
+        "2026-11-25.csv": (12, False),
+    }
+    assert storage.list_folder(f"{root}/nowhere") == {}
+
+
+def test_exists_and_stat(backend_root: tuple[Storage, str], write_layout: Layout) -> None:
+    storage, root = backend_root
+    write_layout(storage, root, LAYOUT)
+
+    assert storage.exists(f"{root}/raw/2026-11-24.csv")
+    assert storage.exists(f"{root}/raw")
+    assert not storage.exists(f"{root}/raw/nope.csv")
+    assert storage.stat(f"{root}/raw/nope.csv") is None
+
+
+def test_stat_sees_changes_made_behind_its_back(
+    backend_root: tuple[Storage, str], write_layout: Layout
+) -> None:
+    # fsspec caches listings; the planner must see the storage as it is now.
+    storage, root = backend_root
+    write_layout(storage, root, {"a/x": b"1"})
+    assert storage.stat(f"{root}/a/y") is None
+
+    other = Storage(storage.project_dir, storage.storage_options)
+    other.write_atomic(f"{root}/a/y", b"22")
+    other.delete_many([f"{root}/a/x"])
+
+    stamps = storage.stat_many([f"{root}/a/x", f"{root}/a/y"])
+    assert shape(stamps[f"{root}/a/x"]) is None
+    assert shape(stamps[f"{root}/a/y"]) == (2, False)
+
+
+def test_results_are_keyed_by_the_callers_spelling(tmp_path: object) -> None:
+    storage = Storage(str(tmp_path))
+    storage.write_atomic("data/x.csv", b"abc")
+    spellings = ["data/x.csv", "./data/x.csv", "file://./data/x.csv", f"{tmp_path}/data/x.csv"]
+    spellings.append(f"file://{tmp_path}/data/x.csv")
+
+    stamps = storage.stat_many(spellings)
+
+    assert list(stamps) == spellings
+    assert len(set(stamps.values())) == 1 and stamps["data/x.csv"] is not None
+
+
+def test_one_project_may_mix_local_memory_and_s3(s3_storage: Storage, s3_bucket: str) -> None:
+    s3_storage.write_atomic("data/a.csv", b"local")
+    s3_storage.write_atomic("memory://kflow-mix/b.csv", b"memory!")
+    s3_storage.write_atomic(f"s3://{s3_bucket}/c.csv", b"s3")
+
+    stamps = s3_storage.stat_many(
+        ["data/a.csv", "memory://kflow-mix/b.csv", f"s3://{s3_bucket}/c.csv", "data/z"]
+    )
+
+    assert [shape(s) for s in stamps.values()] == [(5, False), (7, False), (2, False), None]
+
+
+# -- stamps as content identity ----------------------------------------------------
+
+
+def test_s3_reupload_of_identical_bytes_keeps_the_stamp(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    url = f"s3://{s3_bucket}/in/data.csv"
+    s3_storage.write_atomic(url, b"id,value\n1,2\n")
+    before = s3_storage.stat(url)
+
+    s3_server.client().put_object(Bucket=s3_bucket, Key="in/data.csv", Body=b"id,value\n1,2\n")
+    after = s3_storage.stat(url)
+
+    assert before is not None and after is not None
+    assert before.etag and '"' not in before.etag
+    assert before.same_content(after) is True
+    assert (before.size, before.etag) == (after.size, after.etag)
+
+
+def test_s3_one_byte_change_changes_the_stamp(s3_storage: Storage, s3_bucket: str) -> None:
+    url = f"s3://{s3_bucket}/in/data.csv"
+    s3_storage.write_atomic(url, b"id,value\n1,2\n")
+    before = s3_storage.stat(url)
+
+    s3_storage.write_atomic(url, b"id,value\n1,3\n")
+    after = s3_storage.stat(url)
+
+    assert before is not None and after is not None
+    assert before.size == after.size and before.etag != after.etag
+    assert before.same_content(after) is False
+
+
+def test_local_stamps_defer_to_content_hashes(tmp_path: object) -> None:
+    storage = Storage(str(tmp_path))
+    storage.write_atomic("a.csv", b"same bytes")
+    storage.write_atomic("b.csv", b"same bytes")
+    storage.write_atomic("c.csv", b"other byte")
+    a, b, c = (storage.stat(name) for name in ("a.csv", "b.csv", "c.csv"))
+    assert a is not None and b is not None and c is not None
+
+    assert a.same_content(b) is None  # no etag locally: the stamp alone can't tell
+    hashes = storage.content_hashes(["a.csv", "b.csv", "c.csv", "missing.csv", "."])
+    assert hashes["a.csv"] == hashes["b.csv"] != hashes["c.csv"]
+    assert hashes["missing.csv"] is None and hashes["."] is None
+    assert storage.content_hash("a.csv") == hashlib.sha256(b"same bytes").hexdigest()
+
+
+def test_content_hash_is_the_same_on_every_backend(
+    backend_root: tuple[Storage, str], write_layout: Layout
+) -> None:
+    storage, root = backend_root
+    write_layout(storage, root, LAYOUT)
+
+    hashes = storage.content_hashes([f"{root}/{name}" for name in LAYOUT])
+
+    assert list(hashes.values()) == [hashlib.sha256(data).hexdigest() for data in LAYOUT.values()]
+
+
+# -- the cost of a plan on S3 ---------------------------------------------------------
+
+
+def test_s3_stat_many_costs_one_listing_per_prefix_not_per_object(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    prefixes, per_prefix = 20, 100
+    keys = [f"out/p{p:02d}/{i:04d}.txt" for p in range(prefixes) for i in range(per_prefix)]
+    s3_server.put_objects(s3_bucket, {key: key.encode() for key in keys})
+    asked = [f"s3://{s3_bucket}/{key}" for key in keys]
+    asked += [f"s3://{s3_bucket}/out/p{p:02d}/missing.txt" for p in range(prefixes)]
+    s3_storage.stat(f"s3://{s3_bucket}/warm-up")  # session setup is not the plan's cost
+    s3_server.reset_counts()
+
+    stamps = s3_storage.stat_many(asked)
+
+    assert sum(stamp is not None for stamp in stamps.values()) == len(keys)
+    requests = s3_server.requests
+    assert all(r.method == "GET" and r.query.get("list-type") == ["2"] for r in requests)
+    pages = 1  # 100 keys per prefix: one page of up to 1,000
+    assert len(requests) <= prefixes * pages + 2, s3_server.counts()
+
+
+def test_s3_listing_follows_pages_of_a_large_prefix(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    keys = [f"big/{i:05d}" for i in range(2500)]
+    s3_server.put_objects(s3_bucket, dict.fromkeys(keys, b"x"))
+    s3_storage.stat(f"s3://{s3_bucket}/warm-up")
+    s3_server.reset_counts()
+
+    stamps = s3_storage.stat_many([f"s3://{s3_bucket}/{key}" for key in keys])
+
+    assert all(stamp is not None for stamp in stamps.values())
+    assert len(s3_server.requests) == 3  # 1,000 keys per ListObjectsV2 page
