@@ -94,7 +94,7 @@ class Expander:
         return self._values[name]
 
     def instance_ids(self, task_name: str, fixed: Mapping[str, ParamValue]) -> list[InstanceId]:
-        """All instances of a task agreeing with ``fixed``, added to the graph with their requirements."""
+        """Every instance of a task that agrees with ``fixed``, added with its requirements."""
         ids = self._ids_with(task_name, fixed)
         for iid in ids:
             self._expand(iid)
@@ -140,7 +140,7 @@ class Expander:
         choices = [[fixed[n]] if n in fixed else self.values_of(task, n) for n in names]
         ids = []
         for combo in itertools.product(*choices):
-            values = dict(zip(names, combo))
+            values = dict(zip(names, combo, strict=True))
             rid = InstanceId.of(task_name, {k: value_text(v) for k, v in values.items()})
             self._bound.setdefault(rid, values)
             ids.append(rid)

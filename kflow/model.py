@@ -84,7 +84,7 @@ class Resources:
 
     @property
     def memory_limit(self) -> str | None:
-        """The memory limit a pod gets: explicit, else the request (so OOM kills are predictable)."""
+        """The pod's memory limit: explicit, else the request (so OOM kills are predictable)."""
         return self.limits_memory or self.memory
 
 

@@ -50,7 +50,9 @@ def _version(value: bool) -> None:
 def main_options(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """kflow: tasks declare outputs and requirements; `kflow build TARGET` runs what is stale."""
@@ -82,7 +84,9 @@ def list_tasks(
         for p in project.params.values()
     ]
     if as_json:
-        typer.echo(json.dumps({"project": project.name, "tasks": tasks, "params": params}, indent=2))
+        typer.echo(
+            json.dumps({"project": project.name, "tasks": tasks, "params": params}, indent=2)
+        )
         return
     table = Table(title=f"tasks of {project.name}", title_justify="left")
     for column in ("task", "params", "requires", "outputs", "description"):
@@ -101,7 +105,9 @@ def list_tasks(
         for column in ("param", "type", "default", "description"):
             ptable.add_column(column)
         for p in params:
-            ptable.add_row(str(p["name"]), str(p["type"]), str(p["default"] or "-"), str(p["description"]))
+            ptable.add_row(
+                str(p["name"]), str(p["type"]), str(p["default"] or "-"), str(p["description"])
+            )
         console.print(ptable)
 
 
@@ -121,7 +127,9 @@ def graph(
     from kflow.cli.graph_formats import FORMATS
 
     if output_format not in FORMATS:
-        raise UsageError(f"unknown format {output_format!r}", hint=f"use one of {', '.join(FORMATS)}")
+        raise UsageError(
+            f"unknown format {output_format!r}", hint=f"use one of {', '.join(FORMATS)}"
+        )
     project = open_project(directory, file, profile)
     built = build_graph(project, targets or [], parse_params(params), base_directory(directory))
     typer.echo(FORMATS[output_format](built))
@@ -139,7 +147,9 @@ def check(
     project = open_project(directory, file, profile)
     overrides = parse_params(params)
     missing = [
-        name for name, spec in project.params.items() if spec.default is None and name not in overrides
+        name
+        for name, spec in project.params.items()
+        if spec.default is None and name not in overrides
     ]
     expandable = [
         name
@@ -151,7 +161,9 @@ def check(
     Expander(project, overrides)  # validates --param values even when nothing expands
     typer.echo(f"ok: {project.name}: {len(project.tasks)} tasks, {count} instances")
     for name in missing:
-        typer.echo(f"note: parameter {name!r} has no default; tasks using it need --param {name}=...")
+        typer.echo(
+            f"note: parameter {name!r} has no default; tasks using it need --param {name}=..."
+        )
 
 
 @app.command()

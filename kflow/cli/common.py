@@ -28,7 +28,9 @@ DirectoryOption = Annotated[
 ]
 FileOption = Annotated[
     Path | None,
-    typer.Option("-f", "--file", help="Use this definition file.", metavar="FILE", show_default=False),
+    typer.Option(
+        "-f", "--file", help="Use this definition file.", metavar="FILE", show_default=False
+    ),
 ]
 ProfileOption = Annotated[
     str | None,
@@ -39,7 +41,7 @@ ParamOption = Annotated[
     typer.Option(
         "--param",
         "-p",
-        help="Set a parameter: NAME=VALUE, or a range for dates and ints: date=2026-11-01..2026-11-07.",
+        help="Set a parameter: NAME=VALUE, or a range of dates or ints: date=2026-11-01..2026-11-07.",
         metavar="NAME=VALUE",
         show_default=False,
     ),

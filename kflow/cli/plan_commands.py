@@ -1,1 +1,225 @@
-"""`kflow plan`, `kflow accept` and `kflow clean` (being written)."""
+"""`kflow plan`, `kflow accept` and `kflow clean`: staleness, shown and acted on without running."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kflow.cli.app import app
+from kflow.cli.common import (
+    DirectoryOption,
+    FileOption,
+    ParamOption,
+    ProfileOption,
+    TargetsArgument,
+    base_directory,
+    open_project,
+    parse_params,
+    reports_errors,
+)
+from kflow.errors import UsageError
+from kflow.graph import Graph, build_graph
+from kflow.model import InstanceId, Project, parse_instance_id
+from kflow.plan import Plan, make_plan
+from kflow.storage import Storage
+
+AlwaysOption = Annotated[
+    bool,
+    typer.Option("-B", "--always", help="Treat every instance in the targets' graph as stale."),
+]
+ForceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--force", help="Rerun TASK (and what depends on it).", metavar="TASK", show_default=False
+    ),
+]
+
+
+def project_storage(project: Project) -> Storage:
+    """The Storage for a project's root and storage options."""
+    return Storage.for_root(project.directory, project.root, project.storage_options)
+
+
+def load_graph(
+    directory: Path | None,
+    file: Path | None,
+    profile: str | None,
+    targets: list[str] | None,
+    params: list[str] | None,
+) -> Graph:
+    project = open_project(directory, file, profile)
+    return build_graph(project, targets or [], parse_params(params), base_directory(directory))
+
+
+def check_force(graph: Graph, force: list[str] | None) -> list[str]:
+    from kflow.errors import did_you_mean
+
+    for name in force or []:
+        if name not in graph.project.tasks:
+            raise UsageError(
+                f"--force {name}: unknown task", hint=did_you_mean(name, graph.project.tasks)
+            )
+    return list(force or [])
+
+
+def plan_as_json(plan: Plan) -> str:
+    rows = [
+        {
+            "instance": str(d.instance),
+            "runs": d.runs,
+            "reason": d.reason.value if d.reason else None,
+            "detail": d.detail,
+        }
+        for d in plan.decisions.values()
+    ]
+    return json.dumps({"to_run": [str(i) for i in plan.to_run], "instances": rows}, indent=2)
+
+
+def print_plan(plan: Plan, as_json: bool = False) -> None:
+    """The plan as a table in a terminal, plain lines otherwise, or JSON."""
+    if as_json:
+        typer.echo(plan_as_json(plan))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    total = len(plan.decisions)
+    if not plan.to_run:
+        typer.echo(f"up to date: nothing to do ({total} instances checked)")
+        return
+    if console.is_terminal:
+        table = Table(
+            title=f"{len(plan.to_run)} of {total} instances would run", title_justify="left"
+        )
+        table.add_column("instance")
+        table.add_column("reason")
+        table.add_column("detail", overflow="fold")
+        for iid in plan.to_run:
+            decision = plan.decisions[iid]
+            table.add_row(
+                str(iid), decision.reason.value if decision.reason else "", decision.detail
+            )
+        console.print(table)
+        return
+    for iid in plan.to_run:
+        typer.echo(f"{iid}  {plan.decisions[iid].line()}")
+    typer.echo(f"{len(plan.to_run)} of {total} instances would run")
+
+
+def _why(plan: Plan, subject: str) -> None:
+    graph = plan.graph
+    if subject in graph.project.tasks:
+        chosen = [iid for iid in plan.decisions if iid.task == subject]
+    else:
+        try:
+            wanted = parse_instance_id(subject)
+        except ValueError as exc:
+            raise UsageError(f"--why {subject}: {exc}") from None
+        chosen = [iid for iid in plan.decisions if _matches(iid, wanted)]
+    if not chosen:
+        raise UsageError(f"--why {subject}: no such task or instance in this plan")
+    for iid in chosen:
+        decision = plan.decisions[iid]
+        verdict = f"RUNS ({decision.line()})" if decision.runs else "up to date"
+        typer.echo(f"{iid}: {verdict}")
+        for check in decision.checks:
+            mark = "stale" if check.stale else "ok"
+            typer.echo(f"  {check.name:<26} {mark:<5} {check.detail}")
+
+
+def _matches(iid: InstanceId, wanted: InstanceId) -> bool:
+    return iid.task == wanted.task and set(wanted.params) <= set(iid.params)
+
+
+@app.command()
+@reports_errors
+def plan(
+    targets: TargetsArgument = None,
+    why: Annotated[
+        str | None,
+        typer.Option("--why", help="Explain the decision for a task or instance in full."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    always: AlwaysOption = False,
+    force: ForceOption = None,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
+) -> None:
+    """Show what `kflow build` would run, and why."""
+    graph = load_graph(directory, file, profile, targets, params)
+    result = make_plan(
+        graph, project_storage(graph.project), always=always, force=check_force(graph, force)
+    )
+    if why:
+        _why(result, why)
+    else:
+        print_plan(result, as_json)
+
+
+@app.command()
+@reports_errors
+def accept(
+    targets: Annotated[list[str], typer.Argument(help="Targets whose current outputs to accept.")],
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
+) -> None:
+    """Record the targets' current outputs (and their requirements') as up to date; run nothing."""
+    from kflow.state import StateStore
+
+    graph = load_graph(directory, file, profile, targets, params)
+    storage = project_storage(graph.project)
+    instances = list(graph.instances.values())
+    stamps = storage.stat_many([loc for i in instances for loc in i.outputs.values()])
+    missing = [
+        f"{i.id} ({loc})" for i in instances for loc in i.outputs.values() if stamps[loc] is None
+    ]
+    if missing:
+        raise UsageError(
+            f"cannot accept: {len(missing)} output(s) missing, e.g. {missing[0]}",
+            hint="build them, or name narrower targets; nothing was recorded",
+        )
+    store = StateStore(storage, graph.project.root)
+    for instance in instances:
+        store.record_success(instance, "accepted")
+    typer.echo(f"accepted {len(instances)} instances")
+
+
+@app.command()
+@reports_errors
+def clean(
+    targets: TargetsArgument = None,
+    dry_run: Annotated[
+        bool, typer.Option("-n", "--dry-run", help="Only show what would be deleted.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
+) -> None:
+    """Delete the outputs of the targets' instances (default: every instance) and their records."""
+    from kflow.state import StateStore
+
+    graph = load_graph(directory, file, profile, targets, params)
+    chosen = [i for i in graph.instances.values() if not targets or i.id in graph.targets]
+    storage = project_storage(graph.project)
+    locations = [loc for i in chosen for loc in i.outputs.values()]
+    present = [loc for loc, stamp in storage.stat_many(locations).items() if stamp is not None]
+    for loc in present:
+        typer.echo(f"{'would delete' if dry_run else 'delete'} {loc}")
+    if dry_run:
+        typer.echo(f"{len(present)} outputs of {len(chosen)} instances would be deleted")
+        return
+    if present and sys.stdin.isatty() and not yes:
+        typer.confirm(f"delete {len(present)} outputs?", abort=True)
+    storage.delete_many(present)
+    StateStore(storage, graph.project.root).forget(chosen)
+    typer.echo(f"deleted {len(present)} outputs of {len(chosen)} instances")

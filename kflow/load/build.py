@@ -273,7 +273,7 @@ def _check_cycles(doc: Document, tasks: Mapping[str, TaskSpec]) -> None:
         path.append(name)
         for req in tasks[name].requires:
             if state.get(req.task) == 1:
-                cycle = path[path.index(req.task) :] + [req.task]
+                cycle = [*path[path.index(req.task) :], req.task]
                 raise DefinitionError(
                     f"requirement cycle: {' -> '.join(cycle)}",
                     doc.location(f"tasks.{name}.requires"),
@@ -292,7 +292,7 @@ def _check_cycles(doc: Document, tasks: Mapping[str, TaskSpec]) -> None:
 def _check_duplicate_outputs(doc: Document, tasks: Mapping[str, TaskSpec]) -> None:
     seen: dict[str, str] = {}
     for task in tasks.values():
-        for name, template in task.outputs:
+        for _, template in task.outputs:
             normalized = template.replace("{task}", task.name)
             if normalized in seen and seen[normalized] != task.name:
                 raise DefinitionError(

@@ -1,0 +1,285 @@
+"""Staleness: which instances must run, and the first reason for each (SPEC §2).
+
+Checked in this order, the first that applies is the reason:
+forced → output missing (or an earlier attempt never finished) → fingerprint
+changed (what runs, or a declared source input's content) → an input changed
+since the outputs were made → an upstream instance will run.
+
+All I/O happens up front and in batches (one stat of every location, one
+listing per task's record folder, one concurrent read of the records whose
+names say something changed); the decisions themselves are pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from kflow.errors import DefinitionError
+from kflow.graph import Graph, Instance
+from kflow.model import InstanceId
+from kflow.state import (
+    RecordRef,
+    StateStore,
+    fingerprint,
+    fingerprint_parts,
+    inputs_digest,
+    instance_key,
+)
+from kflow.storage import Stamp, Storage
+
+
+class Reason(str, Enum):
+    FORCED = "forced"
+    OUTPUT_MISSING = "output missing"
+    INCOMPLETE = "incomplete"
+    FINGERPRINT_CHANGED = "fingerprint changed"
+    INPUT_CHANGED = "input changed"
+    UPSTREAM = "upstream will run"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step of a decision, as ``kflow plan --why`` shows it."""
+
+    name: str
+    stale: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    instance: InstanceId
+    reason: Reason | None  # None: up to date
+    detail: str
+    checks: tuple[Check, ...]
+
+    @property
+    def runs(self) -> bool:
+        return self.reason is not None
+
+    def line(self) -> str:
+        return f"{self.reason.value}: {self.detail}" if self.reason else "up to date"
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    decisions: dict[InstanceId, Decision]
+    to_run: list[InstanceId] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> dict[InstanceId, str]:
+        return {iid: self.decisions[iid].line() for iid in self.to_run}
+
+
+@dataclass
+class Observations:
+    """Everything the decisions need, gathered from storage beforehand."""
+
+    stamps: Mapping[str, Stamp | None]
+    records: Mapping[str, RecordRef]  # by instance key
+    bodies: Mapping[str, Mapping[str, Any]]  # record location → body
+    hashes: Mapping[str, str | None]  # content hashes of local inputs whose mtime moved
+
+
+class MissingSourceInput(DefinitionError):
+    """A declared source input that does not exist and no task makes."""
+
+
+def make_plan(
+    graph: Graph, storage: Storage, *, always: bool = False, force: Sequence[str] = ()
+) -> Plan:
+    """Decide every instance of the graph, reading storage in batches."""
+    store = StateStore(storage, graph.project.root)
+    observed = observe(graph, storage, store)
+    return decide(graph, observed, always=always, force=force)
+
+
+def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
+    instances = list(graph.instances.values())
+    locations = {loc for i in instances for loc in (*i.outputs.values(), *i.inputs)}
+    stamps = storage.stat_many(sorted(locations))
+    records = store.index(i.id.task for i in instances)
+    wanted: list[RecordRef] = []
+    for instance in instances:
+        ref = records.get(instance_key(instance.id))
+        if ref is None or ref.incomplete:
+            continue
+        same = ref.fingerprint == fingerprint(fingerprint_parts(instance))
+        if not same or ref.digest != inputs_digest(instance.inputs, stamps):
+            wanted.append(ref)
+    bodies = store.read(wanted)
+    # Local files carry no etag: where size matches but mtime moved, the content hash decides.
+    suspects = set()
+    for ref in wanted:
+        for loc, old in bodies.get(ref.location, {}).get("inputs", {}).items():
+            now = stamps.get(loc)
+            if (
+                old
+                and now
+                and not now.etag
+                and now.size == old["size"]
+                and now.mtime != old["mtime"]
+            ):
+                suspects.add(loc)
+    hashes = storage.content_hashes(sorted(suspects)) if suspects else {}
+    return Observations(stamps, records, bodies, hashes)
+
+
+def decide(
+    graph: Graph, observed: Observations, *, always: bool = False, force: Sequence[str] = ()
+) -> Plan:
+    """Pure: the decision for every instance, in build order."""
+    forced_tasks = set(force)
+    plan = Plan(graph, {})
+    running: set[InstanceId] = set()
+    for instance in graph.instances.values():
+        decision = _decide_one(
+            instance, observed, always or instance.id.task in forced_tasks, running
+        )
+        plan.decisions[instance.id] = decision
+        if decision.runs:
+            running.add(instance.id)
+            plan.to_run.append(instance.id)
+    return plan
+
+
+def _decide_one(
+    instance: Instance, observed: Observations, forced: bool, running: set[InstanceId]
+) -> Decision:
+    checks: list[Check] = []
+
+    def done(reason: Reason | None, detail: str) -> Decision:
+        return Decision(instance.id, reason, detail, tuple(checks))
+
+    checks.append(Check("forced", forced, "forced by -B/--force" if forced else "no"))
+    if forced:
+        return done(Reason.FORCED, "forced by -B/--always or --force")
+
+    missing = [loc for loc in instance.outputs.values() if observed.stamps.get(loc) is None]
+    checks.append(Check("outputs exist", bool(missing), _missing_text(missing, instance)))
+    if missing:
+        return done(Reason.OUTPUT_MISSING, missing[0])
+    sources_missing = [loc for loc in instance.source_inputs if observed.stamps.get(loc) is None]
+    if sources_missing:
+        raise MissingSourceInput(
+            f"{instance.id}: source input {sources_missing[0]!r} does not exist "
+            "and no task makes it",
+            instance.task.location,
+        )
+
+    ref = observed.records.get(instance_key(instance.id))
+    if ref is not None and ref.incomplete:
+        checks.append(Check("last attempt finished", True, "an earlier attempt did not finish"))
+        return done(
+            Reason.INCOMPLETE, "an earlier attempt did not finish; its outputs are not trusted"
+        )
+
+    if ref is None:
+        newer = _newer_input(instance, observed.stamps)
+        checks.append(Check("record", False, "none: existing outputs are adopted"))
+        checks.append(Check("inputs older than outputs", bool(newer), newer or "yes"))
+        if newer:
+            return done(Reason.INPUT_CHANGED, newer)
+    else:
+        reason = _compare_with_record(instance, ref, observed, checks)
+        if reason is not None:
+            return done(*reason)
+
+    upstream = [r for r in instance.requires if r in running]
+    checks.append(
+        Check(
+            "upstream up to date", bool(upstream), f"{upstream[0]} will run" if upstream else "yes"
+        )
+    )
+    if upstream:
+        return done(Reason.UPSTREAM, f"{upstream[0]} will run")
+    return done(None, "up to date")
+
+
+def _missing_text(missing: list[str], instance: Instance) -> str:
+    if missing:
+        return f"missing: {', '.join(missing)}"
+    return f"all {len(instance.outputs)} exist"
+
+
+def _newer_input(instance: Instance, stamps: Mapping[str, Stamp | None]) -> str | None:
+    output_times = [
+        s.mtime for loc in instance.outputs.values() if (s := stamps.get(loc)) and s.mtime
+    ]
+    if not output_times:
+        return None
+    oldest = min(output_times)
+    for loc in instance.inputs:
+        stamp = stamps.get(loc)
+        if stamp and stamp.mtime and not stamp.is_dir and stamp.mtime > oldest:
+            return f"{loc} is newer than the outputs (no record)"
+    return None
+
+
+def _compare_with_record(
+    instance: Instance, ref: RecordRef, observed: Observations, checks: list[Check]
+) -> tuple[Reason, str] | None:
+    parts = fingerprint_parts(instance)
+    body = observed.bodies.get(ref.location)
+    if ref.fingerprint != fingerprint(parts):
+        changed = _changed_parts(parts, body.get("fingerprint", {}) if body else {})
+        checks.append(Check("fingerprint", True, changed))
+        return Reason.FINGERPRINT_CHANGED, changed
+    checks.append(Check("fingerprint", False, "unchanged"))
+    if body is None:
+        if ref.digest != inputs_digest(instance.inputs, observed.stamps):
+            checks.append(Check("inputs unchanged", True, "the record could not be read"))
+            return Reason.INPUT_CHANGED, "inputs changed (the record could not be read)"
+        # The record's name says every input stamp is as recorded: nothing to read.
+        checks.append(Check("inputs unchanged", False, "all input stamps match the record"))
+        return None
+    recorded: Mapping[str, Any] = body.get("inputs", {})
+    sources = set(instance.source_inputs)
+    for loc in instance.inputs:
+        if _changed(loc, recorded.get(loc), observed):
+            if loc in sources:
+                detail = f"source input {loc} changed"
+                checks.append(Check("source inputs unchanged", True, detail))
+                return Reason.FINGERPRINT_CHANGED, detail
+            checks.append(Check("inputs unchanged", True, f"{loc} changed"))
+            return Reason.INPUT_CHANGED, f"{loc} changed"
+    checks.append(Check("inputs unchanged", False, "same content as recorded"))
+    return None
+
+
+def _changed(loc: str, old: Mapping[str, Any] | None, observed: Observations) -> bool:
+    now = observed.stamps.get(loc)
+    if old is None or now is None:
+        return (old is None) != (now is None)
+    if now.size != old["size"]:
+        return True
+    if now.etag or old.get("etag"):
+        return now.etag != old.get("etag")
+    if now.mtime == old["mtime"]:
+        return False
+    current = observed.hashes.get(loc)
+    return current is None or current != old.get("hash")
+
+
+def _changed_parts(now: Mapping[str, Any], before: Mapping[str, Any]) -> str:
+    names = [name for name in now if now.get(name) != before.get(name)]
+    if not names:
+        return "the fingerprint changed"
+    return "; ".join(f"{n}: {_short(before.get(n))} → {_short(now.get(n))}" for n in names)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = (
+        " ".join(value)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value)
+        else str(value)
+    )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def instances_of(plan: Plan, ids: Iterable[InstanceId]) -> list[Instance]:
+    return [plan.graph.instances[i] for i in ids]

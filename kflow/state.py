@@ -1,0 +1,211 @@
+"""State records: what each instance looked like at the end of its last successful run.
+
+Layout, under ``{root}/.kflow/state/TASK/``, one object per record::
+
+    KEY~FINGERPRINT~DIGEST~TIME.json
+
+``KEY`` hashes the instance id, ``FINGERPRINT`` hashes what runs (argv, image,
+env, params, GPU resources), ``DIGEST`` hashes the input stamps seen when the
+record was made. A listing of the task's folder therefore tells the planner,
+for every instance at once, whether anything changed: a no-op plan costs one
+listing per task, not one read per instance. The JSON body, read only when the
+name says something changed, holds the details that explain why.
+
+Records are independent objects written atomically, so concurrent runs never
+corrupt each other; ``TIME`` orders them when two exist for one instance.
+A record whose fingerprint is ``incomplete`` marks an attempt in progress: if
+kflow dies mid-attempt, the next plan reruns the instance instead of trusting a
+half-written output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kflow.graph import Instance
+from kflow.model import InstanceId
+from kflow.storage import Stamp, Storage
+
+INCOMPLETE = "incomplete"
+_HASH_LEN = 16
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:_HASH_LEN]
+
+
+def instance_key(iid: InstanceId) -> str:
+    return _short_hash(str(iid))
+
+
+def fingerprint_parts(instance: Instance) -> dict[str, Any]:
+    """What runs, as comparable values: the parts a changed fingerprint is explained by.
+
+    Secrets and ConfigMaps enter by reference (name and key), never by value.
+    CPU and memory are left out on purpose: they change how fast, not what.
+    """
+    task = instance.task
+    env_refs = {
+        var.name: {"secret": list(var.secret)}
+        if var.secret
+        else {"config_map": list(var.config_map or ())}
+        for var in task.env
+        if var.value is None
+    }
+    return {
+        "command": list(instance.argv),
+        "image": task.image,
+        "env": {**dict(sorted(instance.env.items())), **env_refs},
+        "env_from": sorted(task.env_from),
+        "params": dict(instance.id.params),
+        "resources": {"gpu": task.resources.gpu, "gpu_resource": task.resources.gpu_resource}
+        if task.resources.gpu
+        else {},
+    }
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    return _short_hash(json.dumps(parts, sort_keys=True, default=str))
+
+
+def stamp_token(stamp: Stamp | None) -> str:
+    """The part of a stamp that moves when content may have: the etag if any, else the mtime."""
+    if stamp is None:
+        return "-"
+    if stamp.etag:
+        return f"{stamp.size}:{stamp.etag}"
+    return f"{stamp.size}:{stamp.mtime or 0:.6f}"
+
+
+def inputs_digest(inputs: Iterable[str], stamps: Mapping[str, Stamp | None]) -> str:
+    return _short_hash("\n".join(f"{loc}|{stamp_token(stamps.get(loc))}" for loc in inputs))
+
+
+def stamp_json(stamp: Stamp | None, content_hash: str | None = None) -> dict[str, Any] | None:
+    if stamp is None:
+        return None
+    return {"size": stamp.size, "mtime": stamp.mtime, "etag": stamp.etag, "hash": content_hash}
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """What a record's name says, without reading it."""
+
+    location: str
+    fingerprint: str
+    digest: str
+    time_ns: int
+
+    @property
+    def incomplete(self) -> bool:
+        return self.fingerprint == INCOMPLETE
+
+
+class StateStore:
+    """Reads and writes the records of one project's storage root."""
+
+    def __init__(self, storage: Storage, root: str):
+        self.storage = storage
+        self.folder = f"{root.rstrip('/')}/.kflow/state"
+
+    def _task_folder(self, task: str) -> str:
+        return f"{self.folder}/{task}"
+
+    def index(self, tasks: Iterable[str]) -> dict[str, RecordRef]:
+        """The newest record of each instance of these tasks, by instance key (a listing a task)."""
+        newest: dict[str, RecordRef] = {}
+        for task in sorted(set(tasks)):
+            folder = self._task_folder(task)
+            for name in self.storage.list_folder(folder):
+                parts = name.removesuffix(".json").split("~")
+                if len(parts) != 4 or not name.endswith(".json") or not parts[3].isdigit():
+                    continue  # a temp file or something not ours
+                ref = RecordRef(f"{folder}/{name}", parts[1], parts[2], int(parts[3]))
+                known = newest.get(parts[0])
+                if known is None or ref.time_ns > known.time_ns:
+                    newest[parts[0]] = ref
+        return newest
+
+    def read(self, refs: Iterable[RecordRef]) -> dict[str, dict[str, Any]]:
+        """Record bodies by location, read concurrently on remote storage; unreadable ones skipped."""
+        bodies: dict[str, dict[str, Any]] = {}
+        for location, data in self.storage.read_many([r.location for r in refs]).items():
+            if data is None:
+                continue
+            try:
+                bodies[location] = json.loads(data)
+            except ValueError:
+                continue  # records are written atomically; this is not one of ours
+        return bodies
+
+    def _write(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> str:
+        now = time.time_ns()
+        location = f"{self._task_folder(iid.task)}/{instance_key(iid)}~{fp}~{digest}~{now}.json"
+        self.storage.write_atomic(location, json.dumps(body, indent=1, sort_keys=True).encode())
+        return location
+
+    def _drop_older(self, iid: InstanceId, keep: str) -> None:
+        prefix = instance_key(iid) + "~"
+        folder = self._task_folder(iid.task)
+        stale = [
+            f"{folder}/{name}"
+            for name in self.storage.list_folder(folder)
+            if name.startswith(prefix) and f"{folder}/{name}" != keep
+        ]
+        self.storage.delete_many(stale)
+
+    def mark_incomplete(self, instance: Instance, run_id: str) -> None:
+        """Before an attempt: outputs that exist after a crash must not count as done."""
+        self._write(instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id})
+
+    def record_success(self, instance: Instance, run_id: str) -> None:
+        """After success (or ``kflow accept``): the fingerprint and the stamps seen now."""
+        inputs = list(instance.inputs)
+        outputs = list(instance.outputs.values())
+        stamps = self.storage.stat_many(inputs + outputs)
+        local = [loc for loc in inputs + outputs if stamps.get(loc) and not stamps[loc].etag]  # type: ignore[union-attr]
+        hashes = self.storage.content_hashes(local) if local else {}
+        parts = fingerprint_parts(instance)
+        body = {
+            "instance": str(instance.id),
+            "run": run_id,
+            "time": time.time(),
+            "fingerprint": parts,
+            "inputs": {loc: stamp_json(stamps.get(loc), hashes.get(loc)) for loc in inputs},
+            "outputs": {loc: stamp_json(stamps.get(loc), hashes.get(loc)) for loc in outputs},
+        }
+        keep = self._write(instance.id, fingerprint(parts), inputs_digest(inputs, stamps), body)
+        self._drop_older(instance.id, keep)
+
+    def forget(self, instances: Iterable[Instance]) -> None:
+        """Delete every record of these instances (``kflow clean``)."""
+        wanted = list(instances)
+        keys = {instance_key(i.id) for i in wanted}
+        doomed = []
+        for task in {i.id.task for i in wanted}:
+            folder = self._task_folder(task)
+            doomed += [
+                f"{folder}/{name}"
+                for name in self.storage.list_folder(folder)
+                if name.split("~", 1)[0] in keys
+            ]
+        self.storage.delete_many(doomed)
+
+
+class StateRecorder:
+    """The runner's hooks: mark an attempt incomplete before it starts, record it after success."""
+
+    def __init__(self, store: StateStore, run_id: str):
+        self.store = store
+        self.run_id = run_id
+
+    def before_attempt(self, instance: Instance) -> None:
+        self.store.mark_incomplete(instance, self.run_id)
+
+    def after_success(self, instance: Instance) -> None:
+        self.store.record_success(instance, self.run_id)
