@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -68,7 +68,7 @@ def list_tasks(
 ) -> None:
     """List the tasks, their parameters, outputs and descriptions, and the project's parameters."""
     project = open_project(directory, file, profile)
-    tasks = []
+    tasks: list[dict[str, Any]] = []
     for task in project.tasks.values():
         tasks.append(
             {
@@ -88,9 +88,12 @@ def list_tasks(
             json.dumps({"project": project.name, "tasks": tasks, "params": params}, indent=2)
         )
         return
+    if not console.is_terminal:
+        _print_plain_listing(tasks, params)
+        return
     table = Table(title=f"tasks of {project.name}", title_justify="left")
     for column in ("task", "params", "requires", "outputs", "description"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for entry in tasks:
         table.add_row(
             str(entry["name"]),
@@ -103,12 +106,26 @@ def list_tasks(
     if params:
         ptable = Table(title="parameters", title_justify="left")
         for column in ("param", "type", "default", "description"):
-            ptable.add_column(column)
+            ptable.add_column(column, overflow="fold")
         for p in params:
             ptable.add_row(
                 str(p["name"]), str(p["type"]), str(p["default"] or "-"), str(p["description"])
             )
         console.print(ptable)
+
+
+def _print_plain_listing(tasks: list[dict[str, Any]], params: list[dict[str, Any]]) -> None:
+    """Not in a terminal: one block per task, nothing cut to a screen width."""
+    for entry in tasks:
+        bound = f"[{', '.join(entry['params'])}]" if entry["params"] else ""
+        typer.echo(f"{entry['name']}{bound}  {entry['description']}".rstrip())
+        if entry["requires"]:
+            typer.echo(f"  requires: {', '.join(entry['requires'])}")
+        for output in entry["outputs"]:
+            typer.echo(f"  output:   {output}")
+    for p in params:
+        default = "(no default)" if p["default"] is None else f"= {p['default']}"
+        typer.echo(f"param {p['name']}: {p['type']} {default}  {p['description']}".rstrip())
 
 
 @app.command()

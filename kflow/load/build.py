@@ -8,7 +8,7 @@ from typing import Any
 
 from kflow.errors import DefinitionError, did_you_mean
 from kflow.load.document import SECTIONS, Document
-from kflow.load.tasks import SETTING_KEYS, merge_settings, read_task
+from kflow.load.tasks import SETTING_KEYS, merge_settings, read_settings, read_task
 from kflow.load.values import Reader
 from kflow.model import ParamSpec, ParamType, Profile, Project, TaskSpec
 from kflow.params import ParamValueError, parse_value, zone
@@ -52,6 +52,7 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
     profile, profile_settings, profile_names = _read_profile(top.sub("profiles"), profile_name)
     defaults = top.sub("defaults")
     defaults.check_keys(SETTING_KEYS)
+    read_settings(defaults)
     settings = merge_settings(defaults.table, profile_settings)
 
     tasks_table = top.table_of("tasks")
@@ -153,6 +154,15 @@ def _read_profile(
     for profile_name in names:
         entry = reader.sub(profile_name)
         entry.check_keys(PROFILE_KEYS)
+        own = {k: v for k, v in entry.table.items() if k in SETTING_KEYS}
+        read_settings(Reader(reader.doc, own, entry.path))
+        executor = entry.string("executor", "local") or "local"
+        if executor not in EXECUTORS:
+            raise entry.fail(
+                "executor",
+                f"unknown executor {executor!r}",
+                did_you_mean(executor, EXECUTORS) or f"use one of {', '.join(EXECUTORS)}",
+            )
     if name is None or (name == "default" and name not in names):
         return Profile(), {}, names
     if name not in names:
@@ -163,14 +173,9 @@ def _read_profile(
             or (f"profiles: {', '.join(names)}" if names else "none defined"),
         )
     entry = reader.sub(name)
-    executor = entry.string("executor", "local") or "local"
-    if executor not in EXECUTORS:
-        raise entry.fail(
-            "executor", f"unknown executor {executor!r}", f"use one of {', '.join(EXECUTORS)}"
-        )
     profile = Profile(
         name=name,
-        executor=executor,
+        executor=entry.string("executor", "local") or "local",
         context=entry.string("context"),
         namespace=entry.string("namespace"),
         kubeconfig=entry.string("kubeconfig"),

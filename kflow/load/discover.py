@@ -33,9 +33,10 @@ def find_project_file(start: Path) -> Path:
 def display_path(path: Path) -> str:
     """A path as a user would type it: relative to the current folder when below it."""
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def load_project(

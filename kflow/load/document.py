@@ -83,7 +83,7 @@ def toml_line_of(text: str, key: str) -> int | None:
     Finds the deepest table header that is a prefix of the key, then the key's
     assignment inside it; falls back to the header's own line.
     """
-    want = key.split(".") if key else []
+    want = [re.sub(r"\[\d+\]$", "", part) for part in key.split(".")] if key else []
     best_line: int | None = None
     best_depth = -1
     current: list[str] = []
@@ -97,7 +97,9 @@ def toml_line_of(text: str, key: str) -> int | None:
             if not assigned:
                 continue
             full = current + _split_dotted(assigned.group(1))
-        # The deepest definition that is a prefix of the wanted key wins; ties go to the first.
-        if want[: len(full)] == full and len(full) > best_depth:
-            best_line, best_depth = number, len(full)
+        # The deepest definition on the key's path wins (a key, else its table); a table
+        # below the key (``[taks.x]`` for ``taks``) places a key that has no line of its own.
+        depth = min(len(full), len(want))
+        if full[:depth] == want[:depth] and depth > best_depth:
+            best_line, best_depth = number, depth
     return best_line

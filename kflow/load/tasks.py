@@ -76,6 +76,8 @@ def read_task(doc: Document, name: str, settings: Mapping[str, Any]) -> TaskSpec
         raise reader.fail(None, "missing key 'command'", "every task needs a command to run")
     # Inherited settings are read from the merged table but reported at the task's own key
     # when the task set them.
+    # [defaults] and the profile were validated where they are written; what fails here is
+    # the task's own value, reported at the task's key.
     merged = Reader(
         doc, merge_settings(settings, {k: own[k] for k in SETTING_KEYS if k in own}), path
     )
@@ -84,32 +86,39 @@ def read_task(doc: Document, name: str, settings: Mapping[str, Any]) -> TaskSpec
         command=_command(reader),
         location=doc.location(path),
         description=reader.string("description", "") or "",
-        shell=merged.boolean("shell", False),
         inputs=reader.string_list("inputs"),
         outputs=_outputs(reader),
         requires=_requires(reader),
         matrix=_matrix(reader),
         params=reader.string_list("params"),
-        image=merged.string("image"),
-        env=_env(merged),
-        env_from=merged.string_list("env_from"),
-        resources=_resources(merged.sub("resources")),
-        retries=merged.integer("retries", 0) or 0,
-        retry_delay=merged.duration("retry_delay", 5.0) or 0.0,
-        timeout=merged.duration("timeout", None),
-        pending_timeout=merged.duration("pending_timeout", 600.0) or 0.0,
-        node_selector=_string_table(merged, "node_selector"),
-        tolerations=_tables(merged, "tolerations"),
-        service_account=merged.string("service_account"),
-        image_pull_policy=_choice(merged, "image_pull_policy", _PULL_POLICIES),
-        image_pull_secrets=merged.string_list("image_pull_secrets"),
-        volumes=_tables(merged, "volumes"),
-        pod_overrides=merged.table_of("pod_overrides"),
-        pod_cleanup=PodCleanup(
+        **read_settings(merged),
+    )
+
+
+def read_settings(merged: Reader) -> dict[str, Any]:
+    """The inheritable task settings of a table, validated, as TaskSpec keyword arguments."""
+    return {
+        "shell": merged.boolean("shell", False),
+        "image": merged.string("image"),
+        "env": _env(merged),
+        "env_from": merged.string_list("env_from"),
+        "resources": _resources(merged.sub("resources")),
+        "retries": merged.integer("retries", 0) or 0,
+        "retry_delay": merged.duration("retry_delay", 5.0) or 0.0,
+        "timeout": merged.duration("timeout", None),
+        "pending_timeout": merged.duration("pending_timeout", 600.0) or 0.0,
+        "node_selector": _string_table(merged, "node_selector"),
+        "tolerations": _tables(merged, "tolerations"),
+        "service_account": merged.string("service_account"),
+        "image_pull_policy": _choice(merged, "image_pull_policy", _PULL_POLICIES),
+        "image_pull_secrets": merged.string_list("image_pull_secrets"),
+        "volumes": _tables(merged, "volumes"),
+        "pod_overrides": merged.table_of("pod_overrides"),
+        "pod_cleanup": PodCleanup(
             _choice(merged, "pod_cleanup", tuple(p.value for p in PodCleanup))
             or PodCleanup.ON_SUCCESS.value
         ),
-    )
+    }
 
 
 def _command(reader: Reader) -> tuple[str, ...] | str:
