@@ -87,16 +87,19 @@ def is_precondition_failed(exc: BaseException) -> bool:
     )
 
 
-def missing_backend(scheme: str, exc: BaseException) -> StorageError:
+def missing_backend(scheme: str, exc: BaseException, url: str) -> StorageError:
     """The error for a URL scheme whose fsspec implementation is unknown or not installed."""
     extra = EXTRAS.get(scheme)
     if isinstance(exc, ImportError):
         hint = (
             f"pip install 'kflow[{extra}]'" if extra else f"install the fsspec package for {scheme}"
         )
-        return StorageError(f"storage backend for '{scheme}://' is not installed: {exc}", hint=hint)
+        return StorageError(
+            f"cannot use {url}: the storage backend for {scheme}:// is not installed ({exc})",
+            hint=hint,
+        )
     return StorageError(
-        f"unknown storage protocol '{scheme}://'",
+        f"cannot use {url}: unknown storage protocol '{scheme}://'",
         hint="use a local path, file://, s3://, gs://, memory:// or another fsspec protocol",
     )
 

@@ -16,11 +16,17 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import fsspec
 from fsspec.asyn import sync
 
 from kflow.errors import StorageError
 from kflow.storage.base import Stamp, pick, sha256_stream
-from kflow.storage.failures import is_missing, is_precondition_failed, storage_error
+from kflow.storage.failures import (
+    is_missing,
+    is_precondition_failed,
+    missing_backend,
+    storage_error,
+)
 from kflow.storage.locations import split_parent
 
 T = TypeVar("T")
@@ -81,6 +87,20 @@ async def _gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | BaseE
             return await call()
 
     return await asyncio.gather(*(one(call) for call in calls), return_exceptions=True)
+
+
+def make_fsspec_backend(options: Mapping[str, Any], scheme: str, location: str) -> FsspecBackend:
+    """A backend over a private instance of the fsspec filesystem registered for ``scheme``."""
+    try:
+        cls = fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as exc:
+        raise missing_backend(scheme, exc, location) from exc
+    try:
+        # A private instance: fsspec's instance cache would share state across projects.
+        fs = cls(**{**options, "skip_instance_cache": True})
+    except Exception as exc:
+        raise storage_error(exc, location, f"set up {scheme}:// storage for") from exc
+    return FsspecBackend(fs, scheme)
 
 
 class FsspecBackend:

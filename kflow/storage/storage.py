@@ -11,7 +11,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kflow.errors import StorageError
 from kflow.storage.base import Backend, Stamp
@@ -19,28 +19,27 @@ from kflow.storage.failures import missing_backend
 from kflow.storage.local import LocalBackend
 from kflow.storage.locations import LOCAL, local_path, scheme_of
 
+if TYPE_CHECKING:  # only for annotations: importing it would import fsspec
+    from kflow.storage.fsspec_backend import FsspecBackend
+
 T = TypeVar("T")
 StorageOptions = Mapping[str, Mapping[str, Any]]
 
 
-def _make_backend(scheme: str, options: Mapping[str, Any]) -> tuple[Backend, Callable[[str], str]]:
+def _make_backend(
+    scheme: str, options: Mapping[str, Any], location: str
+) -> tuple[Backend, Callable[[str], str]]:
     """A backend for ``scheme`` and its location -> path function; heavy imports happen here."""
+    make: Callable[[Mapping[str, Any], str, str], FsspecBackend]
     try:
         if scheme in ("s3", "s3a"):
-            from kflow.storage.s3 import make_s3_backend
-
-            s3 = make_s3_backend(options, scheme)
-            return s3, s3.path_of
-
-        import fsspec
-
-        from kflow.storage.fsspec_backend import FsspecBackend
-
-        fs = fsspec.filesystem(scheme, skip_instance_cache=True, **options)
-        backend = FsspecBackend(fs, scheme)
-        return backend, backend.path_of
-    except (ImportError, ValueError) as exc:
-        raise missing_backend(scheme, exc) from exc
+            from kflow.storage.s3 import make_s3_backend as make
+        else:
+            from kflow.storage.fsspec_backend import make_fsspec_backend as make
+    except ImportError as exc:  # s3fs (or fsspec) not installed
+        raise missing_backend(scheme, exc, location) from exc
+    backend = make(options, scheme, location)
+    return backend, backend.path_of
 
 
 class Storage:
@@ -77,11 +76,12 @@ class Storage:
 
     # -- routing --------------------------------------------------------------
 
-    def _backend(self, scheme: str) -> tuple[Backend, Callable[[str], str]]:
+    def _backend(self, location: str) -> tuple[Backend, Callable[[str], str]]:
+        scheme = scheme_of(location)
         with self._lock:
             if scheme not in self._backends:
                 options = self.storage_options.get(scheme, {})
-                self._backends[scheme] = _make_backend(scheme, options)
+                self._backends[scheme] = _make_backend(scheme, options, location)
             return self._backends[scheme]
 
     def _route(self, locations: Iterable[str]) -> dict[str, tuple[Backend, dict[str, list[str]]]]:
@@ -89,7 +89,7 @@ class Storage:
         groups: dict[str, tuple[Backend, dict[str, list[str]]]] = {}
         for location in locations:
             scheme = scheme_of(location)
-            backend, path_of = self._backend(scheme)
+            backend, path_of = self._backend(location)
             paths = groups.setdefault(scheme, (backend, defaultdict(list)))[1]
             paths[path_of(location)].append(location)
         return groups
@@ -107,7 +107,7 @@ class Storage:
         return {location: answers[location] for location in locations}  # the caller's order
 
     def _one(self, location: str) -> tuple[Backend, str]:
-        backend, path_of = self._backend(scheme_of(location))
+        backend, path_of = self._backend(location)
         return backend, path_of(location)
 
     # -- reading --------------------------------------------------------------

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from kflow.storage import Storage
-from tests.storage.s3server import S3Server, s3_bucket, s3_server
+from tests.storage.s3server import S3Server, fake_aws_env, s3_bucket, s3_server
 
-__all__ = ["s3_bucket", "s3_server"]
+__all__ = ["fake_aws_env", "s3_bucket", "s3_server"]
 
 # The three backends every behaviour test runs on: a root URL factory per name.
 BACKENDS = ["local", "memory", "s3"]

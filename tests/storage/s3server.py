@@ -2,7 +2,7 @@
 
 Reuse from any test folder by importing the fixtures into its conftest.py::
 
-    from tests.storage.s3server import s3_bucket, s3_server  # noqa: F401
+    from tests.storage.s3server import fake_aws_env, s3_bucket, s3_server  # noqa: F401
 
 ``s3_server`` (session-scoped) starts moto on 127.0.0.1 with a free port and sets
 fake AWS credentials in the environment; ``s3_server.requests`` is every request
@@ -188,14 +188,25 @@ class S3Server:
         return name
 
 
+def use_fake_aws_env(mp: pytest.MonkeyPatch) -> None:
+    """Fake credentials, and nothing of the developer's real AWS setup."""
+    for name in UNSET_AWS_ENV:
+        mp.delenv(name, raising=False)
+    for name, value in FAKE_AWS_ENV.items():
+        mp.setenv(name, value)
+
+
+@pytest.fixture
+def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake AWS credentials for one test that needs no server."""
+    use_fake_aws_env(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """A moto S3 server for the whole session, with fake AWS credentials in the environment."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in UNSET_AWS_ENV:
-            mp.delenv(name, raising=False)
-        for name, value in FAKE_AWS_ENV.items():
-            mp.setenv(name, value)
+        use_fake_aws_env(mp)
         server = S3Server().start()
         try:
             yield server
@@ -219,4 +230,4 @@ def free_port() -> int:
     return port
 
 
-__all__ = ["S3Server", "free_port", "s3_bucket", "s3_server"]
+__all__ = ["S3Server", "fake_aws_env", "free_port", "s3_bucket", "s3_server"]

@@ -1,0 +1,173 @@
+"""The primitives under run leases: create-if-absent and compare-and-swap, under races."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kflow.storage import Stamp, Storage
+from tests.storage.s3server import S3Server
+
+RACERS = 8
+
+
+def race(calls: list[Any]) -> list[Any]:
+    """Run the zero-argument ``calls`` in threads released at the same instant."""
+    start = threading.Barrier(len(calls))
+
+    def run(call: Any) -> Any:
+        start.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_create_exclusive_creates_only_once(backend_root: tuple[Storage, str]) -> None:
+    storage, root = backend_root
+    lease = f"{root}/.kflow/leases/extract[date=2026-11-24]"
+
+    assert storage.create_exclusive(lease, b"holder-1") is True
+    assert storage.create_exclusive(lease, b"holder-2") is False
+    assert storage.read_bytes(lease) == b"holder-1"
+
+
+def test_create_exclusive_race_has_exactly_one_winner(backend_root: tuple[Storage, str]) -> None:
+    storage, root = backend_root
+    lease = f"{root}/leases/one"
+
+    results = race(
+        [lambda i=i: storage.create_exclusive(lease, f"holder-{i}".encode()) for i in range(RACERS)]
+    )
+
+    assert results.count(True) == 1
+    winner = results.index(True)
+    assert storage.read_bytes(lease) == f"holder-{winner}".encode()
+
+
+def test_replace_if_unchanged_is_a_compare_and_swap(backend_root: tuple[Storage, str]) -> None:
+    storage, root = backend_root
+    lease = f"{root}/leases/cas"
+    storage.create_exclusive(lease, b"holder-1 expires 100")
+    seen = storage.stat(lease)
+    assert seen is not None
+
+    assert storage.replace_if_unchanged(lease, b"holder-2 expires 200", seen) is True
+    # The same (now stale) stamp no longer matches, even with the same size.
+    assert storage.replace_if_unchanged(lease, b"holder-3 expires 300", seen) is False
+    assert storage.read_bytes(lease) == b"holder-2 expires 200"
+
+    fresh = storage.stat(lease)
+    assert fresh is not None
+    assert storage.replace_if_unchanged(lease, b"holder-3 expires 300", fresh) is True
+
+
+def test_replace_if_unchanged_on_a_missing_location_is_refused(
+    backend_root: tuple[Storage, str],
+) -> None:
+    storage, root = backend_root
+    ghost = Stamp(size=3, mtime=1.0, etag="d41d8cd98f00b204e9800998ecf8427e")
+
+    assert storage.replace_if_unchanged(f"{root}/leases/none", b"new", ghost) is False
+    assert storage.stat(f"{root}/leases/none") is None
+
+
+def test_replace_if_unchanged_race_has_exactly_one_winner(
+    backend_root: tuple[Storage, str],
+) -> None:
+    storage, root = backend_root
+    lease = f"{root}/leases/expired"
+    storage.create_exclusive(lease, b"dead holder")
+    seen = storage.stat(lease)
+    assert seen is not None
+
+    results = race(
+        [
+            lambda i=i: storage.replace_if_unchanged(lease, f"taker-{i:02d}".encode(), seen)
+            for i in range(RACERS)
+        ]
+    )
+
+    assert results.count(True) == 1
+    assert storage.read_bytes(lease) == f"taker-{results.index(True):02d}".encode()
+
+
+def test_local_cas_chain_never_revives_an_old_stamp(tmp_path: Path) -> None:
+    # Same sizes, same clock tick: each version's mtime still moves forward.
+    storage = Storage(tmp_path)
+    storage.create_exclusive("lease", b"v0")
+    stamps = [storage.stat("lease")]
+    for i in range(1, 20):
+        before = stamps[-1]
+        assert before is not None
+        assert storage.replace_if_unchanged("lease", f"v{i % 2}".encode(), before) is True
+        stamps.append(storage.stat("lease"))
+
+    assert len(set(stamps)) == len(stamps)
+    old = stamps[0]
+    assert old is not None
+    assert storage.replace_if_unchanged("lease", b"v0", old) is False
+
+
+def test_s3_conditional_writes_send_the_conditions(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    lease = f"s3://{s3_bucket}/leases/x"
+    s3_storage.create_exclusive(lease, b"a")
+    seen = s3_storage.stat(lease)
+    assert seen is not None and seen.etag
+    s3_server.reset_counts()
+
+    assert s3_storage.create_exclusive(lease, b"b") is False
+    assert s3_storage.replace_if_unchanged(lease, b"c", seen) is True
+    assert s3_storage.replace_if_unchanged(lease, b"d", seen) is False
+
+    assert [(r.method, r.path) for r in s3_server.requests] == [
+        ("PUT", f"/{s3_bucket}/leases/x")
+    ] * 3
+
+
+# -- processes, as two cron ticks would race -------------------------------------------
+
+
+def _create_in_process(
+    project: str, options: dict[str, Any], lease: str, name: str, start: Any, out: Any
+) -> None:
+    storage = Storage(project, options)
+    start.wait()
+    out.put((name, storage.create_exclusive(lease, name.encode())))
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_create_exclusive_race_between_processes(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    options: dict[str, Any] = {}
+    lease = "leases/proc"
+    if backend == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        options = {"s3": {"endpoint_url": server.endpoint_url}}
+        lease = f"s3://{server.create_bucket()}/leases/proc"
+    ctx = multiprocessing.get_context("spawn")  # no fork of fsspec's event-loop thread
+    start, out = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_create_in_process,
+            args=(str(tmp_path), options, lease, f"proc-{i}", start, out),
+        )
+        for i in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    results = dict(out.get(timeout=30) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=10)
+
+    winners = [name for name, won in results.items() if won]
+    assert len(winners) == 1
+    assert Storage(tmp_path, options).read_bytes(lease) == winners[0].encode()
