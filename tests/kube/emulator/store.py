@@ -1,0 +1,178 @@
+"""The object store: one lock, one global resourceVersion, one event ring feeding watches.
+
+Objects are JSON-like dicts keyed by ``(resource, namespace, name)`` where ``resource`` is the
+plural qualified by its group (``pods``, ``leases.coordination.k8s.io``). Every write bumps the
+global counter, stamps ``metadata.resourceVersion`` and appends ``(rv, type, obj, prev)`` to the
+ring. Watches read the ring; a watch from an RV below ``floor`` gets 410 Expired.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class StoreEvent:
+    rv: int
+    type: str  # ADDED | MODIFIED | DELETED
+    resource: str
+    namespace: str
+    name: str
+    obj: Obj
+    prev: Obj | None
+
+
+class Store:
+    def __init__(self, ring_size: int = 1000) -> None:
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self._objects: dict[Key, Obj] = {}
+        self._rv = 1
+        self._ring: deque[StoreEvent] = deque()
+        self.ring_size = ring_size
+        self.floor = 1  # watches may start at any RV >= floor
+        self.listeners: list[Callable[[StoreEvent], None]] = []
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    @property
+    def rv(self) -> int:
+        return self._rv
+
+    def get(self, resource: str, namespace: str, name: str) -> Obj | None:
+        with self.lock:
+            obj = self._objects.get((resource, namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, resource: str, namespace: str | None = None) -> tuple[list[Obj], int]:
+        """All objects of a resource (optionally one namespace), sorted by key; and the list RV."""
+        with self.lock:
+            items = [
+                copy.deepcopy(o)
+                for (res, ns, _), o in sorted(self._objects.items())
+                if res == resource and (namespace is None or ns == namespace)
+            ]
+            return items, self._rv
+
+    def list_at(self, resource: str, namespace: str | None, rv: int) -> list[Obj] | None:
+        """The list as it was at ``rv`` (rebuilt from the ring), or None if too old."""
+        with self.lock:
+            if rv < self.floor:
+                return None
+            state = {
+                k: o
+                for k, o in self._objects.items()
+                if k[0] == resource and (namespace is None or k[1] == namespace)
+            }
+            for ev in reversed(self._ring):
+                if ev.rv <= rv:
+                    break
+                if ev.resource != resource or (namespace is not None and ev.namespace != namespace):
+                    continue
+                key = (ev.resource, ev.namespace, ev.name)
+                if ev.type == "ADDED":
+                    state.pop(key, None)
+                elif ev.prev is not None:
+                    state[key] = ev.prev
+            return [copy.deepcopy(o) for _, o in sorted(state.items())]
+
+    def events_after(self, rv: int) -> list[StoreEvent] | None:
+        """Events with RV > ``rv``; None when some of them were compacted away (410)."""
+        with self.lock:
+            if rv < self.floor:
+                return None
+            return [ev for ev in self._ring if ev.rv > rv]
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def _bump(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _record(self, ev: StoreEvent) -> None:
+        self._ring.append(ev)
+        while len(self._ring) > self.ring_size:
+            dropped = self._ring.popleft()
+            self.floor = max(self.floor, dropped.rv)
+        for listener in list(self.listeners):
+            listener(ev)
+        self.cond.notify_all()
+
+    def create(self, resource: str, namespace: str, name: str, obj: Obj) -> Obj | None:
+        """Store a new object; returns None if the key exists."""
+        with self.lock:
+            key = (resource, namespace, name)
+            if key in self._objects:
+                return None
+            rv = self._bump()
+            stored = copy.deepcopy(obj)
+            stored.setdefault("metadata", {})["resourceVersion"] = str(rv)
+            self._objects[key] = stored
+            self._record(StoreEvent(rv, "ADDED", resource, namespace, name, stored, None))
+            return copy.deepcopy(stored)
+
+    def replace(self, resource: str, namespace: str, name: str, obj: Obj) -> Obj | None:
+        """Overwrite an existing object unconditionally; None if missing."""
+        with self.lock:
+            key = (resource, namespace, name)
+            prev = self._objects.get(key)
+            if prev is None:
+                return None
+            rv = self._bump()
+            stored = copy.deepcopy(obj)
+            stored.setdefault("metadata", {})["resourceVersion"] = str(rv)
+            self._objects[key] = stored
+            self._record(StoreEvent(rv, "MODIFIED", resource, namespace, name, stored, prev))
+            return copy.deepcopy(stored)
+
+    def mutate(
+        self, resource: str, namespace: str, name: str, fn: Callable[[Obj], Obj | None]
+    ) -> Obj | None:
+        """Read-modify-write under the lock. ``fn`` gets a copy and returns the new object, or
+        None for "no change". Returns the stored object (new or unchanged), None if missing."""
+        with self.lock:
+            current = self._objects.get((resource, namespace, name))
+            if current is None:
+                return None
+            new = fn(copy.deepcopy(current))
+            if new is None or new == current:
+                return copy.deepcopy(current)
+            return self.replace(resource, namespace, name, new)
+
+    def delete(self, resource: str, namespace: str, name: str) -> Obj | None:
+        with self.lock:
+            key = (resource, namespace, name)
+            prev = self._objects.pop(key, None)
+            if prev is None:
+                return None
+            rv = self._bump()
+            last = copy.deepcopy(prev)
+            last["metadata"]["resourceVersion"] = str(rv)
+            self._record(StoreEvent(rv, "DELETED", resource, namespace, name, last, prev))
+            return copy.deepcopy(last)
+
+    def compact(self, below_rv: int | None = None) -> int:
+        """Forget history: watches from an RV below the new floor get 410. Returns the floor."""
+        with self.lock:
+            target = self._rv if below_rv is None else below_rv
+            while self._ring and self._ring[0].rv <= target:
+                self._ring.popleft()
+            self.floor = max(self.floor, target)
+            self.cond.notify_all()
+            return self.floor
+
+    def wait(self, timeout: float) -> None:
+        with self.cond:
+            self.cond.wait(timeout)
+
+    def notify(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
