@@ -1,1 +1,357 @@
-"""`kflow build`, `kflow runs` and `kflow logs` (being written)."""
+"""`kflow build`, `kflow runs` and `kflow logs`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from kflow.cli.app import app
+from kflow.cli.common import (
+    DirectoryOption,
+    FileOption,
+    ParamOption,
+    ProfileOption,
+    TargetsArgument,
+    open_project,
+    parse_params,
+    reports_errors,
+)
+from kflow.cli.plan_commands import (
+    AlwaysOption,
+    ForceOption,
+    check_force,
+    load_graph,
+    print_plan,
+    project_storage,
+)
+from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
+from kflow.graph import Graph, Instance
+from kflow.model import InstanceId, parse_instance_id
+from kflow.plan import make_plan
+from kflow.run import Replanner, RunMeta, Runner, RunOptions
+from kflow.run.ids import new_run_id
+from kflow.run.records import RunRecord, list_run_ids, load_records
+from kflow.run.scheduler import default_kill_grace
+from kflow.state import StateRecorder, StateStore
+from kflow.storage import Storage
+
+
+def _replanner(graph: Graph, storage: Storage) -> Replanner:
+    """Re-plan one instance (after another run released it) against what storage says now."""
+
+    def replan(instance: Instance) -> str | None:
+        wanted: dict[InstanceId, Instance] = {}
+        stack = [instance.id]
+        while stack:
+            iid = stack.pop()
+            if iid not in wanted:
+                wanted[iid] = graph.instances[iid]
+                stack.extend(graph.instances[iid].requires)
+        ordered = {iid: wanted[iid] for iid in graph.instances if iid in wanted}
+        sub = Graph(graph.project, ordered, (instance.id,))
+        plan = make_plan(sub, storage)
+        return plan.reasons.get(instance.id)
+
+    return replan
+
+
+@contextlib.contextmanager
+def _interrupts(runner: Runner) -> Iterator[None]:
+    """First Ctrl-C/SIGTERM: an orderly stop. Second: kill what runs and exit at once."""
+    seen = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 1:
+            runner.request_stop()
+            return
+        runner.abort()
+        sys.stderr.write("kflow: interrupted again, exiting now\n")
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command()
+@reports_errors
+def build(
+    targets: TargetsArgument = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("-j", "--jobs", help="Run up to N instances at once.", metavar="N", min=1),
+    ] = None,
+    keep_going: Annotated[
+        bool, typer.Option("-k", "--keep-going", help="Go on with independent branches.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("-n", "--dry-run", help="Print what would run; run nothing.")
+    ] = False,
+    question: Annotated[
+        bool,
+        typer.Option("-q", "--question", help="Run nothing; exit 0 if up to date, else 1."),
+    ] = False,
+    always: AlwaysOption = False,
+    force: ForceOption = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="Exit 3 instead of waiting when another run holds a task."),
+    ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="local or kubernetes (default: the profile's)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON event per line.")] = False,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
+) -> None:
+    """Run the stale instances of the targets (default: the project's default targets)."""
+    from kflow.cli.run_view import make_view
+    from kflow.executors import make_executor
+
+    graph = load_graph(directory, file, profile, targets, params)
+    project = graph.project
+    storage = project_storage(project)
+    plan = make_plan(graph, storage, always=always, force=check_force(graph, force))
+    if question:
+        raise typer.Exit(EXIT_TASK_FAILED if plan.to_run else 0)
+    if dry_run or not plan.to_run:
+        if not as_json or dry_run:
+            print_plan(plan, as_json)
+        return
+    run_id = new_run_id()
+    chosen = make_executor(executor or project.profile.executor, project)
+    options = RunOptions(
+        jobs=jobs or project.profile.jobs or os.cpu_count() or 1,
+        keep_going=keep_going,
+        wait_for_others=not no_wait,
+        kill_grace=default_kill_grace(),
+    )
+    view = make_view(as_json)
+    runner = Runner(
+        graph,
+        plan.to_run,
+        plan.reasons,
+        executor=chosen,
+        storage=storage,
+        hooks=StateRecorder(StateStore(storage, project.root), run_id),
+        sink=view,
+        options=options,
+        meta=RunMeta(
+            targets=list(targets or []) or [str(t) for t in graph.targets],
+            params=parse_params(params),
+            profile=project.profile.name,
+        ),
+        replan=_replanner(graph, storage),
+        run_id=run_id,
+    )
+    try:
+        with _interrupts(runner):
+            result = runner.run()
+    finally:
+        view.close()
+        chosen.close()
+    if result.exit_code == EXIT_INTERRUPTED:
+        sys.stderr.write("kflow: interrupted\n")
+    raise typer.Exit(result.exit_code)
+
+
+
+runs_app = typer.Typer(
+    help="Recent runs (newest first), or one run in detail with `kflow runs show RUN`.",
+    rich_markup_mode=None,
+)
+app.add_typer(runs_app, name="runs")
+
+
+def _records_newest_first(storage: Storage, root: str, limit: int | None) -> list[RunRecord]:
+    ids = list_run_ids(storage, root)
+    if limit is not None:
+        ids = ids[:limit]
+    found = load_records(storage, root, ids)
+    return [found[r] for r in ids if r in found]
+
+
+def _find_run(storage: Storage, root: str, wanted: str) -> RunRecord:
+    ids = list_run_ids(storage, root)
+    if wanted in ("latest", "last") and ids:
+        matches = ids[:1]
+    else:
+        matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
+    if not matches:
+        raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
+    if len(matches) > 1:
+        raise UsageError(f"{wanted!r} matches {len(matches)} runs", hint=", ".join(matches[:5]))
+    found = load_records(storage, root, matches)
+    if matches[0] not in found:
+        raise UsageError(f"run record {matches[0]} is unreadable")
+    return found[matches[0]]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+@runs_app.callback(invoke_without_command=True)
+@reports_errors
+def runs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many runs to show.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Recent runs, newest first: status, duration, counts, targets."""
+    if ctx.invoked_subcommand is not None:
+        return
+    project = open_project(directory, file, profile)
+    records = _records_newest_first(project_storage(project), project.root, limit)
+    if as_json:
+        typer.echo(json.dumps([json.loads(r.to_json()) for r in records], indent=1))
+        return
+    if not records:
+        typer.echo("no runs yet")
+        return
+    for record in records:
+        counts: dict[str, int] = {}
+        for entry in record.instances.values():
+            counts[entry.status] = counts.get(entry.status, 0) + 1
+        shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        typer.echo(
+            f"{record.run_id}  {record.status:<11} {_when(record.started)}  "
+            f"{_duration(record.duration):>7}  {shown}  [{' '.join(record.targets)}]"
+        )
+
+
+@runs_app.command("show")
+@reports_errors
+def runs_show(
+    run: Annotated[str, typer.Argument(help="A run id (or its unique prefix, or 'latest').")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """One run in detail: each instance's status, reason, attempts, exit codes and logs."""
+    project = open_project(directory, file, profile)
+    record = _find_run(project_storage(project), project.root, run)
+    if as_json:
+        typer.echo(record.to_json().decode())
+        return
+    typer.echo(
+        f"run {record.run_id}: {record.status} (exit {record.exit_code}), "
+        f"started {_when(record.started)}, took {_duration(record.duration)}"
+    )
+    typer.echo(
+        f"targets: {' '.join(record.targets)}  profile: {record.profile}  "
+        f"executor: {record.executor}  -j {record.jobs}  on {record.host}"
+    )
+    if record.params:
+        typer.echo("params: " + " ".join(f"{k}={v}" for k, v in record.params.items()))
+    for name, entry in record.instances.items():
+        typer.echo(f"{entry.status:<11} {name}  ({entry.reason})")
+        if entry.detail:
+            typer.echo(f"            {entry.detail}")
+        for attempt in entry.attempts:
+            code = "-" if attempt.exit_code is None else str(attempt.exit_code)
+            where = f" {attempt.where}" if attempt.where else ""
+            typer.echo(
+                f"            attempt {attempt.number}: {attempt.status}, exit {code}, "
+                f"{_duration(attempt.duration)}{where}  log: {attempt.log or '-'}"
+            )
+
+
+def _pick_instance(record: RunRecord, wanted: str) -> str | None:
+    if wanted in record.instances:
+        return wanted
+    try:
+        parsed = parse_instance_id(wanted)
+    except ValueError:
+        return None
+    matches = []
+    for name in record.instances:
+        try:
+            iid = parse_instance_id(name)
+        except ValueError:
+            continue
+        if iid.task == parsed.task and set(parsed.params) <= set(iid.params):
+            matches.append(name)
+    if len(matches) > 1:
+        raise UsageError(
+            f"{wanted!r} matches {len(matches)} instances of run {record.run_id}",
+            hint="name one: " + ", ".join(matches[:5]),
+        )
+    return matches[0] if matches else None
+
+
+@app.command()
+@reports_errors
+def logs(
+    what: Annotated[
+        list[str],
+        typer.Argument(help="[RUN] INSTANCE: a run id (default: the latest with it) and a task."),
+    ],
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", help="Which attempt (default: the last).")
+    ] = None,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Print an instance's log from a run (stored on the project's storage)."""
+    if len(what) not in (1, 2):
+        raise UsageError("expected [RUN] INSTANCE")
+    project = open_project(directory, file, profile)
+    storage = project_storage(project)
+    wanted = what[-1]
+    if len(what) == 2:
+        record = _find_run(storage, project.root, what[0])
+        name = _pick_instance(record, wanted)
+        if name is None:
+            raise UsageError(f"run {record.run_id} has no instance {wanted!r}")
+    else:
+        for record in _records_newest_first(storage, project.root, None):
+            name = _pick_instance(record, wanted)
+            if name is not None and record.instances[name].attempts:
+                break
+        else:
+            raise UsageError(f"no run has a log of {wanted!r}", hint="`kflow runs` lists runs")
+    attempts = record.instances[name].attempts
+    if not attempts:
+        raise UsageError(f"{name} did not run in run {record.run_id}")
+    chosen = attempts[-1] if attempt is None else next(
+        (a for a in attempts if a.number == attempt), None
+    )
+    if chosen is None or not chosen.log:
+        raise UsageError(f"{name} has no attempt {attempt} in run {record.run_id}")
+    data = storage.read_many([chosen.log])[chosen.log]
+    if data is None:
+        raise UsageError(f"the log {chosen.log} is gone")
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()

@@ -1,0 +1,46 @@
+"""Executors run attempts; the runner sees only the Protocol in ``base``.
+
+``make_executor`` is the one place that maps a name (profile ``executor`` or
+``--executor``) to an implementation; heavy ones are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from kflow.errors import UsageError
+from kflow.executors.base import (
+    AttemptHandle,
+    AttemptSpec,
+    AttemptState,
+    AttemptUpdate,
+    Executor,
+)
+from kflow.model import Project
+
+EXECUTORS = ("local", "kubernetes")
+
+
+def make_executor(name: str, project: Project) -> Executor:
+    """The executor called ``name`` for ``project``."""
+    if name == "local":
+        from kflow.executors.local import make_local_executor
+
+        return make_local_executor(project.directory)
+    if name == "kubernetes":
+        try:
+            from kflow.executors import kubernetes  # type: ignore[attr-defined]
+        except ImportError:
+            raise UsageError("the kubernetes executor is not available in this version") from None
+        made: Executor = kubernetes.make_kubernetes_executor(project)
+        return made
+    raise UsageError(f"unknown executor {name!r}", hint=f"use one of {', '.join(EXECUTORS)}")
+
+
+__all__ = [
+    "EXECUTORS",
+    "AttemptHandle",
+    "AttemptSpec",
+    "AttemptState",
+    "AttemptUpdate",
+    "Executor",
+    "make_executor",
+]

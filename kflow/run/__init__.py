@@ -1,0 +1,17 @@
+"""Running a plan: the scheduler, its events, run records, leases."""
+
+from kflow.run.events import Event, EventSink
+from kflow.run.hooks import NoState, Replanner, StateHooks
+from kflow.run.scheduler import RunMeta, Runner, RunOptions, RunResult
+
+__all__ = [
+    "Event",
+    "EventSink",
+    "NoState",
+    "Replanner",
+    "RunMeta",
+    "RunOptions",
+    "RunResult",
+    "Runner",
+    "StateHooks",
+]

@@ -1,0 +1,36 @@
+"""What the runner asks of the state layer around each attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from kflow.graph import Instance
+
+
+class StateHooks(Protocol):
+    """Keeps the per-instance state records in step with what the runner does.
+
+    ``before_attempt`` invalidates the instance's success record (so a crash
+    mid-attempt never leaves a record vouching for partial outputs);
+    ``after_success`` records fingerprint and stamps once the outputs exist.
+    """
+
+    def before_attempt(self, instance: Instance) -> None: ...
+
+    def after_success(self, instance: Instance) -> None: ...
+
+
+class NoState:
+    """Hooks that record nothing (for callers without a state layer)."""
+
+    def before_attempt(self, instance: Instance) -> None:
+        return None
+
+    def after_success(self, instance: Instance) -> None:
+        return None
+
+
+# Asked again once another run released an instance we waited for: the reason it
+# still has to run, or None when the other run's result is up to date for us.
+Replanner = Callable[[Instance], "str | None"]

@@ -1,0 +1,133 @@
+"""Run records: ``{root}/.kflow/runs/RUN_ID.json`` and each attempt's log, on the project's storage.
+
+A record is written when the run starts (status ``running``) and again when it
+ends, so a run killed with SIGKILL still leaves a trace. Logs go to
+``{root}/.kflow/logs/RUN_ID/<instance>.<attempt>.log``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kflow.run.ids import safe_name
+from kflow.storage import Storage
+
+RECORD_VERSION = 1
+
+
+def kflow_dir(root: str) -> str:
+    return f"{root.rstrip('/')}/.kflow" if root not in ("", ".") else ".kflow"
+
+
+def runs_folder(root: str) -> str:
+    return f"{kflow_dir(root)}/runs"
+
+
+def record_location(root: str, run_id: str) -> str:
+    return f"{runs_folder(root)}/{run_id}.json"
+
+
+def log_location(root: str, run_id: str, instance: str, attempt: int) -> str:
+    return f"{kflow_dir(root)}/logs/{run_id}/{safe_name(instance)}.{attempt}.log"
+
+
+@dataclass
+class AttemptRecord:
+    number: int
+    started: float
+    ended: float | None = None
+    exit_code: int | None = None
+    status: str = "running"  # running | succeeded | failed
+    reason: str = ""  # why it failed
+    where: str = ""  # pid, pod name
+    log: str = ""  # location of the log on storage
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+
+@dataclass
+class InstanceRecord:
+    status: str = "queued"  # queued | running | succeeded | failed | skipped | reused | held
+    reason: str = ""  # why it ran (from the plan)
+    detail: str = ""  # why it failed or was skipped
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    project: str
+    targets: list[str]
+    params: dict[str, str]
+    profile: str
+    executor: str
+    jobs: int
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    status: str = "running"  # running | succeeded | failed | interrupted | held
+    exit_code: int | None = None
+    host: str = ""
+    pid: int = 0
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data: dict[str, Any] = {"version": RECORD_VERSION, **asdict(self)}
+        for name, instance in data["instances"].items():
+            for attempt in instance["attempts"]:
+                ended = attempt["ended"]
+                attempt["duration"] = None if ended is None else ended - attempt["started"]
+            data["instances"][name] = instance
+        data["duration"] = None if self.ended is None else self.ended - self.started
+        return json.dumps(data, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RunRecord:
+        raw = json.loads(data)
+        instances = {}
+        for name, entry in raw.get("instances", {}).items():
+            attempts = [
+                AttemptRecord(**{k: v for k, v in a.items() if k != "duration"})
+                for a in entry.get("attempts", [])
+            ]
+            instances[name] = InstanceRecord(
+                entry.get("status", ""), entry.get("reason", ""), entry.get("detail", ""), attempts
+            )
+        names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
+        known = {k: v for k, v in raw.items() if k in names}
+        return cls(**known, instances=instances)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+
+def save_record(storage: Storage, root: str, record: RunRecord) -> str:
+    location = record_location(root, record.run_id)
+    storage.write_atomic(location, record.to_json())
+    return location
+
+
+def list_run_ids(storage: Storage, root: str) -> list[str]:
+    """Run ids found under ``{root}/.kflow/runs``, newest first."""
+    names = storage.list_folder(runs_folder(root))
+    return sorted((n[: -len(".json")] for n in names if n.endswith(".json")), reverse=True)
+
+
+def load_records(storage: Storage, root: str, run_ids: list[str]) -> dict[str, RunRecord]:
+    """The records of ``run_ids`` (one batched read); unreadable ones are left out."""
+    locations = {record_location(root, r): r for r in run_ids}
+    out: dict[str, RunRecord] = {}
+    for location, data in storage.read_many(locations).items():
+        if data is None:
+            continue
+        try:
+            out[locations[location]] = RunRecord.from_json(data)
+        except (ValueError, TypeError, KeyError):
+            continue
+    return out
