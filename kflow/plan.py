@@ -69,6 +69,8 @@ class Plan:
     graph: Graph
     decisions: dict[InstanceId, Decision]
     to_run: list[InstanceId] = field(default_factory=list)
+    # The records as the plan saw them: the runner records through it, replacing those.
+    store: StateStore | None = None
 
     @property
     def reasons(self) -> dict[InstanceId, str]:
@@ -95,7 +97,9 @@ def make_plan(
     """Decide every instance of the graph, reading storage in batches."""
     store = StateStore(storage, graph.project.root)
     observed = observe(graph, storage, store)
-    return decide(graph, observed, always=always, force=force)
+    plan = decide(graph, observed, always=always, force=force)
+    plan.store = store
+    return plan
 
 
 def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:

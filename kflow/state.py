@@ -23,7 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,7 @@ class StateStore:
     def __init__(self, storage: Storage, root: str):
         self.storage = storage
         self.folder = f"{root.rstrip('/')}/.kflow/state"
+        self._seen: dict[str, set[str]] = {}  # instance key → record locations known to exist
 
     def _task_folder(self, task: str) -> str:
         return f"{self.folder}/{task}"
@@ -126,6 +128,7 @@ class StateStore:
                 if len(parts) != 4 or not name.endswith(".json") or not parts[3].isdigit():
                     continue  # a temp file or something not ours
                 ref = RecordRef(f"{folder}/{name}", parts[1], parts[2], int(parts[3]))
+                self._seen.setdefault(parts[0], set()).add(ref.location)
                 known = newest.get(parts[0])
                 if known is None or ref.time_ns > known.time_ns:
                     newest[parts[0]] = ref
@@ -144,57 +147,72 @@ class StateStore:
         return bodies
 
     def _write(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> str:
-        now = time.time_ns()
-        location = f"{self._task_folder(iid.task)}/{instance_key(iid)}~{fp}~{digest}~{now}.json"
+        location = (
+            f"{self._task_folder(iid.task)}/{instance_key(iid)}~{fp}~{digest}~{time.time_ns()}.json"
+        )
         self.storage.write_atomic(location, json.dumps(body, indent=1, sort_keys=True).encode())
         return location
 
-    def _drop_older(self, iid: InstanceId, keep: str) -> None:
-        prefix = instance_key(iid) + "~"
-        folder = self._task_folder(iid.task)
-        stale = [
-            f"{folder}/{name}"
-            for name in self.storage.list_folder(folder)
-            if name.startswith(prefix) and f"{folder}/{name}" != keep
-        ]
-        self.storage.delete_many(stale)
+    def _replace(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> None:
+        """Write a new record and delete the ones this store knows to be older.
+
+        Older records come from this store's own listings and writes, never from a
+        fresh listing per write (that would cost a listing per instance). One a
+        concurrent run wrote stays behind, harmless: the newest record wins.
+        """
+        key = instance_key(iid)
+        older = self._seen.get(key, set())
+        location = self._write(iid, fp, digest, body)
+        self.storage.delete_many(sorted(older))
+        self._seen[key] = {location}
 
     def mark_incomplete(self, instance: Instance, run_id: str) -> None:
         """Before an attempt: outputs that exist after a crash must not count as done."""
-        self._write(instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id})
+        key = instance_key(instance.id)
+        location = self._write(
+            instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}
+        )
+        self._seen.setdefault(key, set()).add(location)
 
     def record_success(self, instance: Instance, run_id: str) -> None:
-        """After success (or ``kflow accept``): the fingerprint and the stamps seen now."""
-        inputs = list(instance.inputs)
-        outputs = list(instance.outputs.values())
-        stamps = self.storage.stat_many(inputs + outputs)
-        local = [loc for loc in inputs + outputs if stamps.get(loc) and not stamps[loc].etag]  # type: ignore[union-attr]
+        """After success: the fingerprint and the stamps seen now."""
+        self.record_many([instance], run_id)
+
+    def record_many(self, instances: Sequence[Instance], run_id: str) -> None:
+        """Record several instances with one batched stat (``kflow accept``, a run's end)."""
+        locations = sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
+        stamps = self.storage.stat_many(locations)
+        local = [loc for loc in locations if (s := stamps.get(loc)) and not s.etag and not s.is_dir]
         hashes = self.storage.content_hashes(local) if local else {}
-        parts = fingerprint_parts(instance)
-        body = {
-            "instance": str(instance.id),
-            "run": run_id,
-            "time": time.time(),
-            "fingerprint": parts,
-            "inputs": {loc: stamp_json(stamps.get(loc), hashes.get(loc)) for loc in inputs},
-            "outputs": {loc: stamp_json(stamps.get(loc), hashes.get(loc)) for loc in outputs},
-        }
-        keep = self._write(instance.id, fingerprint(parts), inputs_digest(inputs, stamps), body)
-        self._drop_older(instance.id, keep)
+
+        def record(instance: Instance) -> None:
+            parts = fingerprint_parts(instance)
+            body = {
+                "instance": str(instance.id),
+                "run": run_id,
+                "time": time.time(),
+                "fingerprint": parts,
+                "inputs": {
+                    loc: stamp_json(stamps.get(loc), hashes.get(loc)) for loc in instance.inputs
+                },
+                "outputs": {
+                    loc: stamp_json(stamps.get(loc), hashes.get(loc))
+                    for loc in instance.outputs.values()
+                },
+            }
+            digest = inputs_digest(instance.inputs, stamps)
+            self._replace(instance.id, fingerprint(parts), digest, body)
+
+        # Writes are independent objects: on remote storage, many at once.
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(instances)))) as pool:
+            list(pool.map(record, instances))
 
     def forget(self, instances: Iterable[Instance]) -> None:
         """Delete every record of these instances (``kflow clean``)."""
         wanted = list(instances)
-        keys = {instance_key(i.id) for i in wanted}
-        doomed = []
-        for task in {i.id.task for i in wanted}:
-            folder = self._task_folder(task)
-            doomed += [
-                f"{folder}/{name}"
-                for name in self.storage.list_folder(folder)
-                if name.split("~", 1)[0] in keys
-            ]
-        self.storage.delete_many(doomed)
+        self.index(i.id.task for i in wanted)
+        doomed = [loc for i in wanted for loc in self._seen.pop(instance_key(i.id), set())]
+        self.storage.delete_many(sorted(doomed))
 
 
 class StateRecorder:

@@ -187,8 +187,8 @@ def accept(
             hint="build them, or name narrower targets; nothing was recorded",
         )
     store = StateStore(storage, graph.project.root)
-    for instance in instances:
-        store.record_success(instance, "accepted")
+    store.index({i.id.task for i in instances})  # so that older records get replaced
+    store.record_many(instances, "accepted")
     typer.echo(f"accepted {len(instances)} instances")
 
 

@@ -1,4 +1,4 @@
-"""The Python API: ``from kflow import task`` (and ``param``, ``project``, ``profile``, ``defaults``).
+"""The Python API: ``from kflow import task`` and its siblings ``param``, ``project``, etc.
 
 Each call adds an entry to the document being loaded, in exactly the shape a
 TOML file would have, so Python and TOML definitions are validated by the same

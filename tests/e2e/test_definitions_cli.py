@@ -121,7 +121,8 @@ def test_help_does_not_import_kubernetes_or_remote_storage() -> None:
         "import sys\n"
         "from kflow.cli.app import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('kubernetes', 's3fs', 'botocore', 'gcsfs', 'fsspec') if m in sys.modules]\n"
+        "names = ('kubernetes', 's3fs', 'botocore', 'gcsfs', 'fsspec')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -44,7 +44,8 @@ task("extract", command=["python", "extract.py", "--date", "{date}", "--out", "{
 task("clean", requires=["extract"], matrix={"region": ["eu", "us"]},
      command="python clean.py {input} {output} --region {region}",
      outputs=["{root}/clean/{region}/{date}.parquet"])
-task("report", requires=["clean"], command=["python", "report.py", "{inputs}", "--out", "{outputs.html}"],
+task("report", requires=["clean"],
+     command=["python", "report.py", "{inputs}", "--out", "{outputs.html}"],
      outputs={"html": "{root}/reports/{date}.html"})
 """
 
