@@ -17,9 +17,16 @@ __all__ = ["fake_aws_env", "s3_bucket", "s3_server"]
 BACKENDS = ["local", "memory", "s3"]
 
 
+@pytest.fixture(scope="session")
+def shared_s3_storage(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Storage:
+    """One Storage on the test server for the session: an s3fs session costs ~0.3 s to set up."""
+    project = tmp_path_factory.mktemp("s3-project")
+    return Storage(project, {"s3": {"endpoint_url": s3_server.endpoint_url}})
+
+
 @pytest.fixture
 def s3_storage(s3_server: S3Server, tmp_path: Path) -> Storage:
-    """A Storage pointed at the test server."""
+    """A new Storage pointed at the test server, its project folder in tmp_path."""
     return Storage(tmp_path, {"s3": {"endpoint_url": s3_server.endpoint_url}})
 
 
@@ -31,9 +38,8 @@ def backend_root(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Storag
     if request.param == "memory":
         return Storage(tmp_path), f"memory://kflow-test-{uuid.uuid4().hex[:12]}"
     server: S3Server = request.getfixturevalue("s3_server")
-    bucket = server.create_bucket()
-    storage = Storage(tmp_path, {"s3": {"endpoint_url": server.endpoint_url}})
-    return storage, f"s3://{bucket}/root"
+    storage: Storage = request.getfixturevalue("shared_s3_storage")
+    return storage, f"s3://{server.create_bucket()}/root"
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from kflow.storage import Stamp, Storage
+from tests.storage.racer import create_in_process
 from tests.storage.s3server import S3Server
 
 RACERS = 8
+PROCESSES = 3  # each child imports s3fs: keep the test quick on a small machine
 
 
 def race(calls: list[Any]) -> list[Any]:
@@ -135,14 +137,7 @@ def test_s3_conditional_writes_send_the_conditions(
 # -- processes, as two cron ticks would race -------------------------------------------
 
 
-def _create_in_process(
-    project: str, options: dict[str, Any], lease: str, name: str, start: Any, out: Any
-) -> None:
-    storage = Storage(project, options)
-    start.wait()
-    out.put((name, storage.create_exclusive(lease, name.encode())))
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_create_exclusive_race_between_processes(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -154,13 +149,13 @@ def test_create_exclusive_race_between_processes(
         options = {"s3": {"endpoint_url": server.endpoint_url}}
         lease = f"s3://{server.create_bucket()}/leases/proc"
     ctx = multiprocessing.get_context("spawn")  # no fork of fsspec's event-loop thread
-    start, out = ctx.Barrier(4), ctx.Queue()
+    start, out = ctx.Barrier(PROCESSES), ctx.Queue()
     procs = [
         ctx.Process(
-            target=_create_in_process,
+            target=create_in_process,
             args=(str(tmp_path), options, lease, f"proc-{i}", start, out),
         )
-        for i in range(4)
+        for i in range(PROCESSES)
     ]
     for proc in procs:
         proc.start()
