@@ -185,12 +185,15 @@ class LocalExecutor:
 
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         attempt = self._attempts.get(handle.key)
-        if attempt is None or attempt.proc is None or attempt.cancelled:
+        if attempt is None or attempt.proc is None:
             return
-        attempt.cancelled = True
         with self._lock:
-            if attempt.proc.returncode is None:
-                self._stop(attempt, grace)
+            if attempt.proc.returncode is not None:
+                return
+            if attempt.cancelled and grace > 0:
+                return  # already stopping; a later cancel may only shorten the grace
+            attempt.cancelled = True
+            self._stop(attempt, grace)
 
     def kill_now(self) -> None:
         """SIGKILL every running attempt's process group (a second Ctrl-C)."""

@@ -1,0 +1,131 @@
+"""Ctrl-C and SIGTERM on a real `kflow build` process: stop, clean up, exit 130."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+# The task writes partial output, records its pid and its child's, then runs for a long time.
+PROJECT = """
+[project]
+name = "t"
+storage = "file://./data"
+
+[tasks.long]
+command = ["sh", "-c", "{trap} echo partial > {output}; sleep 60 & echo $$ $! > pids; wait"]
+outputs = ["{root}/long.txt"]
+
+[tasks.after]
+requires = ["long"]
+command = "sh -c 'echo done > {output}'"
+outputs = ["{root}/after.txt"]
+"""
+
+
+def _start(tmp_path: Path, trap: str = "", grace: str = "0.5") -> subprocess.Popen[str]:
+    text = PROJECT.replace("{trap}", trap)
+    (tmp_path / "kflow.toml").write_text(textwrap.dedent(text))
+    env = {**os.environ, "KFLOW_KILL_GRACE": grace}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "pids").exists() or not (tmp_path / "pids").read_text().strip():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.02)
+    return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    return state != "Z"
+
+
+def _pids(tmp_path: Path) -> list[int]:
+    return [int(p) for p in (tmp_path / "pids").read_text().split()]
+
+
+def _record(tmp_path: Path) -> dict[str, object]:
+    (record,) = (tmp_path / "data/.kflow/runs").glob("*.json")
+    data: dict[str, object] = json.loads(record.read_text())
+    return data
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_the_task_removes_partial_output_and_exits_130(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    proc = _start(tmp_path)
+    pids = _pids(tmp_path)
+    started = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 5
+    assert "interrupted" in err
+    assert not any(_alive(pid) for pid in pids)
+    assert not (tmp_path / "data/long.txt").exists()
+    record = _record(tmp_path)
+    assert record["status"] == "interrupted" and record["exit_code"] == 130
+    instances = record["instances"]
+    assert isinstance(instances, dict)
+    assert instances["long"]["status"] == "interrupted"
+    assert instances["after"]["status"] == "skipped"
+
+
+def test_task_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    proc = _start(tmp_path, trap="trap '' TERM;", grace="0.5")
+    pids = _pids(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert not any(_alive(pid) for pid in pids)
+    assert not (tmp_path / "data/long.txt").exists()
+
+
+def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    proc = _start(tmp_path, trap="trap '' TERM;", grace="30")
+    pids = _pids(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 2
+    time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_build_after_an_interrupt_reruns_exactly_the_interrupted_task(tmp_path: Path) -> None:
+    proc = _start(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=10)
+    (tmp_path / "kflow.toml").write_text(
+        (tmp_path / "kflow.toml").read_text().replace("sleep 60", "sleep 0")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data/after.txt").read_text() == "done\n"
