@@ -1,0 +1,366 @@
+"""The fake scheduler/kubelet: lifecycle, status shapes (§3.6), deletion (§3.7), pod faults."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from tests.kube.emulator import KubeEmulator
+from tests.kube.emulator.manifests import pod_manifest
+
+NS = "kflow-test"
+Obj = dict[str, Any]
+
+
+def finished(kube: KubeEmulator, name: str, timeout: float = 10) -> Obj:
+    return kube.wait_for_phase(name, "Succeeded", "Failed", timeout=timeout)
+
+
+def main_status(pod: Obj) -> Obj:
+    return pod["status"]["containerStatuses"][0]  # type: ignore[no-any-return]
+
+
+def waiting_reason(pod: Obj) -> str | None:
+    statuses = pod["status"].get("containerStatuses") or [{}]
+    return (statuses[0].get("state", {}).get("waiting") or {}).get("reason")
+
+
+def cond(pod: Obj, ctype: str) -> Obj:
+    return next(c for c in pod["status"]["conditions"] if c["type"] == ctype)
+
+
+def reasons(kube: KubeEmulator, name: str) -> list[str]:
+    return [e["reason"] for e in kube.events(name)]
+
+
+def test_success_writes_outputs_and_reports_completed(core_v1: Any,
+                                                      kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("ok", "mkdir -p out && echo data > out/x.txt"))
+    pod = finished(kube_emulator, "ok")
+    assert pod["status"]["phase"] == "Succeeded"
+    with open(os.path.join(kube_emulator.workdir, "out", "x.txt")) as fh:
+        assert fh.read() == "data\n"
+    cs = main_status(pod)
+    term = cs["state"]["terminated"]
+    assert term["exitCode"] == 0 and term["reason"] == "Completed"
+    assert term["startedAt"] and term["finishedAt"] and term["containerID"].startswith("containerd://")
+    assert cs["ready"] is False and cs["started"] is False and cs["restartCount"] == 0
+    assert cs["image"] == "busybox:1.36" and cs["imageID"].startswith("docker.io/library/busybox@")
+    assert cond(pod, "Ready")["status"] == "False"
+    assert cond(pod, "Ready")["reason"] == "PodCompleted"
+    assert cond(pod, "PodScheduled")["status"] == "True"
+    assert pod["spec"]["nodeName"] == "node-1" and pod["status"]["podIP"].startswith("10.244.")
+    assert pod["status"]["startTime"] and pod["status"]["hostIP"]
+    assert {"Scheduled", "Pulling", "Pulled", "Created", "Started"} <= set(reasons(kube_emulator,
+                                                                                   "ok"))
+    typed = core_v1.read_namespaced_pod("ok", NS)
+    assert typed.status.container_statuses[0].state.terminated.exit_code == 0
+
+
+def test_running_shape(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("run", "echo started; sleep 30"))
+    pod = kube_emulator.wait_for_pod("run", lambda p: p["status"].get("phase") == "Running")
+    cs = main_status(pod)
+    assert "running" in cs["state"] and cs["ready"] is True and cs["started"] is True
+    kube_emulator.wait_for_pod("run", lambda p: cond(p, "Ready")["status"] == "True")
+    assert len(kube_emulator.running_processes()) == 1
+    assert kube_emulator.orphans("nope") == []
+
+
+def test_failure_with_fallback_to_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest(
+        "bad", "echo line1; echo oops >&2; exit 3", message_policy="FallbackToLogsOnError"))
+    pod = finished(kube_emulator, "bad")
+    term = main_status(pod)["state"]["terminated"]
+    assert pod["status"]["phase"] == "Failed"
+    assert term == {**term, "exitCode": 3, "reason": "Error", "message": "line1\noops\n"}
+    assert cond(pod, "Ready")["reason"] == "PodFailed"
+
+
+def test_termination_message_file(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest(
+        "msg", "echo 'disk full' > /dev/termination-log; exit 2"))
+    term = main_status(finished(kube_emulator, "msg"))["state"]["terminated"]
+    assert term["exitCode"] == 2 and term["message"] == "disk full\n"
+    assert not os.path.exists("/dev/termination-log")
+
+
+def test_environment_resolution(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.create_secret("creds", {"token": "s3cr3t"})
+    kube_emulator.create_configmap("cfg", {"mode": "fast"})
+    env = [
+        {"name": "PLAIN", "value": "v"},
+        {"name": "EXPANDED", "value": "$(PLAIN)-x"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NSP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "RUN", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['run']"}}},
+    ]
+    core_v1.create_namespaced_pod(NS, pod_manifest(
+        "env", 'echo "$PLAIN $EXPANDED $TOKEN $MODE $POD $NSP $RUN"', env=env,
+        labels={"run": "r7"}))
+    finished(kube_emulator, "env")
+    assert core_v1.read_namespaced_pod_log("env", NS) == "v v-x s3cr3t fast env kflow-test r7\n"
+
+
+def test_missing_secret_then_created(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "k"}}}]
+    core_v1.create_namespaced_pod(NS, pod_manifest("cfg", "echo $T", env=env))
+    pod = kube_emulator.wait_for_pod("cfg", lambda p: waiting_reason(p) ==
+                                     "CreateContainerConfigError")
+    assert main_status(pod)["state"]["waiting"]["message"] == 'secret "s3-creds" not found'
+    assert pod["status"]["phase"] == "Pending"
+    failed = [e for e in kube_emulator.events("cfg") if e["reason"] == "Failed"]
+    assert failed[0]["message"] == 'Error: secret "s3-creds" not found'
+    assert failed[0]["type"] == "Warning"
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_pod_log("cfg", NS)
+    assert err.value.status == 400
+    assert json.loads(err.value.body)["message"] == \
+        'container "main" in pod "cfg" is waiting to start: CreateContainerConfigError'
+    kube_emulator.create_secret("s3-creds", {"k": "now-here"})
+    finished(kube_emulator, "cfg")
+    assert core_v1.read_namespaced_pod_log("cfg", NS) == "now-here\n"
+
+
+def test_active_deadline(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("slow", "sleep 30", deadline=20))
+    pod = finished(kube_emulator, "slow")
+    assert pod["status"]["reason"] == "DeadlineExceeded"
+    assert pod["status"]["message"] == \
+        "Pod was active on the node longer than the specified deadline"
+    term = main_status(pod)["state"]["terminated"]
+    assert term["exitCode"] == 137 and term["reason"] == "Error"
+    assert "DeadlineExceeded" in reasons(kube_emulator, "slow")
+    assert kube_emulator.running_processes() == []
+
+
+@pytest.mark.parametrize(("script", "code"), [("sleep 30", 143),
+                                              ("trap '' TERM; sleep 30 & wait; sleep 30", 137)])
+def test_graceful_delete_sigterm_then_sigkill(core_v1: Any, kube_emulator: KubeEmulator,
+                                              script: str, code: int) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("del", script, grace=20))
+    kube_emulator.wait_for_pod("del", lambda p: p["status"].get("phase") == "Running")
+    rv = core_v1.read_namespaced_pod("del", NS).metadata.resource_version
+    resp = core_v1.delete_namespaced_pod("del", NS)
+    assert resp.metadata.deletion_timestamp is not None
+    assert resp.metadata.deletion_grace_period_seconds == 20
+    w = watch.Watch()
+    final = None
+    for ev in w.stream(core_v1.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=10):
+        if ev["type"] == "DELETED":
+            w.stop()
+        else:
+            final = ev["object"]
+    assert final is not None
+    term = final.status.container_statuses[0].state.terminated
+    assert term.exit_code == code and final.status.phase == "Failed"
+    assert "Killing" in reasons(kube_emulator, "del")
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_pod_log("del", NS)
+    assert err.value.status == 404
+    assert kube_emulator.running_processes() == []
+
+
+def test_unschedulable_until(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    msg = "0/3 nodes are available: 3 Insufficient cpu."
+    kube_emulator.faults.unschedulable("u-*", message=msg, until=0.5)
+    core_v1.create_namespaced_pod(NS, pod_manifest("u-1"))
+    pod = kube_emulator.wait_for_pod("u-1", lambda p: p["status"].get("conditions"))
+    assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"
+    assert pod["status"]["conditions"][0]["message"] == msg
+    event = next(e for e in kube_emulator.events("u-1") if e["reason"] == "FailedScheduling")
+    assert event["reportingComponent"] == "default-scheduler" and event["eventTime"]
+    assert finished(kube_emulator, "u-1")["status"]["phase"] == "Succeeded"
+
+
+
+@pytest.mark.kube_emulator(nodes={"node-1": {"pods": "1"}})
+def test_pods_capacity_queues_pods(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    for i in range(3):
+        core_v1.create_namespaced_pod(NS, pod_manifest(f"c{i}", "sleep 0.1",
+                                                       labels={"kflow.dev/run": "r"}))
+    for i in range(3):
+        finished(kube_emulator, f"c{i}")
+    assert kube_emulator.max_concurrent("pods") == 1
+    scheduling = [e for e in kube_emulator.events() if e["reason"] == "FailedScheduling"]
+    assert scheduling and "Too many pods" in scheduling[0]["message"]
+    assert sorted(kube_emulator.orphans("r")) == ["c0", "c1", "c2"]
+
+
+def test_image_pull_backoff_then_recovery(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.image_pull_error("reg/missing:*", recover_after=0.6)
+    core_v1.create_namespaced_pod(NS, pod_manifest("img", image="reg/missing:1"))
+    pod = kube_emulator.wait_for_pod("img", lambda p: waiting_reason(p) == "ErrImagePull")
+    assert "rpc error" in main_status(pod)["state"]["waiting"]["message"]
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_pod_log("img", NS)
+    assert "is waiting to start: image can't be pulled" in json.loads(err.value.body)["message"]
+    pod = kube_emulator.wait_for_pod("img", lambda p: waiting_reason(p) == "ImagePullBackOff")
+    assert main_status(pod)["state"]["waiting"]["message"] == \
+        'Back-off pulling image "reg/missing:1"'
+    assert {"BackOff", "Failed"} <= set(reasons(kube_emulator, "img"))
+    assert finished(kube_emulator, "img")["status"]["phase"] == "Succeeded"
+
+
+def test_invalid_image_name(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("inv", image="Reg/UPPER:1"))
+    pod = kube_emulator.wait_for_pod("inv", lambda p: waiting_reason(p) == "InvalidImageName")
+    assert "invalid reference format" in main_status(pod)["state"]["waiting"]["message"]
+    assert "InspectFailed" in reasons(kube_emulator, "inv")
+
+
+def test_oom_kill_and_oom_but_succeeded(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.oom_kill("oom-kill", after_output="allocating")
+    kube_emulator.faults.oom_kill("oom-report", mode="report")
+    core_v1.create_namespaced_pod(NS, pod_manifest("oom-kill", "echo allocating; sleep 30"))
+    core_v1.create_namespaced_pod(NS, pod_manifest("oom-report", "echo fine"))
+    killed = main_status(finished(kube_emulator, "oom-kill"))["state"]["terminated"]
+    assert killed["exitCode"] == 137 and killed["reason"] == "OOMKilled"
+    pod = finished(kube_emulator, "oom-report")
+    term = main_status(pod)["state"]["terminated"]
+    assert pod["status"]["phase"] == "Succeeded" and term["reason"] == "OOMKilled"
+    assert term["exitCode"] == 0
+
+
+def test_node_pressure_eviction(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.evict("ev-*", kind="node-pressure")
+    core_v1.create_namespaced_pod(NS, pod_manifest("ev-1", "sleep 30"))
+    pod = finished(kube_emulator, "ev-1")
+    assert pod["status"]["reason"] == "Evicted"
+    assert pod["status"]["message"].startswith("The node was low on resource: memory.")
+    target = cond(pod, "DisruptionTarget")
+    assert target["status"] == "True" and target["reason"] == "TerminationByKubelet"
+    term = main_status(pod)["state"]["terminated"]
+    assert term["exitCode"] == 137 and term["reason"] == "ContainerStatusUnknown"
+    assert "Evicted" in reasons(kube_emulator, "ev-1")
+
+
+def test_eviction_api_and_preemption(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("victim", "sleep 30", grace=5))
+    kube_emulator.wait_for_pod("victim", lambda p: p["status"].get("phase") == "Running")
+    rv = core_v1.read_namespaced_pod("victim", NS).metadata.resource_version
+    core_v1.create_namespaced_pod_eviction("victim", NS, client.V1Eviction(
+        metadata=client.V1ObjectMeta(name="victim", namespace=NS)))
+    w = watch.Watch()
+    conditions = set()
+    for ev in w.stream(core_v1.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=10):
+        for c in ev["object"].status.conditions or []:
+            if c.type == "DisruptionTarget":
+                conditions.add(c.reason)
+        if ev["type"] == "DELETED":
+            w.stop()
+    assert conditions == {"EvictionByEvictionAPI"}
+    kube_emulator.faults.evict("pre", kind="preempt")
+    core_v1.create_namespaced_pod(NS, pod_manifest("pre", "sleep 30", grace=5))
+    kube_emulator.wait_gone("pre")
+    assert "Preempted" in [e["reason"] for e in kube_emulator.events("pre")]
+
+
+def test_node_shutdown(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("sd", "sleep 30"))
+    kube_emulator.wait_for_pod("sd", lambda p: p["status"].get("phase") == "Running")
+    assert kube_emulator.faults.node_shutdown() == 1
+    pod = finished(kube_emulator, "sd")
+    assert pod["status"]["reason"] == "Terminated"
+    assert pod["status"]["message"] == "Pod was terminated in response to imminent node shutdown."
+    assert main_status(pod)["state"]["terminated"]["exitCode"] == 143
+
+
+def test_lost_node_freezes_status_and_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("lost", "echo a; sleep 0.5; echo b"))
+    kube_emulator.wait_for_pod("lost", lambda p: p["status"].get("phase") == "Running")
+    kube_emulator.faults.lose_node(mark_not_ready_after=0.05)
+    pod = kube_emulator.wait_for_pod("lost", lambda p: cond(p, "Ready")["status"] == "False")
+    assert pod["status"]["phase"] == "Running"
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_pod_log("lost", NS)
+    assert err.value.status == 500
+    kube_emulator.faults.restore_node()
+    assert finished(kube_emulator, "lost")["status"]["phase"] == "Succeeded"
+
+
+def test_lost_node_taint_deletion_sticks_terminating(core_v1: Any,
+                                                     kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("t", "sleep 30"))
+    kube_emulator.wait_for_pod("t", lambda p: p["status"].get("phase") == "Running")
+    kube_emulator.faults.lose_node(taint_delete_after=0.05)
+    pod = kube_emulator.wait_for_pod("t", lambda p: p["metadata"].get("deletionTimestamp"))
+    assert cond(pod, "DisruptionTarget")["reason"] == "DeletionByTaintManager"
+    assert kube_emulator.pod("t") is not None  # stuck Terminating while the node is gone
+    kube_emulator.faults.restore_node()
+    kube_emulator.wait_gone("t")
+
+
+def test_external_delete_and_forced_paths(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("x1", "sleep 30"))
+    kube_emulator.wait_for_pod("x1", lambda p: p["status"].get("phase") == "Running")
+    assert kube_emulator.faults.delete_externally("x1") == 1
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_pod("x1", NS)
+    assert err.value.status == 404
+    kube_emulator.faults.deadline_exceeded("x2")
+    core_v1.create_namespaced_pod(NS, pod_manifest("x2", "sleep 30"))
+    assert finished(kube_emulator, "x2")["status"]["reason"] == "DeadlineExceeded"
+    core_v1.create_namespaced_pod(NS, pod_manifest("x3", "sleep 30"))
+    kube_emulator.wait_for_pod("x3", lambda p: p["status"].get("phase") == "Running")
+    assert kube_emulator.faults.phase_unknown("x3") == 1
+    assert core_v1.read_namespaced_pod("x3", NS).status.phase == "Unknown"
+
+
+def test_stuck_pending_and_create_container_error(core_v1: Any,
+                                                  kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.stuck_pending("sp")
+    kube_emulator.faults.create_container_error("ce", reason="CreateContainerError",
+                                                message="context deadline exceeded")
+    core_v1.create_namespaced_pod(NS, pod_manifest("sp"))
+    core_v1.create_namespaced_pod(NS, pod_manifest("ce"))
+    kube_emulator.wait_for(lambda: "FailedMount" in reasons(kube_emulator, "sp"))
+    assert waiting_reason(kube_emulator.pod("sp") or {}) == "ContainerCreating"
+    pod = kube_emulator.wait_for_pod("ce", lambda p: waiting_reason(p) == "CreateContainerError")
+    assert main_status(pod)["state"]["waiting"]["message"] == "context deadline exceeded"
+
+
+def test_crash_loop_back_off_and_previous_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("crash", "echo run; exit 1",
+                                                   restart_policy="OnFailure"))
+    pod = kube_emulator.wait_for_pod("crash", lambda p: waiting_reason(p) == "CrashLoopBackOff"
+                                     and main_status(p)["restartCount"] >= 2)
+    cs = main_status(pod)
+    assert cs["lastState"]["terminated"]["exitCode"] == 1
+    assert cs["state"]["waiting"]["message"].startswith("back-off ")
+    assert "restarting failed container=main pod=crash_kflow-test(" in \
+        cs["state"]["waiting"]["message"]
+    assert core_v1.read_namespaced_pod_log("crash", NS, previous=True) == "run\n"
+    assert "BackOff" in reasons(kube_emulator, "crash")
+
+
+def test_init_containers_run_first(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    manifest = pod_manifest("init", "cat ready.txt")
+    manifest["spec"]["initContainers"] = [{"name": "prep", "image": "busybox:1.36",
+                                           "command": ["sh", "-c", "echo go > ready.txt"]}]
+    core_v1.create_namespaced_pod(NS, manifest)
+    pod = finished(kube_emulator, "init")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == \
+        "Completed"
+    assert cond(pod, "Initialized")["status"] == "True"
+    assert core_v1.read_namespaced_pod_log("init", NS, container="main") == "go\n"
+    with pytest.raises(ApiException) as err:
+        core_v1.read_namespaced_pod_log("init", NS, container="nope")
+    assert err.value.status == 400
+
+
+def test_command_not_found_is_start_error(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    manifest = pod_manifest("nf")
+    manifest["spec"]["containers"][0]["command"] = ["definitely-not-a-binary"]
+    core_v1.create_namespaced_pod(NS, manifest)
+    term = main_status(finished(kube_emulator, "nf"))["state"]["terminated"]
+    assert term["exitCode"] == 128 and term["reason"] == "StartError"
+    assert "executable file not found in $PATH" in term["message"]
