@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import posixpath
@@ -78,11 +79,28 @@ class Expander:
                 raise UsageError(f"--param {name}={text}: {exc}") from None
         self._requires: dict[InstanceId, tuple[InstanceId, ...]] = {}
         self._bound: dict[InstanceId, dict[str, ParamValue]] = {}
+        self.root = project.root
+        # (task, param) → [(value, text)] and text → value: ids are built from texts, and
+        # thousands of instances share a handful of values, so each is formatted once.
+        self._choices: dict[tuple[str, str], list[tuple[ParamValue, str]]] = {}
+        self._by_text: dict[tuple[str, str], dict[str, ParamValue]] = {}
 
     def values_of(self, task: TaskSpec, name: str) -> list[ParamValue]:
         """Every value a task's parameter takes: its matrix, else the project parameter's values."""
-        if name in task.matrix:
-            return list(task.matrix[name])
+        return [value for value, _ in self._choices_of(task, name)]
+
+    def _choices_of(self, task: TaskSpec, name: str) -> list[tuple[ParamValue, str]]:
+        key = (task.name, name)
+        if key not in self._choices:
+            if name in task.matrix:
+                values = list(task.matrix[name])
+            else:
+                values = self._project_values(task, name)
+            self._choices[key] = [(value, value_text(value)) for value in values]
+            self._by_text[key] = {text: value for value, text in self._choices[key]}
+        return self._choices[key]
+
+    def _project_values(self, task: TaskSpec, name: str) -> list[ParamValue]:
         if name not in self._values:
             spec = self.project.params[name]
             if spec.default is None:
@@ -117,44 +135,62 @@ class Expander:
     def _requirements(self, iid: InstanceId) -> tuple[InstanceId, ...]:
         task = self.project.tasks[iid.task]
         values = self._bound[iid]
-        found: list[InstanceId] = []
+        texts = dict(iid.params)
+        found: dict[InstanceId, None] = {}
+        scope: dict[str, ParamValue] | None = None
         for req in task.requires:
             theirs = self.project.tasks[req.task]
-            fixed: dict[str, ParamValue] = {}
+            fixed: dict[str, tuple[ParamValue, str]] = {}
             for name in self.param_names[req.task]:
                 if name in req.params:
-                    text = render(
-                        req.params[name], _param_scope(self.project, task, values), task.location
-                    )
-                    fixed[name] = self._typed(theirs, name, text, iid)
+                    template = req.params[name]
+                    source = _bare_name(template)
+                    if source in texts:  # {a} mapped to another parameter: no rendering
+                        text = texts[source]
+                    else:
+                        scope = scope or {"root": self.root, "task": task.name, **values}
+                        text = render(template, scope, task.location)
+                    fixed[name] = (self._typed(theirs, name, text, iid), text)
                 elif name in values:
-                    fixed[name] = self._check_member(theirs, name, values[name], iid)
-            for rid in self._ids_with(req.task, fixed):
-                if rid not in found:
-                    found.append(rid)
+                    fixed[name] = self._member(theirs, name, values[name], iid, texts[name])
+            for rid in self._ids_with_pairs(req.task, fixed):
+                found[rid] = None
         return tuple(found)
 
     def _ids_with(self, task_name: str, fixed: Mapping[str, ParamValue]) -> list[InstanceId]:
         task = self.project.tasks[task_name]
-        names = self.param_names[task_name]
-        choices = [[fixed[n]] if n in fixed else self.values_of(task, n) for n in names]
+        pairs = {name: self._member(task, name, value, None) for name, value in fixed.items()}
+        return self._ids_with_pairs(task_name, pairs)
+
+    def _ids_with_pairs(
+        self, task_name: str, fixed: Mapping[str, tuple[ParamValue, str]]
+    ) -> list[InstanceId]:
+        task = self.project.tasks[task_name]
+        names = self.param_names[task_name]  # sorted: the id's parameter order
+        if len(fixed) == len(names):  # the common case: every parameter given
+            rid = InstanceId(task_name, tuple((n, fixed[n][1]) for n in names))
+            if rid not in self._bound:
+                self._bound[rid] = {n: fixed[n][0] for n in names}
+            return [rid]
+        choices = [[fixed[n]] if n in fixed else self._choices_of(task, n) for n in names]
         ids = []
         for combo in itertools.product(*choices):
-            values = dict(zip(names, combo, strict=True))
-            rid = InstanceId.of(task_name, {k: value_text(v) for k, v in values.items()})
-            self._bound.setdefault(rid, values)
+            rid = InstanceId(task_name, tuple(zip(names, (t for _, t in combo), strict=True)))
+            if rid not in self._bound:
+                self._bound[rid] = dict(zip(names, (v for v, _ in combo), strict=True))
             ids.append(rid)
         return ids
 
     def _typed(self, task: TaskSpec, name: str, text: str, requirer: InstanceId) -> ParamValue:
         if name in task.matrix:
-            for value in task.matrix[name]:
-                if value_text(value) == text:
-                    return value
-            raise UsageError(
-                f"{requirer} requires {task.name}[{name}={text}], "
-                f"but {text!r} is not in {task.name}'s matrix"
-            )
+            self._choices_of(task, name)
+            value = self._by_text[(task.name, name)].get(text)
+            if value is None:
+                raise UsageError(
+                    f"{requirer} requires {task.name}[{name}={text}], "
+                    f"but {text!r} is not in {task.name}'s matrix"
+                )
+            return value
         try:
             return parse_value(self.project.params[name].type, text, self.tz)
         except ParamValueError as exc:
@@ -162,15 +198,24 @@ class Expander:
                 f"{requirer}: requirement {task.name}.{name}: {exc}", task.location
             ) from None
 
-    def _check_member(
-        self, task: TaskSpec, name: str, value: ParamValue, requirer: InstanceId
-    ) -> ParamValue:
-        if name in task.matrix and value not in task.matrix[name]:
-            raise UsageError(
-                f"{requirer} requires {task.name}[{name}={value_text(value)}], "
-                f"but that value is not in {task.name}'s matrix"
-            )
-        return value
+    def _member(
+        self,
+        task: TaskSpec,
+        name: str,
+        value: ParamValue,
+        requirer: InstanceId | None,
+        text: str | None = None,
+    ) -> tuple[ParamValue, str]:
+        """The value with its text, checked against the task's matrix when it has one."""
+        text = value_text(value) if text is None else text
+        if name in task.matrix:
+            self._choices_of(task, name)
+            if self._by_text[(task.name, name)].get(text) != value:
+                raise UsageError(
+                    f"{requirer or task.name} needs {task.name}[{name}={text}], "
+                    f"but that value is not in {task.name}'s matrix"
+                )
+        return value, text
 
     def ordered(self) -> list[InstanceId]:
         """Topological order; ties broken by task definition order, then id."""
@@ -178,7 +223,7 @@ class Expander:
         depth: dict[InstanceId, int] = {}
         for iid in self._requires:
             self._depth(iid, depth)
-        return sorted(self._requires, key=lambda i: (depth[i], rank[i.task], i))
+        return sorted(self._requires, key=lambda i: (depth[i], rank[i.task], i.text))
 
     def _depth(self, start: InstanceId, depth: dict[InstanceId, int]) -> None:
         stack = [start]
@@ -199,7 +244,7 @@ class Expander:
         owner: dict[str, InstanceId] = {}
         for iid in order:
             instance = _resolve_one(
-                self.project, iid, self._bound[iid], self._requires[iid], instances
+                self.project, self.root, iid, self._bound[iid], self._requires[iid], instances
             )
             for location in instance.outputs.values():
                 if location in owner:
@@ -213,10 +258,13 @@ class Expander:
         return instances
 
 
-def _param_scope(
-    project: Project, task: TaskSpec, values: Mapping[str, ParamValue]
-) -> dict[str, ParamValue]:
-    return {"root": project.root, "task": task.name, **values}
+@functools.lru_cache(maxsize=1024)
+def _bare_name(template: str) -> str | None:
+    """``"{name}"`` → ``name``; anything else (literals, specs, several parts) → None."""
+    if template.startswith("{") and template.endswith("}") and template.count("{") == 1:
+        name = template[1:-1]
+        return name if name.isidentifier() else None
+    return None
 
 
 def normalize_location(location: str) -> str:
@@ -228,13 +276,14 @@ def normalize_location(location: str) -> str:
 
 def _resolve_one(
     project: Project,
+    root: str,
     iid: InstanceId,
     values: Mapping[str, ParamValue],
     requires: tuple[InstanceId, ...],
     done: Mapping[InstanceId, Instance],
 ) -> Instance:
     task = project.tasks[iid.task]
-    base = _param_scope(project, task, values)
+    base = {"root": root, "task": task.name, **values}
     where = task.location
     outputs = {name: normalize_location(render(t, base, where)) for name, t in task.outputs}
     sources = tuple(normalize_location(render(t, base, where)) for t in task.inputs)
@@ -242,7 +291,7 @@ def _resolve_one(
     for rid in requires:
         by_task.setdefault(rid.task, []).extend(done[rid].outputs.values())
     inputs = list(dict.fromkeys([*itertools.chain.from_iterable(by_task.values()), *sources]))
-    scope: dict[str, object] = dict(base)
+    scope: dict[str, object] = base  # type: ignore[assignment]
     scope["inputs"] = inputs
     scope["outputs"] = list(outputs.values())
     if inputs:

@@ -8,6 +8,7 @@ fields hold dicts that nobody mutates after loading.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -181,6 +182,7 @@ def storage_root_for_templates(storage: str) -> str:
 _ID_SPECIAL = set(',=[]"\\') | {" "}
 
 
+@functools.lru_cache(maxsize=65536)
 def _quote_id_value(text: str) -> str:
     if text and not (set(text) & _ID_SPECIAL):
         return text
@@ -197,16 +199,30 @@ class InstanceId:
 
     task: str
     params: tuple[tuple[str, str], ...] = ()
+    # The id's text, made once: ids are dict keys by the ten thousand, and a str caches its hash.
+    text: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.params:
+            inner = ",".join(f"{k}={_quote_id_value(v)}" for k, v in self.params)
+            object.__setattr__(self, "text", f"{self.task}[{inner}]")
+        else:
+            object.__setattr__(self, "text", self.task)
 
     @classmethod
     def of(cls, task: str, params: Mapping[str, str]) -> InstanceId:
         return cls(task, tuple(sorted(params.items())))
 
     def __str__(self) -> str:
-        if not self.params:
-            return self.task
-        inner = ",".join(f"{k}={_quote_id_value(v)}" for k, v in self.params)
-        return f"{self.task}[{inner}]"
+        return self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InstanceId):
+            return NotImplemented
+        return self.text == other.text
 
     @property
     def param_dict(self) -> dict[str, str]:

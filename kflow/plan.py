@@ -85,6 +85,7 @@ class Observations:
     records: Mapping[str, RecordRef]  # by instance key
     bodies: Mapping[str, Mapping[str, Any]]  # record location → body
     hashes: Mapping[str, str | None]  # content hashes of local inputs whose mtime moved
+    fingerprints: Mapping[InstanceId, str]  # what runs now, hashed
 
 
 class MissingSourceInput(DefinitionError):
@@ -107,13 +108,15 @@ def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
     locations = {loc for i in instances for loc in (*i.outputs.values(), *i.inputs)}
     stamps = storage.stat_many(sorted(locations))
     records = store.index(i.id.task for i in instances)
+    fingerprints = {i.id: fingerprint(fingerprint_parts(i)) for i in instances}
     wanted: list[RecordRef] = []
     for instance in instances:
         ref = records.get(instance_key(instance.id))
         if ref is None or ref.incomplete:
             continue
-        same = ref.fingerprint == fingerprint(fingerprint_parts(instance))
-        if not same or ref.digest != inputs_digest(instance.inputs, stamps):
+        if ref.fingerprint != fingerprints[instance.id] or ref.digest != inputs_digest(
+            instance.inputs, stamps
+        ):
             wanted.append(ref)
     bodies = store.read(wanted)
     # Local files carry no etag: where size matches but mtime moved, the content hash decides.
@@ -130,7 +133,7 @@ def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
             ):
                 suspects.add(loc)
     hashes = storage.content_hashes(sorted(suspects)) if suspects else {}
-    return Observations(stamps, records, bodies, hashes)
+    return Observations(stamps, records, bodies, hashes, fingerprints)
 
 
 def decide(
@@ -227,9 +230,9 @@ def _newer_input(instance: Instance, stamps: Mapping[str, Stamp | None]) -> str 
 def _compare_with_record(
     instance: Instance, ref: RecordRef, observed: Observations, checks: list[Check]
 ) -> tuple[Reason, str] | None:
-    parts = fingerprint_parts(instance)
     body = observed.bodies.get(ref.location)
-    if ref.fingerprint != fingerprint(parts):
+    if ref.fingerprint != observed.fingerprints[instance.id]:
+        parts = fingerprint_parts(instance)
         changed = _changed_parts(parts, body.get("fingerprint", {}) if body else {})
         checks.append(Check("fingerprint", True, changed))
         return Reason.FINGERPRINT_CHANGED, changed

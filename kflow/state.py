@@ -80,7 +80,7 @@ def stamp_token(stamp: Stamp | None) -> str:
         return "-"
     if stamp.etag:
         return f"{stamp.size}:{stamp.etag}"
-    return f"{stamp.size}:{stamp.mtime or 0:.6f}"
+    return f"{stamp.size}:{stamp.mtime!r}"
 
 
 def inputs_digest(inputs: Iterable[str], stamps: Mapping[str, Stamp | None]) -> str:
@@ -135,7 +135,7 @@ class StateStore:
         return newest
 
     def read(self, refs: Iterable[RecordRef]) -> dict[str, dict[str, Any]]:
-        """Record bodies by location, read concurrently on remote storage; unreadable ones skipped."""
+        """Record bodies by location, read concurrently where remote; unreadable ones skipped."""
         bodies: dict[str, dict[str, Any]] = {}
         for location, data in self.storage.read_many([r.location for r in refs]).items():
             if data is None:

@@ -12,6 +12,7 @@ spec for typed values: ``{date:%Y/%m/%d}``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,22 @@ Part = str | Placeholder
 
 def parse(template: str, where: Location) -> list[Part]:
     """Split a template into literal text and placeholders; malformed braces are errors."""
+    try:
+        return list(_parse_cached(template))
+    except _Malformed as exc:
+        raise DefinitionError(exc.message, where, exc.hint) from None
+
+
+class _Malformed(Exception):
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_cached(template: str) -> tuple[Part, ...]:
+    # Templates repeat across thousands of instances: parse each text once.
     parts: list[Part] = []
     pos = 0
     for match in _TOKEN.finditer(template):
@@ -48,19 +65,17 @@ def parse(template: str, where: Location) -> list[Part]:
         if token in ("{{", "}}"):
             parts.append(token[0])
         elif token in ("{", "}"):
-            raise DefinitionError(
-                f"unbalanced '{token}' in template {template!r}", where, "write '{{' or '}}'"
-            )
+            raise _Malformed(f"unbalanced '{token}' in template {template!r}", "write '{{' or '}}'")
         else:
             body = match.group(1)
             name, _, spec = body.partition(":")
             if not _NAME.match(name):
-                raise DefinitionError(f"bad placeholder '{{{body}}}' in {template!r}", where)
+                raise _Malformed(f"bad placeholder '{{{body}}}' in {template!r}")
             parts.append(Placeholder(name, spec))
         pos = match.end()
     if pos < len(template):
         parts.append(template[pos:])
-    return _merge_text(parts)
+    return tuple(_merge_text(parts))
 
 
 def _merge_text(parts: list[Part]) -> list[Part]:
@@ -107,14 +122,19 @@ def render(
     quote: Callable[[str], str] | None = None,
 ) -> str:
     """Substitute every placeholder; list values are joined with spaces (each quoted if asked)."""
+    parts = parse(template, where)
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
     out: list[str] = []
-    for part in parse(template, where):
+    for part in parts:
         if isinstance(part, str):
             out.append(part)
             continue
         value = _lookup(scope, part.name, where, template)
         if quote is None:
-            out.append(format_value(value, part.spec))
+            out.append(
+                value if type(value) is str and not part.spec else format_value(value, part.spec)
+            )
         elif isinstance(value, (list, tuple)):
             out.append(" ".join(quote(format_value(item, part.spec)) for item in value))
         else:

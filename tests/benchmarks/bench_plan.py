@@ -1,0 +1,176 @@
+"""Planning benchmark: kflow plan vs GNU make on the same layered graph (run by hand).
+
+    python tests/benchmarks/bench_plan.py [--sizes 1000 10000] [--s3]
+
+For each size N it writes a project of N instances in layers (each instance
+requires two of the previous layer: the same cell and its transpose) plus the
+same graph as a Makefile, builds it with make, records it with `kflow accept`,
+and times, each as the median of a few runs of the real command:
+- `kflow plan` with everything up to date vs `make -q`;
+- `kflow plan` after one first-layer source changed vs `make -n`;
+- `kflow plan` with one output missing;
+- with --s3: the up-to-date plan on moto's S3 server, with its request count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def shape(n: int) -> tuple[int, int]:
+    """(layers, side) with layers * side**2 ≈ n."""
+    side = {1000: 10, 10000: 25}.get(n) or max(2, int(math.sqrt(n / 10)))
+    return max(1, n // (side * side)), side
+
+
+def write_project(folder: Path, n: int, storage: str, options: str = "") -> None:
+    layers, side = shape(n)
+    cells = list(range(side))
+    lines = [
+        "[project]",
+        f'storage = "{storage}"',
+        options,
+        "",
+        "[tasks.l0]",
+        f"matrix = {{ a = {cells}, b = {cells} }}",
+        'command = ["cp", "{input}", "{output}"]',
+        'inputs = ["src/{a}_{b}.txt"]',
+        'outputs = ["{root}/l0/{a}_{b}.txt"]',
+    ]
+    for k in range(1, layers):
+        lines += [
+            "",
+            f"[tasks.l{k}]",
+            f"matrix = {{ a = {cells}, b = {cells} }}",
+            f'requires = [{{ task = "l{k - 1}", params = {{ a = "{{a}}", b = "{{b}}" }} }},'
+            f' {{ task = "l{k - 1}", params = {{ a = "{{b}}", b = "{{a}}" }} }}]',
+            'command = ["touch", "{output}"]',
+            f'outputs = ["{{root}}/l{k}/{{a}}_{{b}}.txt"]',
+        ]
+    lines.append(f'\n[tasks.all]\nrequires = ["l{layers - 1}"]\ncommand = ["true"]\n')
+    (folder / "kflow.toml").write_text("\n".join(lines) + "\n")
+    (folder / "src").mkdir(exist_ok=True)
+    for a in cells:
+        for b in cells:
+            (folder / "src" / f"{a}_{b}.txt").write_text(f"{a} {b}\n")
+    make = [f"all: {' '.join(f'data/l{layers - 1}/{a}_{b}.txt' for a in cells for b in cells)}", ""]
+    for a in cells:
+        for b in cells:
+            make += [f"data/l0/{a}_{b}.txt: src/{a}_{b}.txt", "\t@mkdir -p $(@D) && cp $< $@"]
+            for k in range(1, layers):
+                make += [
+                    f"data/l{k}/{a}_{b}.txt: data/l{k - 1}/{a}_{b}.txt data/l{k - 1}/{b}_{a}.txt",
+                    "\t@mkdir -p $(@D) && touch $@",
+                ]
+    (folder / "Makefile").write_text("\n".join(make) + "\n")
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def kflow(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kflow", *args]
+
+
+def local_case(n: int, work: Path) -> None:
+    folder = work / f"local-{n}"
+    folder.mkdir()
+    write_project(folder, n, "file://./data")
+    subprocess.run(["make", "-r", "-j2", "-s"], cwd=folder, check=True)
+    subprocess.run(kflow("accept", "all"), cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    count = subprocess.run(kflow("plan", "--json"), cwd=folder, capture_output=True, text=True)
+    assert '"to_run": []' in count.stdout, count.stdout[:500]
+    noop = timed(kflow("plan"), folder)
+    make_q = timed(["make", "-r", "-q"], folder)
+    kflow_import = timed([sys.executable, "-c", "import kflow.cli.app"], folder)
+    time.sleep(0.01)
+    (folder / "src" / "0_1.txt").write_text("changed\n")
+    changed = timed(kflow("plan"), folder)
+    make_n = timed(["make", "-r", "-n"], folder)
+    (folder / "src" / "0_1.txt").write_text("0 1\n")
+    missing_file = next((folder / "data" / "l1").iterdir())
+    missing_file.unlink()
+    missing = timed(kflow("plan"), folder)
+    print(f"\n## {n} instances, local disk ({shape(n)[0]} layers of {shape(n)[1] ** 2})")
+    print(
+        f"kflow plan, up to date          {noop:7.3f} s   make -r -q {make_q:7.3f} s   "
+        f"(python + kflow import alone: {kflow_import:.3f} s)"
+    )
+    print(f"kflow plan, one source changed  {changed:7.3f} s   make -r -n {make_n:7.3f} s")
+    print(f"kflow plan, one output missing  {missing:7.3f} s")
+
+
+def s3_case(n: int, work: Path) -> None:
+    from tests.storage.s3server import FAKE_AWS_ENV, S3Server
+
+    server = S3Server().start()
+    try:
+        bucket = server.create_bucket()
+        folder = work / f"s3-{n}"
+        folder.mkdir()
+        options = f'storage_options = {{ endpoint_url = "{server.endpoint_url}" }}'
+        write_project(folder, n, f"s3://{bucket}/bench", options)
+        layers, side = shape(n)
+        server.put_objects(
+            bucket,
+            {
+                f"bench/l{k}/{a}_{b}.txt": b"x"
+                for k in range(layers)
+                for a in range(side)
+                for b in range(side)
+            },
+        )
+        env = {**os.environ, **FAKE_AWS_ENV}
+        start = time.perf_counter()
+        subprocess.run(
+            kflow("accept", "all"), cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        accept = time.perf_counter() - start
+        server.reset_counts()
+        noop = timed(kflow("plan"), folder, env, repeat=1)
+        requests = server.count()
+        lists = sum(1 for r in server.requests if "list-type" in r.query)
+        print(f"\n## {n} instances on S3 (moto server, {layers} layer prefixes + records)")
+        print(
+            f"kflow plan, up to date          {noop:7.3f} s   {requests} requests ({lists} listings)"
+        )
+        print(f"(kflow accept of all {n}: {accept:.1f} s)")
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--s3", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kflow-bench-"))
+    try:
+        for n in args.sizes:
+            local_case(n, work)
+            if args.s3:
+                s3_case(n, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
