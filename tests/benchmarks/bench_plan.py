@@ -149,9 +149,7 @@ def s3_case(n: int, work: Path) -> None:
         requests = server.count()
         lists = sum(1 for r in server.requests if "list-type" in r.query)
         print(f"\n## {n} instances on S3 (moto server, {layers} layer prefixes + records)")
-        print(
-            f"kflow plan, up to date          {noop:7.3f} s   {requests} requests ({lists} listings)"
-        )
+        print(f"kflow plan, up to date  {noop:7.3f} s   {requests} requests ({lists} listings)")
         print(f"(kflow accept of all {n}: {accept:.1f} s)")
     finally:
         server.stop()

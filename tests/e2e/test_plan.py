@@ -309,7 +309,10 @@ def test_unreachable_storage_exits_4_naming_the_url(tmp_path: Path) -> None:
     project = make_project(
         tmp_path / "p",
         storage="s3://nowhere/x",
-        options=f'storage_options = {{ endpoint_url = "{endpoint}", connect_timeout = 1, retries = {{ max_attempts = 1 }} }}',
+        options=(
+            f'storage_options = {{ endpoint_url = "{endpoint}", connect_timeout = 1, '
+            "retries = { max_attempts = 1 } }"
+        ),
     )
     result = kflow("plan", "-C", project)
     assert result.exit_code == 4, result.output
