@@ -23,7 +23,7 @@ import s3fs
 
 from kflow.errors import StorageError
 from kflow.storage.base import Stamp
-from kflow.storage.failures import storage_error
+from kflow.storage.failures import is_missing, storage_error
 from kflow.storage.fsspec_backend import FsspecBackend, Listing
 
 DELETE_BATCH = 1000
@@ -71,6 +71,17 @@ class S3Backend(FsspecBackend):
 
     def _list(self, folder: str) -> Listing | None:  # pragma: no cover - s3fs is async
         raise NotImplementedError
+
+    async def _aread(self, path: str) -> bytes | None:
+        # max_concurrency=1: one GET, where s3fs would first HEAD the object to
+        # decide whether to fetch it in parallel ranges.
+        try:
+            data: bytes = await self.fs._cat_file(path, max_concurrency=1)
+        except FileNotFoundError as exc:
+            if is_missing(exc):
+                return None
+            raise
+        return data
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         bucket, key, _ = self.fs.split_path(path)

@@ -5,11 +5,15 @@ Reuse from any test folder by importing the fixtures into its conftest.py::
     from tests.storage.s3server import fake_aws_env, s3_bucket, s3_server  # noqa: F401
 
 ``s3_server`` (session-scoped) starts moto on 127.0.0.1 with a free port and sets
-fake AWS credentials in the environment; ``s3_server.requests`` is every request
-it received (method, path, query), ``s3_server.reset_counts()`` starts a fresh
-count, ``s3_server.deny(prefix)`` answers 403 AccessDenied to requests whose
-path starts with ``prefix``; ``s3_bucket`` is a fresh bucket per test.
-``s3_server.env()`` gives the variables a subprocess (the kflow CLI) needs.
+fake AWS credentials in the environment. On it:
+- ``requests``: every request received (method, path, query); ``counts()`` per
+  (method, path); ``max_in_flight``: the most served at once; ``reset_counts()``;
+- ``deny(prefix)`` / ``allow_all()``: answer 403 AccessDenied to requests whose
+  path starts with ``prefix``;
+- ``create_bucket()``, ``put_objects(bucket, {key: bytes})`` (fast, uncounted),
+  ``client()`` (boto3), ``env()`` (variables for a subprocess such as the CLI).
+``s3_bucket`` is a fresh bucket per test; ``fake_aws_env`` sets fake credentials
+for a test that needs no server.
 
 Two departures from plain moto, both to behave like real S3:
 - moto checks a conditional PUT's precondition and stores the object in two
@@ -89,6 +93,8 @@ class S3Server:
         self._write_lock = threading.Lock()
         self._requests: list[Request] = []
         self._denied: list[str] = []
+        self._in_flight = 0
+        self.max_in_flight = 0  # most requests served at once since reset_counts()
         self._server = make_server(
             host, port, self, threaded=True, request_handler=MotoRequestHandler
         )
@@ -108,10 +114,26 @@ class S3Server:
         if denied:
             start_response("403 Forbidden", [("Content-Type", "application/xml")])
             return [] if method == "HEAD" else [DENIED_BODY]
-        if method in WRITE_METHODS:
-            with self._write_lock:
-                return list(self._app(environ, start_response))
-        return self._app(environ, start_response)  # type: ignore[no-any-return]
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            if method in WRITE_METHODS:
+                with self._write_lock:
+                    return self._serve(environ, start_response)
+            return self._serve(environ, start_response)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """The whole response, produced now: counted and locked spans cover all of moto's work."""
+        response = self._app(environ, start_response)
+        try:
+            return list(response)
+        finally:
+            if hasattr(response, "close"):
+                response.close()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -143,6 +165,7 @@ class S3Server:
     def reset_counts(self) -> None:
         with self._lock:
             self._requests.clear()
+            self.max_in_flight = self._in_flight
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Requests per (method, path)."""

@@ -99,3 +99,9 @@ def test_local_only_use_never_imports_fsspec(tmp_path: Path) -> None:
         cwd=REPO,
     )
     assert out.stdout.strip() == "False"
+
+
+def test_for_root_gives_the_profile_options_to_the_roots_scheme(tmp_path: Path) -> None:
+    storage = Storage.for_root(tmp_path, "s3://kflow/sales", {"endpoint_url": "http://minio:9000"})
+    assert storage.storage_options == {"s3": {"endpoint_url": "http://minio:9000"}}
+    assert Storage.for_root(tmp_path, "file://./data").storage_options == {"file": {}}

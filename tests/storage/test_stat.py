@@ -201,6 +201,7 @@ def test_s3_stat_many_costs_one_listing_per_prefix_not_per_object(
     assert all(r.method == "GET" and r.query.get("list-type") == ["2"] for r in requests)
     pages = 1  # 100 keys per prefix: one page of up to 1,000
     assert len(requests) <= prefixes * pages + 2, s3_server.counts()
+    assert s3_server.max_in_flight > 1  # prefixes are listed concurrently
 
 
 def test_s3_listing_follows_pages_of_a_large_prefix(

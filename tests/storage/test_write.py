@@ -108,3 +108,19 @@ def test_s3_failed_write_keeps_the_old_object(
         s3_server.allow_all()
 
     assert s3_storage.read_bytes(url) == b'{"v": 1}'
+
+
+def test_s3_reads_and_writes_cost_one_request_per_object(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    urls = [f"s3://{s3_bucket}/records/{i}.json" for i in range(30)]
+    s3_server.put_objects(s3_bucket, {f"records/{i}.json": b"{}" for i in range(30)})
+    s3_storage.stat(urls[0])
+    s3_server.reset_counts()
+
+    contents = s3_storage.read_many(urls)
+    s3_storage.write_atomic(urls[0], b'{"v": 2}')
+
+    assert set(contents.values()) == {b"{}"}
+    assert [r.method for r in s3_server.requests] == ["GET"] * 30 + ["PUT"]
+    assert s3_server.max_in_flight > 1  # the reads went out together
