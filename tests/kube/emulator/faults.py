@@ -405,7 +405,7 @@ class Faults:
         if not total:
             return []
         line = b"x" * 99 + b"\n"
-        return [line] * int(total * 1024 * 1024 / len(line))
+        return [line] * -(-int(total * 1024 * 1024) // len(line))
 
     # --- node controller (called periodically by the cluster) ---------------------------------
 

@@ -70,6 +70,8 @@ class Starter:
         full_env.update(env)
         argv = argv_for(spec, env, term_path)
         log = ctr.ContainerLog()
+        for extra in self.cluster.faults.large_log_lines(w.pod):
+            log.append(clock.time(), extra)
         oom = self.cluster.faults.oom_for(w.pod, st.name)
         on_line = oom.watch_output(w.uid + st.name) if oom is not None else None
         w.event("Normal", "Created", f"Created container: {st.name}", st.name)
@@ -89,8 +91,6 @@ class Starter:
             return True
         w.procs[st.name] = proc
         w.logs.setdefault(st.name, []).append(log)
-        for extra in self.cluster.faults.large_log_lines(w.pod):
-            log.append(clock.time(), extra)
         st.container_id = proc.container_id
         st.image_id = ctr.image_id(image)
         st.started_at = clock.time()
