@@ -154,7 +154,7 @@ class FsspecBackend:
         try:
             listing: Listing = await self.fs._ls(folder, detail=True)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            if is_missing(exc):
+            if isinstance(exc, NotADirectoryError) or is_missing(exc):
                 return None
             raise
         return listing
@@ -164,7 +164,7 @@ class FsspecBackend:
         try:
             listing: Listing = self.fs.ls(folder, detail=True)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            if is_missing(exc):
+            if isinstance(exc, NotADirectoryError) or is_missing(exc):
                 return None
             raise
         return listing

@@ -24,7 +24,7 @@ import s3fs
 from kflow.errors import StorageError
 from kflow.storage.base import Stamp
 from kflow.storage.failures import is_missing, storage_error
-from kflow.storage.fsspec_backend import FsspecBackend, Listing
+from kflow.storage.fsspec_backend import CONCURRENCY, FsspecBackend, Listing
 
 DELETE_BATCH = 1000
 
@@ -37,7 +37,8 @@ def _default_config() -> dict[str, Any]:
     connect timeout still rides out throttling and blips, and fails in seconds.
     AWS_RETRY_MODE / AWS_MAX_ATTEMPTS in the environment win.
     """
-    config: dict[str, Any] = {"connect_timeout": 10}
+    # Connections for as many prefixes as fsspec_backend lists at once (botocore: 10).
+    config: dict[str, Any] = {"connect_timeout": 10, "max_pool_connections": CONCURRENCY}
     if not ({"AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"} & set(os.environ)):
         config["retries"] = {"mode": "standard", "max_attempts": 3}
     return config

@@ -22,6 +22,7 @@ ASKED = [
     "missing/2026-11-24.csv",  # missing folder
     "clean/eu",  # a folder
     "clean/eu/",  # the same folder, spelled with a slash
+    "raw/2026-11-24.csv/below",  # below a file: nothing
 ]
 
 
@@ -47,6 +48,7 @@ def test_stat_many_answers_the_same_on_every_backend(
         "missing/2026-11-24.csv": None,
         "clean/eu": (0, True),
         "clean/eu/": (0, True),
+        "raw/2026-11-24.csv/below": None,
     }
     file_stamp = stamps[f"{root}/raw/2026-11-24.csv"]
     assert file_stamp is not None and file_stamp.mtime is not None
