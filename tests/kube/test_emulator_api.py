@@ -366,3 +366,35 @@ def test_throttle_and_request_log(core_v1: Any, kube_emulator: KubeEmulator) -> 
     rec = kube_emulator.requests()[0]
     assert rec.user == "system:serviceaccount:kflow-test:kflow"
     assert rec.user_agent.startswith("OpenAPI-Generator/")
+
+
+def raw_post(kube: KubeEmulator, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+    """POST bypassing the client's own model validation (v37 rejects unknown fields itself)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(kube.url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": "Bearer test-token"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def test_unknown_fields_dropped_with_warning_or_rejected_when_strict(
+        kube_emulator: KubeEmulator) -> None:
+    typo = pod_manifest("typo")
+    typo["spec"]["serviceAcountName"] = "x"
+    typo["spec"]["containers"][0]["commnd"] = ["true"]
+    path = f"/api/v1/namespaces/{NS}/pods"
+    code, _, body = raw_post(kube_emulator, path + "?fieldValidation=Strict", typo)
+    assert code == 400
+    assert body["message"] == (
+        'strict decoding error: unknown field "spec.containers[0].commnd", unknown field '
+        '"spec.serviceAcountName"')
+    code, headers, stored = raw_post(kube_emulator, path, typo)
+    assert code == 201
+    assert 'unknown field \\"spec.serviceAcountName\\"' in headers["Warning"]
+    assert "commnd" not in stored["spec"]["containers"][0]
+    assert "serviceAcountName" not in stored["spec"]

@@ -121,6 +121,7 @@ def create(cluster: Cluster, req: Request) -> Response:
     now = cluster.clock.now_iso()
     if rt is PODS:
         obj = pods.prepare_create(cluster, req, obj)
+        meta = obj["metadata"]
     else:
         errs = validate_metadata(meta)
         if errs:

@@ -83,6 +83,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: EmulatorServer
+    _warnings: list[str]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -129,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
         req = Request(self.command, split.path, query, headers, raw)
+        self._warnings = req.warnings
         rec = RequestRecord(time.time(), req.method, req.path, dict(query), "", 0, 0, "",
                             headers.get("user-agent", ""), 0.0, headers)
         cluster.record(rec)  # visible before the response reaches the client
@@ -211,6 +213,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-cache, private")
             for k, v in resp.headers.items():
                 self.send_header(k, v)
+            for warning in self._warnings:
+                self.send_header("Warning", warning)
             self.end_headers()
             self.wfile.write(data)
             self.wfile.flush()

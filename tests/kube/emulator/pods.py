@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError, FieldError, bad_request, invalid, not_found
+from .fieldcheck import prune_pod
 from .podspec import (
     MUTABLE_SPEC_MESSAGE,
     apply_defaults,
@@ -23,6 +24,11 @@ TERMINAL = ("Succeeded", "Failed")
 
 
 def prepare_create(cluster: Cluster, req: Request, pod: Obj) -> Obj:
+    mode = req.query.get("fieldValidation", "Warn")
+    if mode not in ("Ignore", "Warn", "Strict"):
+        raise bad_request(f"fieldValidation must be one of Ignore, Warn, Strict, got {mode!r}")
+    pod, warnings = prune_pod(pod, mode)
+    req.warnings.extend(warnings)
     check_quantities(pod)
     pod = apply_defaults(pod, req.namespace, cluster.clock.now_iso())
     meta = pod["metadata"]

@@ -59,6 +59,7 @@ class Request:
     name: str = ""
     subresource: str = ""
     verb: str = ""
+    warnings: list[str] = field(default_factory=list)  # Warning response headers
 
     def flag(self, name: str) -> bool:
         """Boolean query parameter, parsed like Go's strconv.ParseBool."""
