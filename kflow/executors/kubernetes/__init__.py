@@ -1,0 +1,1 @@
+"""The Kubernetes executor: one pod per attempt, tracked by one watch per run."""
