@@ -41,7 +41,7 @@ ParamOption = Annotated[
     typer.Option(
         "--param",
         "-p",
-        help="Set a parameter: NAME=VALUE, or a range of dates or ints: date=2026-11-01..2026-11-07.",
+        help="Set a parameter: NAME=VALUE, or a date or int range: date=2026-11-01..2026-11-07.",
         metavar="NAME=VALUE",
         show_default=False,
     ),
