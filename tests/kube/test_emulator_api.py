@@ -377,7 +377,8 @@ def raw_post(kube: KubeEmulator, path: str, body: Any) -> tuple[int, dict[str, s
                                  headers={"Authorization": "Bearer test-token"})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, dict(resp.headers), json.loads(resp.read())
+            warnings = "\n".join(resp.headers.get_all("Warning") or [])
+            return resp.status, {"Warning": warnings}, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), json.loads(exc.read())
 
