@@ -38,9 +38,9 @@ from kflow.graph import Graph, Instance
 from kflow.model import InstanceId, parse_instance_id
 from kflow.plan import make_plan
 from kflow.run import Replanner, RunMeta, Runner, RunOptions
+from kflow.run.attempts import default_kill_grace
 from kflow.run.ids import new_run_id
 from kflow.run.records import RunRecord, list_run_ids, load_records
-from kflow.run.scheduler import default_kill_grace
 from kflow.state import StateRecorder, StateStore
 from kflow.storage import Storage
 

@@ -1,8 +1,8 @@
 """The local executor: each attempt a subprocess in the project folder, in its own process group.
 
-A waiter thread per running attempt turns the process's end into an update on
-one queue (so ``wait`` is a single blocking get), enforces the attempt's
-timeout and escalates a cancel from SIGTERM to SIGKILL after the grace period.
+No thread per process: ``wait`` watches every running process at once (a
+pidfd per process in one epoll where Linux has them, a short poll elsewhere)
+and also enforces timeouts and the SIGTERM → SIGKILL escalation of cancels.
 The whole process group is signalled, so children a command started end too.
 """
 
@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
+import time
 from pathlib import Path
 
 from kflow.errors import UsageError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
+
+# After a timeout, how long a command gets between SIGTERM and SIGKILL.
+TIMEOUT_GRACE = 2.0
+# Without pidfds, how often running processes are polled.
+POLL_INTERVAL = 0.005
+_HAS_PIDFD = hasattr(os, "pidfd_open")
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
@@ -28,20 +34,16 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-# After a timeout, how long a command gets between SIGTERM and SIGKILL.
-TIMEOUT_GRACE = 2.0
-
-
 class _Attempt:
-    def __init__(
-        self, handle: AttemptHandle, proc: subprocess.Popen[bytes] | None, log_path: Path
-    ):
+    def __init__(self, handle: AttemptHandle, proc: subprocess.Popen[bytes], log_path: Path):
         self.handle = handle
         self.proc = proc
         self.log_path = log_path
+        self.pidfd: int | None = None
+        self.deadline: float | None = None  # monotonic time the timeout fires
+        self.kill_at: float | None = None  # monotonic time SIGTERM becomes SIGKILL
         self.cancelled = False
         self.timed_out = False
-        self.timers: list[threading.Timer] = []
 
 
 class LocalExecutor:
@@ -51,15 +53,18 @@ class LocalExecutor:
 
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
-        self._updates: queue.Queue[AttemptUpdate] = queue.Queue()
-        self._attempts: dict[str, _Attempt] = {}
-        self._lock = threading.Lock()
+        self._selector = selectors.DefaultSelector()
+        self._attempts: dict[str, _Attempt] = {}  # every attempt not yet released
+        self._live: dict[int, _Attempt] = {}  # by pid, until reaped
+        self._finished: list[AttemptUpdate] = []  # produced outside wait (could not start)
         self._logs = Path(tempfile.mkdtemp(prefix="kflow-logs-"))
         self._counter = 0
         self._base_env = dict(os.environ)
         bindir = os.path.dirname(sys.executable)
         path = self._base_env.get("PATH", "")
         self._base_env["PATH"] = bindir + (os.pathsep + path if path else "")
+
+    # -- starting ---------------------------------------------------------------
 
     def submit(self, spec: AttemptSpec) -> AttemptHandle:
         self._counter += 1
@@ -78,71 +83,90 @@ class LocalExecutor:
                 )
             except OSError as exc:
                 # A command that cannot start fails like one that exits non-zero.
-                log.write(f"kflow: cannot start {spec.argv[0]!r}: {exc.strerror}\n".encode())
-                handle = AttemptHandle(f"unstarted:{self._counter}", spec)
-                with self._lock:
-                    self._attempts[handle.key] = _Attempt(handle, None, log_path)
                 reason = f"cannot start {spec.argv[0]!r}: {exc.strerror}"
-                self._updates.put(AttemptUpdate(handle, AttemptState.FAILED, 127, reason))
+                log.write(f"kflow: {reason}\n".encode())
+                handle = AttemptHandle(f"unstarted:{self._counter}", spec)
+                self._finished.append(AttemptUpdate(handle, AttemptState.FAILED, 127, reason))
                 return handle
         handle = AttemptHandle(f"pid:{proc.pid}", spec)
         attempt = _Attempt(handle, proc, log_path)
-        with self._lock:
-            self._attempts[handle.key] = attempt
         if spec.timeout is not None:
-            timer = threading.Timer(spec.timeout, self._time_out, args=(attempt,))
-            timer.daemon = True
-            attempt.timers.append(timer)
-            timer.start()
-        threading.Thread(target=self._watch, args=(attempt,), daemon=True).start()
+            attempt.deadline = time.monotonic() + spec.timeout
+        if _HAS_PIDFD:
+            try:
+                attempt.pidfd = os.pidfd_open(proc.pid)
+                self._selector.register(attempt.pidfd, selectors.EVENT_READ, attempt)
+            except OSError:
+                attempt.pidfd = None  # an old kernel: polled instead
+        self._attempts[handle.key] = attempt
+        self._live[proc.pid] = attempt
         return handle
 
-    def _time_out(self, attempt: _Attempt) -> None:
-        with self._lock:
-            if attempt.proc is not None and attempt.proc.returncode is None:
-                attempt.timed_out = True
-                self._stop(attempt, TIMEOUT_GRACE)
+    def adopt(self, spec: AttemptSpec) -> AttemptHandle | None:
+        return None  # local processes die with their kflow; there is nothing to re-attach to
 
-    def _stop(self, attempt: _Attempt, grace: float) -> None:
-        """SIGTERM the group now, SIGKILL it after ``grace`` unless the command has ended.
+    # -- watching ---------------------------------------------------------------
 
-        Called with the lock held and the leader not yet reaped (its pid is still ours).
-        """
-        assert attempt.proc is not None
-        pid = attempt.proc.pid
-        if grace <= 0:
-            _kill_group(pid, signal.SIGKILL)
-            return
-        _kill_group(pid, signal.SIGTERM)
-        timer = threading.Timer(grace, self._kill_if_alive, args=(attempt,))
-        timer.daemon = True
-        attempt.timers.append(timer)
-        timer.start()
+    def wait(self, timeout: float) -> list[AttemptUpdate]:
+        updates, self._finished = self._finished, []
+        now = time.monotonic()
+        timeout = 0.0 if updates else max(0.0, timeout)
+        for attempt in self._live.values():
+            for due in (attempt.deadline, attempt.kill_at):
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - now))
+        if any(a.pidfd is None for a in self._live.values()):
+            timeout = min(timeout, POLL_INTERVAL)
+        ended: list[_Attempt] = []
+        if self._selector.get_map():
+            ended = [key.data for key, _ in self._selector.select(timeout)]
+        elif timeout > 0:
+            time.sleep(timeout)
+        ended += [
+            a for a in self._live.values() if a.pidfd is None and a.proc.poll() is not None
+        ]
+        for attempt in ended:
+            updates.append(self._reap(attempt))
+        self._enforce_deadlines()
+        return updates
 
-    def _kill_if_alive(self, attempt: _Attempt) -> None:
-        with self._lock:
-            alive = attempt.proc is not None and attempt.proc.returncode is None
-            if alive and attempt.proc is not None:
+    def _reap(self, attempt: _Attempt) -> AttemptUpdate:
+        proc = attempt.proc
+        if attempt.pidfd is not None:
+            self._selector.unregister(attempt.pidfd)
+            os.close(attempt.pidfd)
+            attempt.pidfd = None
+            # The leader is a zombie until reaped, so its group id cannot have been reused:
+            # this kill reaches only what the command left behind.
+            _kill_group(proc.pid, signal.SIGKILL)
+        code = proc.wait()
+        del self._live[proc.pid]
+        return self._final_update(attempt, code)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for attempt in list(self._live.values()):
+            if attempt.deadline is not None and now >= attempt.deadline:
+                attempt.deadline = None
+                if not attempt.cancelled:
+                    attempt.timed_out = True
+                    self._stop(attempt, TIMEOUT_GRACE)
+            if attempt.kill_at is not None and now >= attempt.kill_at:
+                attempt.kill_at = None
                 _kill_group(attempt.proc.pid, signal.SIGKILL)
 
-    def _watch(self, attempt: _Attempt) -> None:
-        proc = attempt.proc
-        assert proc is not None
-        # Wait without reaping: while the leader is a zombie its pid, and so the
-        # group id, cannot be reused, so the group kill below hits only our processes.
-        with contextlib.suppress(ChildProcessError):
-            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-        with self._lock:
-            # Children left in the group by the command must not outlive it.
-            _kill_group(proc.pid, signal.SIGKILL)
-            code = proc.wait()
-        for timer in attempt.timers:
-            timer.cancel()
-        self._updates.put(self._final_update(attempt, code))
+    def _stop(self, attempt: _Attempt, grace: float) -> None:
+        """SIGTERM the group now and SIGKILL it after ``grace`` (at once when grace <= 0)."""
+        if grace <= 0:
+            attempt.kill_at = None
+            _kill_group(attempt.proc.pid, signal.SIGKILL)
+            return
+        _kill_group(attempt.proc.pid, signal.SIGTERM)
+        attempt.kill_at = time.monotonic() + grace
 
     def _final_update(self, attempt: _Attempt, code: int) -> AttemptUpdate:
         handle = attempt.handle
-        where = f"pid {attempt.proc.pid}" if attempt.proc is not None else ""
+        where = f"pid {attempt.proc.pid}"
         failed = AttemptState.FAILED
         if attempt.cancelled:
             return AttemptUpdate(handle, failed, code, "cancelled", where=where)
@@ -159,58 +183,37 @@ class LocalExecutor:
             return AttemptUpdate(handle, failed, code, f"killed by {name}", where=where)
         return AttemptUpdate(handle, failed, code, f"exit code {code}", where=where)
 
-    def adopt(self, spec: AttemptSpec) -> AttemptHandle | None:
-        return None  # local processes die with their kflow; there is nothing to re-attach to
-
-    def wait(self, timeout: float) -> list[AttemptUpdate]:
-        try:
-            first = self._updates.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            return []
-        updates = [first]
-        while True:
-            try:
-                updates.append(self._updates.get_nowait())
-            except queue.Empty:
-                return updates
+    # -- the rest of the protocol ---------------------------------------------------
 
     def logs(self, handle: AttemptHandle) -> bytes:
         attempt = self._attempts.get(handle.key)
-        if attempt is None:
-            return b""
+        path = attempt.log_path if attempt else self._logs / f"{handle.key.split(':')[-1]}.log"
         try:
-            return attempt.log_path.read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             return b""
 
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         attempt = self._attempts.get(handle.key)
-        if attempt is None or attempt.proc is None:
+        if attempt is None or attempt.proc.pid not in self._live:
             return
-        with self._lock:
-            if attempt.proc.returncode is not None:
-                return
-            if attempt.cancelled and grace > 0:
-                return  # already stopping; a later cancel may only shorten the grace
-            attempt.cancelled = True
-            self._stop(attempt, grace)
-
-    def kill_now(self) -> None:
-        """SIGKILL every running attempt's process group (a second Ctrl-C)."""
-        with self._lock:
-            for attempt in self._attempts.values():
-                if attempt.proc is not None and attempt.proc.returncode is None:
-                    _kill_group(attempt.proc.pid, signal.SIGKILL)
+        if attempt.cancelled and grace > 0:
+            return  # already stopping; a later cancel may only shorten the grace
+        attempt.cancelled = True
+        self._stop(attempt, grace)
 
     def release(self, handle: AttemptHandle) -> None:
-        with self._lock:
-            attempt = self._attempts.pop(handle.key, None)
-        if attempt is not None:
-            with contextlib.suppress(OSError):
-                attempt.log_path.unlink()
+        attempt = self._attempts.pop(handle.key, None)
+        path = attempt.log_path if attempt else self._logs / f"{handle.key.split(':')[-1]}.log"
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     def close(self) -> None:
-        self.kill_now()
+        """Kill whatever still runs (and reap it), drop the temporary logs."""
+        for attempt in list(self._live.values()):
+            _kill_group(attempt.proc.pid, signal.SIGKILL)
+            self._reap(attempt)
+        self._selector.close()
         shutil.rmtree(self._logs, ignore_errors=True)
 
 

@@ -1,29 +1,39 @@
 """The scheduler: runs a planned set of instances in dependency order on an executor.
 
-One thread drives everything: it starts instances whose requirements have
+One thread decides everything: it starts instances whose requirements have
 succeeded (up to ``jobs`` at once), reacts to the executor's state changes,
 retries with exponential backoff, checks outputs, and keeps the run record.
-Library code: it emits events and never prints.
+Slow bookkeeping (taking a lease and marking the state record incomplete
+before an attempt; recording success, releasing the lease and storing the log
+after it) runs on a small thread pool, so storage latency overlaps with
+running tasks instead of adding to each one. Library code: it emits events and
+never prints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from kflow.errors import EXIT_HELD, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASK_FAILED, KflowError
+from kflow.errors import (
+    EXIT_HELD,
+    EXIT_INFRASTRUCTURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TASK_FAILED,
+    KflowError,
+)
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
 from kflow.run import events as ev
+from kflow.run.attempts import backoff, log_tail, task_environment
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.ids import new_run_id
 from kflow.run.leases import LeaseInfo, Leases
@@ -38,7 +48,6 @@ from kflow.run.records import (
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
-LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -74,24 +83,6 @@ class _Running:
     record: AttemptRecord
 
 
-def default_kill_grace() -> float:
-    """``KFLOW_KILL_GRACE`` seconds if set, else 5: SIGTERM to SIGKILL on interrupt."""
-    try:
-        return float(os.environ.get("KFLOW_KILL_GRACE", "5"))
-    except ValueError:
-        return 5.0
-
-
-def backoff(retry_delay: float, failed_attempts: int, cap: float) -> float:
-    """``retry_delay`` doubled after each failed attempt, capped."""
-    return float(min(cap, retry_delay * (2 ** max(0, failed_attempts - 1))))
-
-
-def _tail(data: bytes, lines: int = LOG_TAIL_LINES) -> str:
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-
-
 def _default_replan(storage: Storage) -> Replanner:
     def replan(instance: Instance) -> str | None:
         stamps = storage.stat_many(instance.outputs.values())
@@ -123,7 +114,7 @@ class Runner:
         self.graph = graph
         self.order = list(to_run)
         self.index = {iid: n for n, iid in enumerate(self.order)}
-        self.reasons = reasons
+        self.reasons = dict(reasons)
         self.executor = executor
         self.storage = storage
         self.hooks = hooks
@@ -153,6 +144,9 @@ class Runner:
         }
         self.ready: list[int] = [self.index[i] for i in self.order if not self.blocked[i]]
         heapq.heapify(self.ready)
+        # lease + state marking in flight (→ holder elsewhere, or None when ready to submit)
+        self.preparing: dict[InstanceId, Future[LeaseInfo | None]] = {}
+        self.prepared: list[int] = []  # heap of indexes ready to submit at once
         self.running: dict[str, _Running] = {}
         self.delayed: list[tuple[float, int]] = []  # (monotonic due time, index) of retries
         self.waiting: dict[InstanceId, tuple[LeaseInfo, float]] = {}  # lease holder, next look
@@ -161,8 +155,9 @@ class Runner:
         self.stopping = False  # no new starts (a failure without -k, or an interrupt)
         self.interrupting = False
         self._stop_requested = threading.Event()
-        self._uploads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kflow-logs")
-        self._pending_uploads: list[Future[None]] = []
+        workers = max(4, self.options.jobs)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kflow-run")
+        self._background: list[Future[None]] = []
         self._started = time.monotonic()
 
     # -- control from outside (signal handlers) --------------------------------
@@ -207,9 +202,11 @@ class Runner:
                 self._begin_interrupt()
             self._promote_due_retries()
             self._look_at_waiting()
-            self._start_ready()
-            idle = not (self.running or self.delayed or self.waiting)
-            if idle and (self.stopping or not self.ready):
+            self._collect_prepared()
+            self._start_prepared()
+            self._prepare_ahead()
+            busy = self.running or self.delayed or self.waiting or self.preparing
+            if not busy and (self.stopping or not (self.ready or self.prepared)):
                 return
             for update in self.executor.wait(self._wait_timeout()):
                 self._on_update(update)
@@ -217,6 +214,8 @@ class Runner:
     def _wait_timeout(self) -> float:
         now = time.monotonic()
         timeout = 0.2  # signal handlers only set a flag: look at it this often
+        if self.preparing and len(self.running) < self.options.jobs:
+            timeout = 0.001  # a free slot waits for a preparation that is about to finish
         if self.delayed:
             timeout = min(timeout, self.delayed[0][0] - now)
         for _, next_look in self.waiting.values():
@@ -227,22 +226,53 @@ class Runner:
         now = time.monotonic()
         while self.delayed and self.delayed[0][0] <= now:
             _, index = heapq.heappop(self.delayed)
-            self._submit(self.order[index])
-
-    def _start_ready(self) -> None:
-        while self.ready and not self.stopping and len(self.running) < self.options.jobs:
-            iid = self.order[heapq.heappop(self.ready)]
-            self._first_attempt(iid)
+            iid = self.order[index]
+            self.hooks.before_attempt(self.graph.instances[iid])
+            self._submit(iid)
 
     # -- starting ---------------------------------------------------------------
 
-    def _first_attempt(self, iid: InstanceId) -> None:
+    def _prepare_ahead(self) -> None:
+        """Take leases and mark state for the next few ready instances while others run."""
+        depth = self.options.jobs
+        while (
+            self.ready
+            and not self.stopping
+            and len(self.preparing) + len(self.prepared) < depth
+        ):
+            iid = self.order[heapq.heappop(self.ready)]
+            self._instance(iid).status = "preparing"
+            self.preparing[iid] = self._pool.submit(self._prepare, iid)
+
+    def _prepare(self, iid: InstanceId) -> LeaseInfo | None:
+        """(Worker thread.) The lease, then the state mark; the other holder if leased elsewhere."""
         if self.leases is not None:
             other = self.leases.try_acquire(str(iid))
             if other is not None:
+                return other
+        self.hooks.before_attempt(self.graph.instances[iid])
+        return None
+
+    def _collect_prepared(self) -> None:
+        for iid, future in list(self.preparing.items()):
+            if not future.done():
+                continue
+            del self.preparing[iid]
+            other = future.result()  # a storage error ends the run (exit 4)
+            if self.stopping:
+                self._drop_prepared(iid)
+            elif other is not None:
                 self._held_elsewhere(iid, other)
-                return
-        self._submit(iid)
+            else:
+                heapq.heappush(self.prepared, self.index[iid])
+
+    def _start_prepared(self) -> None:
+        while self.prepared and not self.stopping and len(self.running) < self.options.jobs:
+            self._submit(self.order[heapq.heappop(self.prepared)])
+
+    def _drop_prepared(self, iid: InstanceId) -> None:
+        self._instance(iid).status = "queued"
+        self._release_lease(iid)
 
     def _held_elsewhere(self, iid: InstanceId, other: LeaseInfo) -> None:
         if self.options.wait_for_others:
@@ -279,8 +309,8 @@ class Runner:
                 self._emit(ev.InstanceReused(instance=str(iid), holder=str(holder)))
                 self._unblock_dependents(iid)
             else:
-                self._instance(iid).reason = reason
-                self.reasons = {**self.reasons, iid: reason}
+                self._instance(iid).reason = self.reasons[iid] = reason
+                self.hooks.before_attempt(instance)
                 self._submit(iid)
 
     def _submit(self, iid: InstanceId) -> None:
@@ -292,11 +322,10 @@ class Runner:
             instance=instance,
             attempt=number,
             argv=instance.argv,
-            env=self._env(instance),
+            env=task_environment(instance, self.run_id),
             timeout=instance.task.timeout,
             labels={"run": self.run_id, "task": instance.task.name},
         )
-        self.hooks.before_attempt(instance)
         handle = self.executor.adopt(spec) if number == 1 else None
         if handle is None:
             handle = self.executor.submit(spec)
@@ -308,22 +337,6 @@ class Runner:
         self._emit(
             ev.AttemptStarted(instance=str(iid), attempt=number, reason=self.reasons.get(iid, ""))
         )
-
-    def _env(self, instance: Instance) -> dict[str, str]:
-        params = instance.id.param_dict
-        env = dict(instance.env)
-        env.update(
-            {
-                "KFLOW_RUN": self.run_id,
-                "KFLOW_TASK": str(instance.id),
-                "KFLOW_PARAMS": json.dumps(params, sort_keys=True),
-                "KFLOW_INPUTS": json.dumps(list(instance.inputs)),
-                "KFLOW_OUTPUTS": json.dumps(dict(instance.outputs)),
-            }
-        )
-        for name, value in params.items():
-            env[f"KFLOW_PARAM_{name.upper()}"] = value
-        return env
 
     # -- reacting ---------------------------------------------------------------
 
@@ -357,13 +370,11 @@ class Runner:
 
     def _succeeded(self, running: _Running, instance: Instance) -> None:
         iid = running.iid
-        self.hooks.after_success(instance)
         running.record.status = "succeeded"
+        self._instance(iid).status = "succeeded"
         self._store_log(running)
-        entry = self._instance(iid)
-        entry.status = "succeeded"
-        if self.leases is not None:
-            self.leases.release(str(iid))
+        # Recorded before the lease goes, so a run waiting for it finds the result up to date.
+        self._in_background(self._record_success, instance)
         self._emit(
             ev.InstanceSucceeded(
                 instance=str(iid),
@@ -372,6 +383,11 @@ class Runner:
             )
         )
         self._unblock_dependents(iid)
+
+    def _record_success(self, instance: Instance) -> None:
+        self.hooks.after_success(instance)
+        if self.leases is not None:
+            self.leases.release(str(instance.id))
 
     def _unblock_dependents(self, iid: InstanceId) -> None:
         for dependent in self.graph.dependents(iid):
@@ -403,10 +419,9 @@ class Runner:
             self._retry_in(iid, 0.0, reason)
             return
         failed_attempts = self.attempts[iid] - self.free_retries.get(iid, 0)
-        if failed_attempts <= instance.task.retries and not self.interrupting:
+        if failed_attempts <= instance.task.retries:
             cap = self.options.max_retry_delay
-            delay = backoff(instance.task.retry_delay, failed_attempts, cap)
-            self._retry_in(iid, delay, reason)
+            self._retry_in(iid, backoff(instance.task.retry_delay, failed_attempts, cap), reason)
             return
         entry = self._instance(iid)
         entry.status, entry.detail = "failed", reason
@@ -416,7 +431,7 @@ class Runner:
                 instance=str(iid),
                 attempt=attempt.number,
                 reason=reason,
-                log_tail=_tail(data),
+                log_tail=log_tail(data),
                 log=attempt.log,
             )
         )
@@ -446,6 +461,9 @@ class Runner:
             stack.extend(self.graph.dependents(dependent))
         if not self.options.keep_going:
             self.stopping = True
+            for index in self.prepared:
+                self._drop_prepared(self.order[index])
+            self.prepared.clear()
 
     # -- interrupt and the end ---------------------------------------------------
 
@@ -456,6 +474,9 @@ class Runner:
             entry = self._instance(iid)
             entry.status, entry.detail = "interrupted", "interrupted before it could run again"
             self._release_lease(iid)
+        for index in self.prepared:
+            self._drop_prepared(self.order[index])
+        self.prepared.clear()
         self.delayed.clear()
         self.waiting.clear()
         for running in list(self.running.values()):
@@ -477,22 +498,22 @@ class Runner:
                     self.running.pop(update.handle.key, None)
 
     def _finish(self, error: BaseException | None) -> None:
-        if self.leases is not None:
-            self.leases.stop()
+        for iid, future in list(self.preparing.items()):
+            if future.exception() is None and future.result() is None:
+                self._drop_prepared(iid)
+        self.preparing.clear()
         reason = "interrupted" if self.interrupting else "the run stopped after a failure"
         for iid in self.order:
             entry = self._instance(iid)
-            if entry.status in ("queued", "waiting", "retrying"):
+            if entry.status in ("queued", "waiting", "retrying", "preparing"):
                 entry.status, entry.detail = "skipped", f"not started: {reason}"
                 if error is None and not self.interrupting:
                     self._emit(ev.InstanceSkipped(instance=str(iid), reason=entry.detail))
+        background_error = self._drain_background()
         if self.leases is not None:
+            self.leases.stop()
             self.leases.release_all()
-        for future in self._pending_uploads:
-            # a log that could not be stored must not hide the run's own outcome
-            with contextlib.suppress(KflowError, TimeoutError):
-                future.result(timeout=30)
-        self._uploads.shutdown(wait=False)
+        self._pool.shutdown(wait=False)
         statuses = [e.status for e in self.record.instances.values()]
         if error is not None:
             status = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
@@ -501,6 +522,8 @@ class Runner:
             status, code = "interrupted", EXIT_INTERRUPTED
         elif "failed" in statuses:
             status, code = "failed", EXIT_TASK_FAILED
+        elif background_error is not None:
+            status, code = "error", background_error.exit_code
         elif "held" in statuses:
             status, code = "held", EXIT_HELD
         else:
@@ -523,11 +546,27 @@ class Runner:
             )
         )
 
+    def _drain_background(self) -> KflowError | None:
+        """Wait for background bookkeeping; the first storage error it met, if any."""
+        first: KflowError | None = None
+        for future in self._background:
+            try:
+                future.result(timeout=60)
+            except KflowError as exc:
+                first = first or exc
+            except TimeoutError:
+                first = first or KflowError("storage did not answer in 60 s")
+                first.exit_code = EXIT_INFRASTRUCTURE
+        return first
+
     # -- helpers ------------------------------------------------------------------
+
+    def _in_background(self, work: Callable[..., None], *args: object) -> None:
+        self._background.append(self._pool.submit(work, *args))
 
     def _release_lease(self, iid: InstanceId) -> None:
         if self.leases is not None:
-            self.leases.release(str(iid))
+            self._in_background(self.leases.release, str(iid))
 
     def _store_log(self, running: _Running) -> bytes:
         """Keep the attempt's log on storage (in the background); returns its bytes."""
@@ -535,9 +574,7 @@ class Runner:
         self.executor.release(running.handle)
         location = log_location(self.root, self.run_id, str(running.iid), running.record.number)
         running.record.log = location
-        self._pending_uploads.append(
-            self._uploads.submit(self.storage.write_atomic, location, data)
-        )
+        self._in_background(self.storage.write_atomic, location, data)
         return data
 
     def _instance(self, iid: InstanceId) -> InstanceRecord:

@@ -81,7 +81,10 @@ def test_requirements_finish_before_dependents_start(tmp_path: Path) -> None:
     ]
     assert order == [("started", "a"), ("succeeded", "a"), ("started", "b"), ("succeeded", "b")]
     assert (tmp_path / "data/b.txt").read_text() == "a\nb\n"
-    assert hooks.calls == [("before", "a"), ("after", "a"), ("before", "b"), ("after", "b")]
+    calls = hooks.calls
+    assert sorted(calls) == [("after", "a"), ("after", "b"), ("before", "a"), ("before", "b")]
+    assert calls.index(("before", "a")) < calls.index(("after", "a"))
+    assert calls.index(("before", "b")) < calls.index(("after", "b"))
 
 
 def test_no_more_than_jobs_instances_run_at_once(tmp_path: Path) -> None:
@@ -119,9 +122,9 @@ def test_failed_task_leaves_no_output_and_dependents_are_skipped(tmp_path: Path)
 
 BRANCHES = """
 [tasks.bad]
-command = "sh -c 'exit 1'"
+command = "sh -c 'sleep 0.2; exit 1'"
 [tasks.slow]
-command = "sh -c 'sleep 0.3; echo > {output}'"
+command = "sh -c 'sleep 0.6; echo > {output}'"
 outputs = ["{root}/slow.txt"]
 [tasks.later]
 command = "sh -c 'echo > {output}'"
