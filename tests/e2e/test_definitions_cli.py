@@ -134,3 +134,18 @@ def test_file_option_and_walking_up_from_a_subfolder(tmp_path: Path) -> None:
     (project / "deep" / "er").mkdir(parents=True)
     assert kflow("check", "-C", project / "deep" / "er").exit_code == 0
     assert kflow("check", "-f", project / "kflow.toml").exit_code == 0
+
+
+def test_init_project_builds_and_then_is_up_to_date(tmp_path: Path) -> None:
+    assert kflow("init", tmp_path / "new").exit_code == 0
+    first = kflow("build", "-C", tmp_path / "new")
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "new" / "data" / "shout-world.txt").read_text() == "HELLO, WORLD\n"
+    second = kflow("build", "-C", tmp_path / "new")
+    assert second.exit_code == 0
+    assert "up to date" in second.stdout
+
+
+def test_shell_completion_is_offered() -> None:
+    result = kflow("--help")
+    assert "--install-completion" in result.stdout

@@ -325,3 +325,20 @@ def test_missing_bucket_exits_4(tmp_path: Path, s3_server: S3Server) -> None:
     result = kflow("plan", "-C", project)
     assert result.exit_code == 4, result.output
     assert "no-such-bucket-kflow" in result.stderr
+
+
+def test_denied_storage_exits_4_and_writes_nothing(tmp_path: Path, s3_server: S3Server) -> None:
+    bucket = s3_server.create_bucket()
+    project, root = s3_project(tmp_path / "p", s3_server, bucket)
+    s3_server.reset_counts()
+    s3_server.deny(f"/{bucket}")
+    try:
+        result = kflow("accept", "-C", project, "make")
+        assert result.exit_code in (2, 4)  # the outputs cannot even be listed
+        result = kflow("plan", "-C", project)
+        assert result.exit_code == 4, result.output
+        assert root.split("/")[2] in result.stderr and "Traceback" not in result.output
+    finally:
+        s3_server.allow_all()
+    writes = [r for r in s3_server.requests if r.method in ("PUT", "POST", "DELETE")]
+    assert [w for w in writes if w.bucket == bucket] == []
