@@ -131,8 +131,13 @@ def build(
     plan = make_plan(graph, storage, always=always, force=check_force(graph, force))
     if question:
         raise typer.Exit(EXIT_TASK_FAILED if plan.to_run else 0)
-    if dry_run or not plan.to_run:
-        if not as_json or dry_run:
+    if dry_run:
+        print_plan(plan, as_json)
+        return
+    if not plan.to_run:
+        if as_json:
+            typer.echo(json.dumps({"event": "up_to_date", "checked": len(plan.decisions)}))
+        else:
             print_plan(plan, as_json)
         return
     run_id = new_run_id()

@@ -155,3 +155,62 @@ def test_python_dash_m_kflow_is_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "succeeded greet" in done.stdout
+
+
+ENV_PROJECT = """
+[project]
+name = "t"
+storage = "file://./data"
+
+[params]
+day = { default = "2026-11-24", type = "date" }
+
+[tasks.src]
+command = "sh -c 'echo > {output}'"
+outputs = ["{root}/src-{day}.txt"]
+
+[tasks.show]
+requires = ["src"]
+matrix = { region = ["eu"] }
+env = { GREETING = "hi {region}" }
+command = ["python", "-c", "import os, json; print(json.dumps(dict(os.environ)))"]
+outputs = { out = "{root}/never-{region}-{day}.txt" }
+"""
+
+
+def test_task_sees_its_parameters_inputs_and_outputs_in_the_environment(tmp_path: Path) -> None:
+    _project(tmp_path, ENV_PROJECT)
+    code, out = kflow(tmp_path, "show")
+    assert code == 1 and "did not write data/never-eu-2026-11-24.txt" in out
+    code, log = cli("logs", "-C", str(tmp_path), "show")
+    env = json.loads(log)
+    assert env["KFLOW_TASK"] == "show[day=2026-11-24,region=eu]"
+    assert json.loads(env["KFLOW_PARAMS"]) == {"day": "2026-11-24", "region": "eu"}
+    assert env["KFLOW_PARAM_REGION"] == "eu" and env["KFLOW_PARAM_DAY"] == "2026-11-24"
+    assert json.loads(env["KFLOW_INPUTS"]) == ["data/src-2026-11-24.txt"]
+    assert json.loads(env["KFLOW_OUTPUTS"]) == {"out": "data/never-eu-2026-11-24.txt"}
+    assert env["GREETING"] == "hi eu"
+    assert env["KFLOW_RUN"] in out
+
+
+def test_json_build_with_nothing_to_do_says_so_in_one_event(tmp_path: Path) -> None:
+    _project(tmp_path)
+    kflow(tmp_path, "greet")
+    code, out = kflow(tmp_path, "greet", "--json")
+    assert code == 0
+    assert json.loads(out) == {"event": "up_to_date", "checked": 1}
+
+
+def test_timeout_fails_the_attempt_and_removes_its_output(tmp_path: Path) -> None:
+    text = """
+    [project]
+    name = "t"
+    [tasks.slow]
+    timeout = "0.3s"
+    command = "sh -c 'echo partial > {output}; sleep 10'"
+    outputs = ["slow.txt"]
+    """
+    _project(tmp_path, text)
+    code, out = kflow(tmp_path)
+    assert code == 1 and "failed slow: timed out after 0.3s" in out
+    assert not (tmp_path / "slow.txt").exists()
