@@ -13,6 +13,6 @@ def create_in_process(
 ) -> None:
     """Build a Storage, wait for the others, then try to take ``lease``; report the result."""
     storage = Storage(project, options)
-    storage.stat_many([lease])  # connect before the start line, so the race is the PUT
+    storage.stat_many([lease])  # warm up before the start line, so the race is the create
     start.wait()
     out.put((name, storage.create_exclusive(lease, name.encode())))

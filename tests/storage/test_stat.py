@@ -188,33 +188,24 @@ def test_content_hash_is_the_same_on_every_backend(
 def test_s3_stat_many_costs_one_listing_per_prefix_not_per_object(
     s3_storage: Storage, s3_bucket: str, s3_server: S3Server
 ) -> None:
-    prefixes, per_prefix = 20, 100
-    keys = [f"out/p{p:02d}/{i:04d}.txt" for p in range(prefixes) for i in range(per_prefix)]
+    # 2,000 objects in 20 prefixes; the first prefix holds 1,050 keys so that the
+    # listing must follow a second page (ListObjectsV2 returns at most 1,000 keys).
+    sizes = [1050] + [50] * 19
+    keys = [f"out/p{p:02d}/{i:04d}.txt" for p, size in enumerate(sizes) for i in range(size)]
+    assert len(keys) == 2000
     s3_server.put_objects(s3_bucket, {key: key.encode() for key in keys})
     asked = [f"s3://{s3_bucket}/{key}" for key in keys]
-    asked += [f"s3://{s3_bucket}/out/p{p:02d}/missing.txt" for p in range(prefixes)]
+    asked += [f"s3://{s3_bucket}/out/p{p:02d}/missing.txt" for p in range(len(sizes))]
     s3_storage.stat(f"s3://{s3_bucket}/warm-up")  # session setup is not the plan's cost
     s3_server.reset_counts()
 
     stamps = s3_storage.stat_many(asked)
 
     assert sum(stamp is not None for stamp in stamps.values()) == len(keys)
+    first = stamps[asked[0]]
+    assert first is not None and first.size == len(keys[0]) and first.etag
     requests = s3_server.requests
     assert all(r.method == "GET" and r.query.get("list-type") == ["2"] for r in requests)
-    pages = 1  # 100 keys per prefix: one page of up to 1,000
-    assert len(requests) <= prefixes * pages + 2, s3_server.counts()
+    pages = sum(-(-size // 1000) for size in sizes)  # 21
+    assert len(requests) == pages, s3_server.counts()
     assert s3_server.max_in_flight > 1  # prefixes are listed concurrently
-
-
-def test_s3_listing_follows_pages_of_a_large_prefix(
-    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
-) -> None:
-    keys = [f"big/{i:05d}" for i in range(2001)]
-    s3_server.put_objects(s3_bucket, dict.fromkeys(keys, b"x"))
-    s3_storage.stat(f"s3://{s3_bucket}/warm-up")
-    s3_server.reset_counts()
-
-    stamps = s3_storage.stat_many([f"s3://{s3_bucket}/{key}" for key in keys])
-
-    assert all(stamp is not None for stamp in stamps.values())
-    assert len(s3_server.requests) == 3  # 1,000 keys per ListObjectsV2 page

@@ -53,7 +53,7 @@ def test_delete_many_ignores_missing_and_keeps_others(backend_root: tuple[Storag
 def test_s3_delete_many_is_batched(
     s3_storage: Storage, s3_bucket: str, s3_server: S3Server
 ) -> None:
-    keys = [f"del/{i:04d}" for i in range(1500)]
+    keys = [f"del/{i:04d}" for i in range(1001)]
     s3_server.put_objects(s3_bucket, dict.fromkeys(keys, b"x"))
     s3_server.reset_counts()
 
