@@ -364,3 +364,11 @@ def test_command_not_found_is_start_error(core_v1: Any, kube_emulator: KubeEmula
     term = main_status(finished(kube_emulator, "nf"))["state"]["terminated"]
     assert term["exitCode"] == 128 and term["reason"] == "StartError"
     assert "executable file not found in $PATH" in term["message"]
+
+
+def test_clock_advance_fires_the_deadline(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    # 3600 s scaled by 0.01 is still 36 s: advancing the clock makes it due now
+    core_v1.create_namespaced_pod(NS, pod_manifest("adv", "sleep 30", deadline=3600))
+    kube_emulator.wait_for_pod("adv", lambda p: p["status"].get("phase") == "Running")
+    kube_emulator.clock.advance(40)
+    assert finished(kube_emulator, "adv", timeout=5)["status"]["reason"] == "DeadlineExceeded"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 POLL = 0.01
+IDLE_POLL = 0.05  # process exits and deletions wake the worker earlier
 TERMINATION_FILE_MAX = 4096
 
 
@@ -298,7 +299,10 @@ class PodWorker(threading.Thread):
             if changed:
                 self.update_readiness(names, init)
                 self.publish()
-            self.sleep(POLL)
+            now = self.clock.time()
+            due = [self.states[n].next_try - now for n in active
+                   if self.states[n].phase in ("pending", "backoff")]
+            self.sleep(max(POLL, min([IDLE_POLL, *due])))
 
     def update_readiness(self, names: list[str], init: bool) -> None:
         now = self.clock.time()

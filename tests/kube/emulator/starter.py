@@ -78,7 +78,7 @@ class Starter:
         self.cluster.kubelet.process_started()
         try:
             proc = ctr.ContainerProcess(argv, full_env, self.cluster.workdir, log, clock.time,
-                                        on_line, self.cluster.kubelet.process_stopped)
+                                        on_line, lambda: self._exited(w))
         except OSError as exc:
             self.cluster.kubelet.process_stopped()
             msg = ("failed to create containerd task: failed to create shim task: OCI runtime "
@@ -98,6 +98,10 @@ class Starter:
         st.phase = "running"
         w.event("Normal", "Started", f"Started container {st.name}", st.name)
         return True
+
+    def _exited(self, w: PodWorker) -> None:
+        self.cluster.kubelet.process_stopped()
+        w.poke()
 
     def _wait(self, w: PodWorker, st: ContainerState, reason: str, message: str, retry: float,
               events: list[tuple[str, str, str]]) -> bool:
