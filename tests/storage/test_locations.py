@@ -10,6 +10,7 @@ import pytest
 
 from kflow.storage import Stamp, Storage
 from kflow.storage.locations import local_path, scheme_of, split_parent
+from tests.storage.s3server import S3Server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,3 +106,14 @@ def test_for_root_gives_the_profile_options_to_the_roots_scheme(tmp_path: Path) 
     storage = Storage.for_root(tmp_path, "s3://kflow/sales", {"endpoint_url": "http://minio:9000"})
     assert storage.storage_options == {"s3": {"endpoint_url": "http://minio:9000"}}
     assert Storage.for_root(tmp_path, "file://./data").storage_options == {"file": {}}
+
+
+def test_endpoint_and_credentials_come_from_the_usual_aws_environment(
+    tmp_path: Path, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    storage = Storage(tmp_path)  # no storage_options at all
+
+    storage.write_atomic(f"s3://{s3_bucket}/from-env.txt", b"ok")
+
+    assert storage.read_bytes(f"s3://{s3_bucket}/from-env.txt") == b"ok"
