@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -155,7 +156,10 @@ class Runner:
         self.stopping = False  # no new starts (a failure without -k, or an interrupt)
         self.interrupting = False
         self._stop_requested = threading.Event()
-        workers = max(4, self.options.jobs)
+        # Preparing is storage latency (atomic creates, fsyncs): keep several in flight so
+        # that trivial tasks never wait for it, without leasing far ahead of what runs.
+        self._prepare_depth = max(8, 4 * self.options.jobs)
+        workers = self._prepare_depth + 4
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kflow-run")
         self._background: list[Future[None]] = []
         self._started = time.monotonic()
@@ -208,6 +212,14 @@ class Runner:
             busy = self.running or self.delayed or self.waiting or self.preparing
             if not busy and (self.stopping or not (self.ready or self.prepared)):
                 return
+            if not self.running and self.preparing:
+                # Only preparations can change anything: wake as soon as one is done.
+                futures.wait(
+                    self.preparing.values(),
+                    timeout=self._wait_timeout(),
+                    return_when=futures.FIRST_COMPLETED,
+                )
+                continue
             for update in self.executor.wait(self._wait_timeout()):
                 self._on_update(update)
 
@@ -234,7 +246,7 @@ class Runner:
 
     def _prepare_ahead(self) -> None:
         """Take leases and mark state for the next few ready instances while others run."""
-        depth = self.options.jobs
+        depth = self._prepare_depth
         while (
             self.ready
             and not self.stopping
