@@ -1,0 +1,93 @@
+"""Which cluster, as whom, in which namespace: kubeconfig as kubectl reads it, or in-cluster.
+
+Order: the profile's ``kubeconfig`` (relative to the project folder), else
+``$KUBECONFIG`` (a list, merged), else ``~/.kube/config``; when none of those
+exists and ``KUBERNETES_SERVICE_HOST`` is set, the pod's service account
+(in-cluster). The context is the profile's ``context``, else the current one.
+The namespace is the profile's, else the context's, else ``default`` (the
+client does not apply a context's namespace by itself).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kflow.errors import ClusterError
+from kflow.model import Profile
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+@dataclass
+class ClusterConfig:
+    """An isolated ``ApiClient`` (the global default configuration is never touched)."""
+
+    api_client: Any
+    namespace: str
+    context: str  # "in-cluster" when running in a pod
+    server: str
+
+    def describe(self) -> str:
+        return f"context {self.context!r} ({self.server})"
+
+
+def kubeconfig_paths(profile: Profile, directory: Path) -> str | None:
+    """The kubeconfig file(s) to read, as ``os.pathsep``-separated text, or None for none."""
+    if profile.kubeconfig:
+        path = Path(os.path.expanduser(profile.kubeconfig))
+        return str(path if path.is_absolute() else directory / path)
+    env = os.environ.get("KUBECONFIG", "")
+    paths = [p for p in env.split(os.pathsep) if p and Path(os.path.expanduser(p)).exists()]
+    if paths:
+        return os.pathsep.join(os.path.expanduser(p) for p in paths)
+    default = Path(os.path.expanduser("~/.kube/config"))
+    return str(default) if default.exists() else None
+
+
+def load_cluster(profile: Profile, directory: Path) -> ClusterConfig:
+    """Connect settings for ``profile``; raises ClusterError when there are none usable."""
+    import kubernetes.client
+    import kubernetes.config
+
+    client: Any = kubernetes.client
+    config: Any = kubernetes.config
+    paths = kubeconfig_paths(profile, directory)
+    if paths is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException as exc:
+            raise ClusterError(f"in-cluster configuration: {exc}") from None
+        namespace = profile.namespace or _service_account_namespace() or "default"
+        api_client = client.ApiClient(configuration)
+        return ClusterConfig(api_client, namespace, "in-cluster", configuration.host)
+    if paths is None:
+        raise ClusterError(
+            "no kubeconfig found",
+            hint="set KUBECONFIG, the profile's kubeconfig, or create ~/.kube/config",
+        )
+    if profile.kubeconfig and not Path(paths).exists():
+        raise ClusterError(f"kubeconfig {paths} does not exist")
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=paths)
+        chosen = profile.context or (current or {}).get("name")
+        entry = next((c for c in contexts if c.get("name") == chosen), None)
+        if entry is None:
+            names = ", ".join(c.get("name", "?") for c in contexts) or "none"
+            raise ClusterError(f"no context {chosen!r} in {paths}", hint=f"contexts: {names}")
+        api_client = config.new_client_from_config(config_file=paths, context=chosen)
+    except config.ConfigException as exc:
+        raise ClusterError(f"cannot use kubeconfig {paths}: {exc}") from None
+    context_ns = (entry.get("context") or {}).get("namespace")
+    namespace = profile.namespace or context_ns or "default"
+    return ClusterConfig(api_client, namespace, str(chosen), api_client.configuration.host)
+
+
+def _service_account_namespace() -> str | None:
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or None
+    except OSError:
+        return None

@@ -1,0 +1,506 @@
+"""``KubernetesExecutor``: one pod per attempt, every pod of the run followed by one watch.
+
+The runner's thread creates, cancels and deletes pods (rate-limited, see
+``api``); the watch thread turns pod changes into ``AttemptUpdate``s on a
+queue that ``wait`` drains. Pending pods are also looked at on a timer, since
+a pod stuck in ImagePullBackOff may not change for minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from kflow.errors import ClusterError, KflowError
+from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
+from kflow.executors.kubernetes import manifest as mf
+from kflow.executors.kubernetes.api import Api, ApiFailure, env_float
+from kflow.executors.kubernetes.status import Graces, Tracking, Verdict, classify, next_deadline
+from kflow.executors.kubernetes.watch import Pod, RunWatch
+from kflow.model import PodCleanup
+
+CANCEL_SLACK = 10.0  # after a cancel's grace, give up waiting for the pod to go
+
+
+@dataclass
+class _Attempt:
+    handle: AttemptHandle
+    name: str
+    uid: str
+    tracking: Tracking
+    created: float
+    pending_timeout: float
+    state: AttemptState = AttemptState.PENDING
+    cancelled: bool = False
+    cancel_deadline: float | None = None
+    finished: bool = False
+    last: Pod = field(default_factory=dict)
+    succeeded: bool = False
+
+
+class KubernetesExecutor:
+    name = "kubernetes"
+
+    def __init__(
+        self, api: Api, project: str, graces: Graces | None = None, max_in_flight: int = 0
+    ):
+        self.api = api
+        self.project = project
+        self.namespace = api.namespace
+        self.graces = graces or Graces()
+        self._updates: queue.Queue[AttemptUpdate] = queue.Queue()
+        self._attempts: dict[str, _Attempt] = {}
+        self._known_uids: set[str] = set()
+        self._lock = threading.RLock()
+        self._watch: RunWatch | None = None
+        self._run_id: str | None = None
+        self._fatal: KflowError | None = None
+        self._adoptable: dict[str, list[Pod]] | None = None
+        self._interrupted = False
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight > 0 else None
+
+    # -- starting ------------------------------------------------------------------
+
+    def submit(self, spec: AttemptSpec) -> AttemptHandle:
+        self._raise_fatal()
+        pod = mf.pod_manifest(spec, self.project, self.namespace)
+        name = pod["metadata"]["name"]
+        self._ensure_watch(spec.run_id)
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            created = self._create(pod)
+        except ApiFailure as exc:
+            if self._slots is not None:
+                self._slots.release()
+            return self._rejected(spec, name, exc)
+        except BaseException:
+            if self._slots is not None:
+                self._slots.release()
+            raise
+        return self._track(spec, created)
+
+    def _create(self, pod: Pod) -> Pod:
+        """Create ``pod``; on AlreadyExists, take over or replace the pod that has its name."""
+        name = pod["metadata"]["name"]
+        for _ in range(3):
+            try:
+                resp = self.api.call(
+                    f"create pod {name}",
+                    self.api.core.create_namespaced_pod,
+                    self.namespace,
+                    pod,
+                    _preload_content=False,
+                )
+                created: Pod = json.loads(resp.data)
+                return created
+            except ApiFailure as exc:
+                if exc.status == 404:
+                    raise ClusterError(
+                        f"namespace {self.namespace!r} not found on {self.api.cluster.describe()}"
+                    ) from None
+                if exc.status == 403:
+                    raise ClusterError(f"create pod {name}: {exc.message}") from None
+                if exc.status != 409:
+                    raise
+            existing = self._get(name)
+            if existing is None:
+                continue  # deleted meanwhile: create again
+            if self._ours(existing, pod):
+                return existing
+            self._delete(name, existing["metadata"]["uid"], 0)
+            self._wait_gone(name)
+        raise ClusterError(f"create pod {name}: the name stays taken by another pod")
+
+    def _ours(self, existing: Pod, wanted: Pod) -> bool:
+        """A lost create response left our pod there, or an earlier run's twin can be adopted."""
+        meta, want = existing.get("metadata") or {}, wanted["metadata"]
+        labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
+        if meta.get("uid") in self._known_uids or meta.get("deletionTimestamp"):
+            return False  # an attempt we have already seen finish, or one going away
+        same = (
+            labels.get(mf.INSTANCE_HASH_LABEL) == want["labels"][mf.INSTANCE_HASH_LABEL]
+            and notes.get(mf.FINGERPRINT_ANNOTATION)
+            == want["annotations"][mf.FINGERPRINT_ANNOTATION]
+        )
+        if not same:
+            return False
+        if labels.get(mf.RUN_LABEL) == want["labels"][mf.RUN_LABEL]:
+            return True
+        phase = (existing.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return False
+        self._relabel(existing, want["labels"][mf.RUN_LABEL])
+        return True
+
+    def _rejected(self, spec: AttemptSpec, name: str, exc: ApiFailure) -> AttemptHandle:
+        """422 Invalid, a webhook's denial…: this attempt fails with the server's word."""
+        handle = AttemptHandle(name, spec)
+        reason = f"pod rejected by the API server ({exc.status} {exc.reason}): {exc.message}"
+        self._updates.put(AttemptUpdate(handle, AttemptState.FAILED, None, reason, where=name))
+        return handle
+
+    def _track(self, spec: AttemptSpec, pod: Pod) -> AttemptHandle:
+        meta = pod["metadata"]
+        now = time.monotonic()
+        handle = AttemptHandle(meta["name"], spec)
+        attempt = _Attempt(
+            handle,
+            meta["name"],
+            meta["uid"],
+            Tracking(first_seen=now),
+            now,
+            spec.instance.task.pending_timeout or math.inf,
+        )
+        with self._lock:
+            self._attempts[handle.key] = attempt
+            self._known_uids.add(meta["uid"])
+            self._observe(attempt, pod)
+        return handle
+
+    def adopt(self, spec: AttemptSpec) -> AttemptHandle | None:
+        self._raise_fatal()
+        wanted = mf.pod_manifest(spec, self.project, self.namespace)
+        if self._adoptable is None:
+            self._adoptable = self._running_project_pods()
+        candidates = self._adoptable.get(wanted["metadata"]["labels"][mf.INSTANCE_HASH_LABEL], [])
+        fp = wanted["metadata"]["annotations"][mf.FINGERPRINT_ANNOTATION]
+        for pod in sorted(candidates, key=_attempt_number, reverse=True):
+            if (pod["metadata"].get("annotations") or {}).get(mf.FINGERPRINT_ANNOTATION) != fp:
+                continue
+            self._ensure_watch(spec.run_id)
+            candidates.remove(pod)
+            adopted = self._relabel(pod, wanted["metadata"]["labels"][mf.RUN_LABEL])
+            if adopted is None:
+                continue
+            if self._slots is not None:
+                self._slots.acquire()
+            return self._track(spec, adopted)
+        return None
+
+    def _running_project_pods(self) -> dict[str, list[Pod]]:
+        """Non-terminal kflow pods of this project from any run, by instance hash (one LIST)."""
+        selector = f"{mf.MANAGED_BY}=kflow,{mf.PROJECT_LABEL}={mf.label_value(self.project)}"
+        resp = self.api.call(
+            "list pods",
+            self.api.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=selector,
+            _preload_content=False,
+        )
+        found: dict[str, list[Pod]] = {}
+        for pod in json.loads(resp.data).get("items") or []:
+            meta = pod.get("metadata") or {}
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
+                continue
+            key = (meta.get("labels") or {}).get(mf.INSTANCE_HASH_LABEL)
+            if key:
+                found.setdefault(key, []).append(pod)
+        return found
+
+    def _relabel(self, pod: Pod, run_label: str) -> Pod | None:
+        """Make an earlier run's pod this run's (its watch selects by the run label)."""
+        meta = pod["metadata"]
+        old = (meta.get("labels") or {}).get(mf.RUN_LABEL, "")
+        if old == run_label:
+            return pod
+        patch = {
+            "metadata": {
+                "labels": {mf.RUN_LABEL: run_label},
+                "annotations": {mf.ADOPTED_FROM_ANNOTATION: old},
+            }
+        }
+        try:
+            resp = self.api.call(
+                f"patch pod {meta['name']}",
+                self.api.core.patch_namespaced_pod,
+                meta["name"],
+                self.namespace,
+                patch,
+                _preload_content=False,
+            )
+        except ApiFailure as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterError(f"adopt pod {meta['name']}: {exc.message}") from None
+        patched: Pod = json.loads(resp.data)
+        return patched
+
+    # -- following -------------------------------------------------------------------
+
+    def _ensure_watch(self, run_id: str) -> None:
+        if self._watch is not None:
+            return
+        self._run_id = run_id
+        self._watch = RunWatch(
+            self.api, mf.run_selector(run_id), self._on_list, self._on_event, self._on_fatal
+        )
+        self._watch.start()
+
+    def _on_list(self, pods: list[Pod], started: float) -> None:
+        with self._lock:
+            seen = set()
+            for pod in pods:
+                seen.add(pod["metadata"]["name"])
+                attempt = self._attempts.get(pod["metadata"]["name"])
+                if attempt is not None and attempt.uid == pod["metadata"].get("uid"):
+                    self._observe(attempt, pod)
+            for attempt in list(self._attempts.values()):
+                if attempt.name not in seen and attempt.created < started:
+                    self._gone(attempt)
+
+    def _on_event(self, kind: str, pod: Pod) -> None:
+        with self._lock:
+            attempt = self._attempts.get(pod["metadata"]["name"])
+            if attempt is None or attempt.uid != pod["metadata"].get("uid"):
+                return
+            if kind == "DELETED":
+                self._observe(attempt, pod)
+                self._gone(attempt)
+            else:
+                self._observe(attempt, pod)
+
+    def _on_fatal(self, error: Exception) -> None:
+        if isinstance(error, KflowError):
+            self._fatal = error
+        else:
+            message = getattr(error, "message", str(error))
+            self._fatal = ClusterError(f"cannot watch pods: {message}")
+        self._updates.put(_WAKE)
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _observe(self, attempt: _Attempt, pod: Pod) -> None:
+        """(Lock held.) Classify the pod's latest state; queue an update when it changed."""
+        if attempt.finished:
+            return
+        attempt.last = pod
+        verdict = classify(
+            pod, attempt.tracking, time.monotonic(), attempt.pending_timeout, self.graces
+        )
+        if attempt.cancelled and verdict.finished:
+            verdict = Verdict(AttemptState.FAILED, "cancelled", verdict.exit_code)
+        if verdict.finished:
+            self._finish(attempt, verdict)
+        elif verdict.state is not attempt.state:
+            attempt.state = verdict.state
+            self._updates.put(
+                AttemptUpdate(
+                    attempt.handle, verdict.state, reason=verdict.reason, where=attempt.name
+                )
+            )
+
+    def _gone(self, attempt: _Attempt) -> None:
+        """(Lock held.) The pod no longer exists."""
+        if attempt.cancelled:
+            verdict = Verdict(AttemptState.FAILED, "cancelled")
+        else:
+            verdict = Verdict(AttemptState.FAILED, "pod deleted by someone else", counts=False)
+        self._finish(attempt, verdict)
+
+    def _finish(self, attempt: _Attempt, verdict: Verdict) -> None:
+        if attempt.finished:
+            return
+        attempt.finished = True
+        attempt.state = verdict.state
+        attempt.succeeded = verdict.state is AttemptState.SUCCEEDED
+        if self._slots is not None:
+            self._slots.release()
+        self._updates.put(
+            AttemptUpdate(
+                attempt.handle,
+                verdict.state,
+                verdict.exit_code,
+                verdict.reason,
+                counts_as_attempt=verdict.counts,
+                where=attempt.name,
+            )
+        )
+
+    def wait(self, timeout: float) -> list[AttemptUpdate]:
+        self._raise_fatal()
+        timeout = min(timeout, self._check_timers())
+        try:
+            first = self._updates.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return []
+        updates = [first]
+        while True:
+            try:
+                updates.append(self._updates.get_nowait())
+            except queue.Empty:
+                break
+        self._raise_fatal()
+        return [u for u in updates if u is not _WAKE]
+
+    def _check_timers(self) -> float:
+        """Re-classify Pending pods whose grace ran out; seconds until the next such moment."""
+        now = time.monotonic()
+        soonest = math.inf
+        with self._lock:
+            for attempt in list(self._attempts.values()):
+                if attempt.finished:
+                    continue
+                if attempt.cancel_deadline is not None:
+                    if now >= attempt.cancel_deadline:
+                        self._finish(attempt, Verdict(AttemptState.FAILED, "cancelled"))
+                        continue
+                    soonest = min(soonest, attempt.cancel_deadline)
+                if attempt.state is AttemptState.PENDING and attempt.last:
+                    due = next_deadline(attempt.tracking, attempt.pending_timeout, self.graces)
+                    if now >= due:
+                        self._observe(attempt, attempt.last)
+                    else:
+                        soonest = min(soonest, due)
+        return max(0.0, soonest - now)
+
+    # -- after the end -----------------------------------------------------------------
+
+    def logs(self, handle: AttemptHandle) -> bytes:
+        attempt = self._attempts.get(handle.key)
+        if attempt is None:
+            return b""
+        try:
+            resp = self.api.call(
+                f"get log of pod {attempt.name}",
+                self.api.core.read_namespaced_pod_log,
+                attempt.name,
+                self.namespace,
+                container=mf.CONTAINER,
+                _preload_content=False,
+            )
+            data: bytes = resp.data
+            return data
+        except (ApiFailure, KflowError) as exc:
+            message = getattr(exc, "message", str(exc))
+            note = f"kflow: the pod's log is unavailable ({message})\n"
+            return (note + _termination_message(attempt.last)).encode()
+
+    def release(self, handle: AttemptHandle) -> None:
+        with self._lock:
+            attempt = self._attempts.pop(handle.key, None)
+        if attempt is None or not attempt.finished:
+            return
+        policy = handle.spec.instance.task.pod_cleanup
+        keep = policy is PodCleanup.NEVER or (
+            policy is PodCleanup.ON_SUCCESS and not attempt.succeeded
+        )
+        if keep and not attempt.cancelled:
+            return
+        self._delete(attempt.name, attempt.uid, 0)
+
+    def cancel(self, handle: AttemptHandle, grace: float) -> None:
+        with self._lock:
+            attempt = self._attempts.get(handle.key)
+            if attempt is None or attempt.finished:
+                return
+            if attempt.cancelled and grace > 0:
+                return
+            attempt.cancelled = True
+            self._interrupted = True
+            attempt.cancel_deadline = time.monotonic() + grace + CANCEL_SLACK
+        # On failure close() tries again by label; the deadline above ends the attempt.
+        with contextlib.suppress(KflowError):
+            self._delete(attempt.name, attempt.uid, math.ceil(grace))
+
+    def close(self) -> None:
+        try:
+            if self._interrupted and self._run_id is not None:
+                self._delete_run_pods(self._run_id)
+        except KflowError:
+            pass
+        finally:
+            if self._watch is not None:
+                self._watch.stop()
+            self.api.cluster.api_client.close()
+
+    # -- API helpers ------------------------------------------------------------------
+
+    def _get(self, name: str) -> Pod | None:
+        try:
+            resp = self.api.call(
+                f"get pod {name}",
+                self.api.core.read_namespaced_pod,
+                name,
+                self.namespace,
+                _preload_content=False,
+            )
+        except ApiFailure as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterError(f"get pod {name}: {exc.message}") from None
+        pod: Pod = json.loads(resp.data)
+        return pod
+
+    def _delete(self, name: str, uid: str, grace: int) -> None:
+        """Delete pod ``name`` if it still is the one with ``uid``; gone already is fine."""
+        body = {"gracePeriodSeconds": grace, "preconditions": {"uid": uid}}
+        try:
+            self.api.call(
+                f"delete pod {name}",
+                self.api.core.delete_namespaced_pod,
+                name,
+                self.namespace,
+                body=body,
+                _preload_content=False,
+            )
+        except ApiFailure as exc:
+            if exc.status in (404, 409):
+                return  # gone, or a newer pod now has the name: not ours to delete
+            raise ClusterError(f"delete pod {name}: {exc.message}") from None
+
+    def _wait_gone(self, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._get(name) is not None:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"pod {name} was not deleted within {timeout:g}s")
+            time.sleep(0.2)
+
+    def _delete_run_pods(self, run_id: str) -> None:
+        self.api.call(
+            "delete pods",
+            self.api.core.delete_collection_namespaced_pod,
+            self.namespace,
+            label_selector=mf.run_selector(run_id),
+            grace_period_seconds=0,
+            _preload_content=False,
+        )
+
+
+_WAKE = AttemptUpdate(
+    AttemptHandle("", None),  # type: ignore[arg-type]
+    AttemptState.PENDING,
+)
+
+
+def _attempt_number(pod: Pod) -> int:
+    try:
+        return int((pod["metadata"].get("labels") or {}).get(mf.ATTEMPT_LABEL, "0"))
+    except ValueError:
+        return 0
+
+
+def _termination_message(pod: Pod) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        term = (status.get("state") or {}).get("terminated") or {}
+        if term.get("message"):
+            return str(term["message"])
+    return ""
+
+
+def graces_from_env() -> Graces:
+    """Grace periods, overridable (``KFLOW_KUBE_PULL_GRACE``… in seconds) for tests and tuning."""
+    default = Graces()
+    return Graces(
+        pull=env_float("KFLOW_KUBE_PULL_GRACE", default.pull),
+        config=env_float("KFLOW_KUBE_CONFIG_GRACE", default.config),
+        other=env_float("KFLOW_KUBE_WAITING_GRACE", default.other),
+    )

@@ -1,0 +1,97 @@
+"""Shared pieces of the executor tests (no tests here): a project whose pods run in its folder.
+
+``cluster_project`` starts a ``KubeEmulator`` whose container processes run in the project
+folder (as the local executor's would), writes a kubeconfig for it and a ``kube`` profile
+using it. ``run_kflow`` runs the CLI in-process; ``start_kflow`` as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Result, kflow
+from tests.kube.emulator import KubeEmulator
+
+# Fast grace periods for tests (production defaults are minutes).
+FAST_ENV = {
+    "KFLOW_KUBE_PULL_GRACE": "0.3",
+    "KFLOW_KUBE_CONFIG_GRACE": "0.3",
+    "KFLOW_KUBE_WAITING_GRACE": "0.3",
+    "KFLOW_KUBE_RETRY_DEADLINE": "5",
+    "KFLOW_KILL_GRACE": "1",
+}
+
+PROFILE = """
+[profiles.kube]
+executor = "kubernetes"
+kubeconfig = "kubeconfig"
+"""
+
+
+@dataclass
+class ClusterProject:
+    folder: Path
+    emulator: KubeEmulator
+
+    def write(self, toml: str, **files: str) -> None:
+        (self.folder / "kflow.toml").write_text(textwrap.dedent(toml) + PROFILE)
+        for name, text in files.items():
+            (self.folder / name).write_text(textwrap.dedent(text))
+
+    def build(self, *args: str) -> Result:
+        return kflow("build", "-C", str(self.folder), "--profile", "kube", *args)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """``kflow build`` as a real process (for signals)."""
+        env = {**os.environ, **FAST_ENV}
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kflow",
+                "build",
+                "-C",
+                str(self.folder),
+                "--profile",
+                "kube",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    def pods(self, run: str | None = None) -> list[dict[str, object]]:
+        selector = "app.kubernetes.io/managed-by=kflow" + (f",kflow.dev/run={run}" if run else "")
+        return self.emulator.pods("kflow-test", selector)
+
+
+@pytest.fixture
+def cluster_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[ClusterProject]:
+    for name, value in FAST_ENV.items():
+        monkeypatch.setenv(name, value)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    options: dict[str, object] = {"time_scale": 0.01, "schedule_delay": 0.05}
+    marker = request.node.get_closest_marker("kube_emulator")
+    if marker is not None:
+        options.update(marker.kwargs)
+    emulator = KubeEmulator(workdir=folder, **options).start()  # type: ignore[arg-type]
+    emulator.write_kubeconfig(folder / "kubeconfig")
+    try:
+        yield ClusterProject(folder, emulator)
+    finally:
+        emulator.stop()
+    assert not emulator.running_processes()
+    assert not emulator.errors, "\n".join(emulator.errors)
