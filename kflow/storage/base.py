@@ -73,6 +73,10 @@ class Backend(Protocol):
         """Content of each path, None for a missing one."""
         ...
 
+    def read_stamped(self, path: str) -> tuple[bytes, Stamp] | None:
+        """Content and the Stamp of that very content (None if missing), for compare-and-swap."""
+        ...
+
     def write_atomic(self, path: str, data: bytes) -> None:
         """Replace ``path`` so that a reader sees the old bytes or the new ones, never a mix."""
         ...

@@ -14,6 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import fsspec
@@ -239,6 +240,16 @@ class FsspecBackend:
                 raise storage_error(result, self.url(path), "read") from result
             out[path] = result
         return out
+
+    def read_stamped(self, path: str) -> tuple[bytes, Stamp] | None:
+        """Stamp first, then content: a compare-and-swap with a stamp older than the
+        content it came with fails, which is the safe way round."""
+        with _IN_PROCESS_LOCK if self.scheme in IN_PROCESS else nullcontext():
+            stamp = self._info(path)
+            if stamp is None or stamp.is_dir:
+                return None
+            data = self.read_many([path])[path]
+        return None if data is None else (data, stamp)
 
     def _hash(self, path: str) -> str | None:
         try:

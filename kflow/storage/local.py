@@ -80,6 +80,18 @@ def _write_temp(path: str, data: bytes) -> str:
     return tmp
 
 
+def _move_mtime_past(tmp: str, old: os.stat_result) -> None:
+    """Give the new version a later mtime than the version it replaces.
+
+    File clocks tick coarsely (often 4 ms), so two same-sized versions written
+    in one tick would carry equal stamps, and a compare-and-swap holding the
+    older stamp would wrongly succeed. With mtimes that only move forward, a
+    stamp never matches any later version.
+    """
+    if os.stat(tmp).st_mtime_ns <= old.st_mtime_ns:
+        os.utime(tmp, ns=(old.st_atime_ns, old.st_mtime_ns + MTIME_STEP_NS))
+
+
 @contextmanager
 def _locked_current(path: str) -> Iterator[os.stat_result | None]:
     """Hold an exclusive flock on the file now at ``path``; yield its stat (None if absent).
@@ -153,10 +165,24 @@ class LocalBackend:
                 raise storage_error(exc, path, "read") from exc
         return out
 
+    def read_stamped(self, path: str) -> tuple[bytes, Stamp] | None:
+        # Every kflow write replaces the inode, so what one open file holds never
+        # changes: fstat and read through the same descriptor agree.
+        try:
+            with open(path, "rb") as f:
+                stamp = _stamp(os.fstat(f.fileno()))
+                return f.read(), stamp
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise storage_error(exc, path, "read") from exc
+
     def write_atomic(self, path: str, data: bytes) -> None:
         try:
             tmp = _write_temp(path, data)
             try:
+                with suppress(FileNotFoundError):
+                    _move_mtime_past(tmp, os.stat(path))
                 os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)
@@ -208,21 +234,14 @@ class LocalBackend:
         return True
 
     def replace_if_unchanged(self, path: str, data: bytes, expected: Stamp) -> bool:
-        """Compare-and-swap under a lock on the current version's inode.
-
-        The new version's mtime is made strictly greater than the old one's, so
-        a stamp taken from any earlier version can never match again even when
-        sizes are equal and writes fall in the same clock tick.
-        """
+        """Compare-and-swap under a lock on the current version's inode (see _move_mtime_past)."""
         try:
             with _locked_current(path) as current:
                 if current is None or _stamp(current) != expected:
                     return False
                 tmp = _write_temp(path, data)
                 try:
-                    if os.stat(tmp).st_mtime_ns <= current.st_mtime_ns:
-                        bumped = current.st_mtime_ns + MTIME_STEP_NS
-                        os.utime(tmp, ns=(current.st_atime_ns, bumped))
+                    _move_mtime_past(tmp, current)
                     os.replace(tmp, path)
                 except BaseException:
                     with suppress(OSError):

@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import s3fs
+from fsspec.asyn import sync
 
 from kflow.errors import StorageError
 from kflow.storage.base import Stamp
 from kflow.storage.failures import is_missing, storage_error
-from kflow.storage.fsspec_backend import CONCURRENCY, FsspecBackend, Listing
+from kflow.storage.fsspec_backend import CONCURRENCY, FsspecBackend, Listing, stamp_of
 
 DELETE_BATCH = 1000
 
@@ -83,6 +84,28 @@ class S3Backend(FsspecBackend):
                 return None
             raise
         return data
+
+    def read_stamped(self, path: str) -> tuple[bytes, Stamp] | None:
+        """One GET: the body and the ETag, size and date that came with it."""
+        bucket, key, _ = self.fs.split_path(path)
+
+        async def get() -> tuple[bytes, Stamp]:
+            response = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            try:
+                body: bytes = await response["Body"].read()
+            finally:
+                response["Body"].close()
+            stamp = stamp_of(
+                {"size": response.get("ContentLength", len(body)), **response, "type": "file"}
+            )
+            return body, stamp
+
+        try:
+            return sync(self.fs.loop, get)  # type: ignore[no-any-return]
+        except Exception as exc:
+            if is_missing(exc):
+                return None
+            raise storage_error(exc, self.url(path), "read") from exc
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         bucket, key, _ = self.fs.split_path(path)

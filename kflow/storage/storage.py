@@ -147,6 +147,16 @@ class Storage:
             raise StorageError(f"cannot read {location}: it does not exist")
         return data
 
+    def read_stamped(self, location: str) -> tuple[bytes, Stamp] | None:
+        """Content and a Stamp of that same content (None if missing).
+
+        Read a lease with this, decide from its content, then
+        ``replace_if_unchanged(location, new, stamp)``: the swap fails if the
+        lease changed in between, however the two calls interleave with others.
+        """
+        backend, path = self._one(location)
+        return backend.read_stamped(path)
+
     def content_hashes(self, locations: Iterable[str]) -> dict[str, str | None]:
         """Hex sha256 of each file's content (streamed), None for a missing one or a folder."""
         return self._batched(locations, lambda backend, paths: backend.content_hashes(paths))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,6 +70,28 @@ def test_replace_if_unchanged_is_a_compare_and_swap(backend_root: tuple[Storage,
     assert storage.replace_if_unchanged(lease, b"holder-3 expires 300", fresh) is True
 
 
+def test_read_stamped_gives_the_stamp_of_the_content_it_returns(
+    backend_root: tuple[Storage, str],
+) -> None:
+    storage, root = backend_root
+    lease = f"{root}/leases/read"
+    storage.write_atomic(lease, b"holder-1 expires 100")
+
+    read = storage.read_stamped(lease)
+    assert read is not None
+    data, stamp = read
+    assert data == b"holder-1 expires 100"
+    current = storage.stat(lease)
+    assert current is not None and stamp.size == current.size and stamp.etag == current.etag
+
+    storage.write_atomic(lease, b"holder-2 expires 200")  # someone renews meanwhile
+    assert storage.replace_if_unchanged(lease, b"holder-3 expires 300", stamp) is False
+    fresh = storage.read_stamped(lease)
+    assert fresh is not None and fresh[0] == b"holder-2 expires 200"
+    assert storage.replace_if_unchanged(lease, b"holder-3 expires 300", fresh[1]) is True
+    assert storage.read_stamped(f"{root}/leases/none") is None
+
+
 def test_replace_if_unchanged_on_a_missing_location_is_refused(
     backend_root: tuple[Storage, str],
 ) -> None:
@@ -114,6 +137,21 @@ def test_local_cas_chain_never_revives_an_old_stamp(tmp_path: Path) -> None:
     old = stamps[0]
     assert old is not None
     assert storage.replace_if_unchanged("lease", b"v0", old) is False
+
+
+def test_local_versions_never_share_a_stamp_even_within_one_clock_tick(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    storage.write_atomic("lease", b"v1")
+    future = os.stat(tmp_path / "lease").st_mtime_ns + 10**11  # as if the clock had not moved
+    os.utime(tmp_path / "lease", ns=(future, future))
+    v1 = storage.stat("lease")
+
+    storage.write_atomic("lease", b"v2")  # same size, "same tick"
+    v2 = storage.stat("lease")
+
+    assert v1 is not None and v2 is not None and v1 != v2
+    assert v2.mtime is not None and v1.mtime is not None and v2.mtime > v1.mtime
+    assert storage.replace_if_unchanged("lease", b"v3", v1) is False
 
 
 def test_s3_conditional_writes_send_the_conditions(
