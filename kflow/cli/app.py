@@ -1,18 +1,21 @@
 """The ``kflow`` command line: typer commands that load, plan and render.
 
-Heavy modules (storage backends, executors) are imported inside the commands
-that need them so that ``kflow --help`` stays fast.
+Heavy modules (storage backends, executors, rich) are imported inside the
+commands that need them, and each command module is imported only when one of
+its commands runs (see ``LazyGroup``), so that ``kflow plan`` and ``kflow
+--help`` start fast.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
+from typer.main import get_group
 
 from kflow import __version__
 from kflow.cli.common import (
@@ -30,14 +33,51 @@ from kflow.errors import UsageError
 from kflow.graph import Expander, build_graph
 from kflow.load.build import task_param_names
 
+if TYPE_CHECKING:
+    from typer._click import Command, Context  # typer's own copy of click
+
+# Which module defines each command. A command runs after importing only its own module;
+# a name not listed here, and anything listing commands (--help, completion), imports all.
+COMMAND_MODULES = {
+    "plan": "kflow.cli.plan_commands",
+    "accept": "kflow.cli.plan_commands",
+    "clean": "kflow.cli.plan_commands",
+    "build": "kflow.cli.run_commands",
+    "runs": "kflow.cli.run_commands",
+    "logs": "kflow.cli.run_commands",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The ``kflow`` group: commands of other modules are registered when first asked for."""
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name not in self.commands:
+            self._load(COMMAND_MODULES.get(cmd_name))
+        if cmd_name not in self.commands:
+            self._load(None)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        self._load(None)
+        return super().list_commands(ctx)
+
+    def _load(self, module: str | None) -> None:
+        for name in [module] if module else sorted(set(COMMAND_MODULES.values())):
+            importlib.import_module(name)  # its @app.command decorators register on `app`
+        # Typer builds click commands from what is registered now; keep the ones we lack.
+        for name, command in get_group(app).commands.items():
+            self.commands.setdefault(name, command)
+
+
 app = typer.Typer(
     name="kflow",
+    cls=LazyGroup,
     help="The Make of Kubernetes workflows: build only what is stale, as pods or local processes.",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -67,6 +107,9 @@ def list_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the tasks, their parameters, outputs and descriptions, and the project's parameters."""
+    from rich.console import Console
+    from rich.table import Table
+
     project = open_project(directory, file, profile)
     tasks: list[dict[str, Any]] = []
     for task in project.tasks.values():
@@ -88,6 +131,7 @@ def list_tasks(
             json.dumps({"project": project.name, "tasks": tasks, "params": params}, indent=2)
         )
         return
+    console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
         _print_plain_listing(tasks, params)
         return
@@ -199,7 +243,3 @@ def init(
 
 def main() -> None:
     app()
-
-
-# Commands defined in their own modules register themselves on `app` when imported.
-from kflow.cli import plan_commands, run_commands  # noqa: E402, F401

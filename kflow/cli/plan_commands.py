@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from kflow.cli.app import app
 from kflow.cli.common import (
@@ -28,6 +27,9 @@ from kflow.graph import Graph, build_graph
 from kflow.model import InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 AlwaysOption = Annotated[
     bool,
@@ -86,12 +88,14 @@ def print_plan(plan: Plan, as_json: bool = False) -> None:
     if as_json:
         typer.echo(plan_as_json(plan))
         return
-    console = Console(highlight=False, soft_wrap=True)
     total = len(plan.decisions)
     if not plan.to_run:
         typer.echo(f"up to date: nothing to do ({total} instances checked)")
         return
-    if console.is_terminal:
+    console = _terminal_console()
+    if console is not None:
+        from rich.table import Table
+
         table = Table(
             title=f"{len(plan.to_run)} of {total} instances would run", title_justify="left"
         )
@@ -108,6 +112,20 @@ def print_plan(plan: Plan, as_json: bool = False) -> None:
     for iid in plan.to_run:
         typer.echo(f"{iid}  {plan.decisions[iid].line()}")
     typer.echo(f"{len(plan.to_run)} of {total} instances would run")
+
+
+def _terminal_console() -> Console | None:
+    """A rich console when stdout is a terminal (as rich decides), else None.
+
+    rich takes longer to import than a plan of a thousand instances: it is imported only when
+    stdout may be a terminal (a tty, or rich's environment overrides say so).
+    """
+    if not (sys.stdout.isatty() or {"TTY_COMPATIBLE", "FORCE_COLOR"} & set(os.environ)):
+        return None
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    return console if console.is_terminal else None
 
 
 def _why(plan: Plan, subject: str) -> None:
