@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -399,3 +400,23 @@ def test_unknown_fields_dropped_with_warning_or_rejected_when_strict(
     assert 'unknown field \\"spec.serviceAcountName\\"' in headers["Warning"]
     assert "commnd" not in stored["spec"]["containers"][0]
     assert "serviceAcountName" not in stored["spec"]
+
+
+def test_go_style_booleans_and_latency(kube_emulator: KubeEmulator, core_v1: Any) -> None:
+    import urllib.request
+
+    kube_emulator.faults.expire_history()
+    for flag in ("True", "1", "t"):  # kubernetes 35.x sends watch=True
+        req = urllib.request.Request(
+            f"{kube_emulator.url}/api/v1/namespaces/{NS}/pods?watch={flag}&resourceVersion=1",
+            headers={"Authorization": "Bearer test-token"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.readline())["type"] == "ERROR"
+    kube_emulator.faults.latency(r"/pods$", 0.3)
+    started = time.monotonic()
+    core_v1.list_namespaced_pod(NS)
+    assert time.monotonic() - started >= 0.3
+    import urllib3
+
+    with pytest.raises(urllib3.exceptions.HTTPError):  # read timeouts, retried by urllib3
+        core_v1.list_namespaced_pod(NS, _request_timeout=(1, 0.1))

@@ -111,9 +111,10 @@ def test_stalled_and_dropped_log_streams(core_v1: Any, kube_emulator: KubeEmulat
     resp.release_conn()
     resp = core_v1.read_namespaced_pod_log("st", NS, follow=True, _preload_content=False)
     with pytest.raises(urllib3.exceptions.ProtocolError):
-        for _ in resp.stream(1024):
-            kube_emulator.wait_for(lambda: kube_emulator.open_streams("log") == 1)
-            kube_emulator.faults.drop_log_stream("reset", "st")
+        for i, _ in enumerate(resp.stream(1024)):
+            if i == 0:
+                kube_emulator.wait_for(lambda: kube_emulator.open_streams("log") == 1)
+                kube_emulator.faults.drop_log_stream("reset", "st")
 
 
 def test_rotation_unavailable_and_large_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
@@ -137,3 +138,17 @@ def test_slow_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     resp = core_v1.read_namespaced_pod_log("slow", NS, follow=True, _preload_content=False)
     assert resp.data == b"0123456789\n0123456789\n"
     assert time.monotonic() - started > 0.4
+
+
+def test_truncated_log_stream(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("tr", "echo one; sleep 30"))
+    kube_emulator.wait_for_pod("tr", lambda p: p["status"].get("phase") == "Running")
+    resp = core_v1.read_namespaced_pod_log("tr", NS, follow=True, _preload_content=False)
+    chunks = []
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        for chunk in resp.stream(1024):
+            chunks.append(chunk)
+            if len(chunks) == 1:
+                kube_emulator.wait_for(lambda: kube_emulator.open_streams("log") == 1)
+                assert kube_emulator.faults.drop_log_stream("truncate", "tr") == 1
+    assert chunks[0] == b"one\n"

@@ -372,3 +372,14 @@ def test_clock_advance_fires_the_deadline(core_v1: Any, kube_emulator: KubeEmula
     kube_emulator.wait_for_pod("adv", lambda p: p["status"].get("phase") == "Running")
     kube_emulator.clock.advance(40)
     assert finished(kube_emulator, "adv", timeout=5)["status"]["reason"] == "DeadlineExceeded"
+
+
+def test_taint_eviction_and_stale_node_pressure(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.evict("taint", kind="taint")
+    kube_emulator.faults.evict("stale", kind="node-pressure", stale_container_state=True)
+    core_v1.create_namespaced_pod(NS, pod_manifest("taint", "sleep 30", grace=5))
+    core_v1.create_namespaced_pod(NS, pod_manifest("stale", "sleep 30"))
+    kube_emulator.wait_gone("taint")
+    assert "TaintManagerEviction" in reasons(kube_emulator, "taint")
+    pod = finished(kube_emulator, "stale")
+    assert pod["status"]["reason"] == "Evicted" and "running" in main_status(pod)["state"]

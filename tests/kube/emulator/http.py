@@ -239,7 +239,8 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 self.close_connection = True
         elif mode == "truncate":
-            part = b'{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"na'
+            part = b'{"type":"MODIFIED","object":{"kind":"Pod","apiVersion":"v1","metadata":{"na' \
+                if stream.kind == "watch" else b"a log line cut in the midd"
             writer.write(part)
             self._close_now()
         else:

@@ -131,7 +131,7 @@ def watch(cluster: Cluster, req: Request) -> Stream:
             raise bad_request(f'invalid resource version "{rv_param}"') from None
         if start_rv < store.floor and cluster.faults.watch_http_410:
             raise ApiError(410, f"too old resource version: {start_rv} ({store.floor})", "Expired")
-    if timeout is None:
+    if not timeout:  # unset or 0: the server's own (long) timeout
         timeout = cluster.default_watch_timeout
     settings = cluster.faults
 
