@@ -142,11 +142,8 @@ def _pending(
     message = str(waiting.get("message") or "")
     image = main.get("image") or _image(pod)
     key = "pull" if reason in PULL_ERRORS else reason
-    if reason not in NORMAL_WAITING:
-        since = tracking.waiting_since.setdefault(key, now)
-    else:
-        tracking.waiting_since.clear()
-        since = now
+    # Image pulls alternate between errors and retries: the grace runs from the first error.
+    since = tracking.waiting_since.setdefault(key, now) if reason not in NORMAL_WAITING else now
     if reason == "InvalidImageName":
         return Verdict(AttemptState.FAILED, f"InvalidImageName: image {image!r}: {message}")
     if reason in PULL_ERRORS and now - since >= graces.pull:

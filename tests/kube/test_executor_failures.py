@@ -1,0 +1,142 @@
+"""Failures are named, not timed out: each surfaces its reason and `kflow build` exits 1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from tests.kube.emulator import KubeEmulator
+from tests.kube.test_executor_support import ClusterProject, cluster_project
+
+__all__ = ["cluster_project"]
+
+TASK = """
+[project]
+name = "fail"
+storage = "file://./data"
+
+[tasks.job]
+image = "{image}"
+command = ["sh", "-c", "{script}"]
+outputs = ["{root}/out.txt"]
+{extra}
+"""
+
+
+def _project(
+    image: str = "busybox:1.36", script: str = "echo ok > {output}", extra: str = ""
+) -> str:
+    return TASK.replace("{image}", image).replace("{script}", script).replace("{extra}", extra)
+
+
+def _nothing(emulator: KubeEmulator) -> None:
+    pass
+
+
+CASES: list[tuple[str, str, Callable[[KubeEmulator], object], list[str]]] = [
+    (
+        "image-pull",
+        _project(image="registry.example.com/missing:1"),
+        lambda e: e.faults.image_pull_error("registry.example.com/*"),
+        ["cannot pull image 'registry.example.com/missing:1'"],
+    ),
+    (
+        "invalid-image",
+        _project(image="registry.example.com/oops:1"),
+        lambda e: e.faults.image_pull_error("*oops*", kind="InvalidImageName"),
+        ["InvalidImageName", "registry.example.com/oops:1"],
+    ),
+    (
+        "missing-secret",
+        _project(extra='env.TOKEN = { secret = "api-creds", key = "token" }'),
+        _nothing,
+        ["CreateContainerConfigError", 'secret "api-creds" not found'],
+    ),
+    (
+        "unschedulable",
+        _project(extra='pending_timeout = "0.5s"\nresources = { cpu = "64" }'),
+        lambda e: e.faults.unschedulable(message="0/1 nodes are available: 1 Insufficient cpu."),
+        ["Unschedulable", "0/1 nodes are available: 1 Insufficient cpu."],
+    ),
+    (
+        "oom",
+        _project(script="echo eating; sleep 5", extra='resources = { memory = "64Mi" }'),
+        lambda e: e.faults.oom_kill(after_output="eating"),
+        ["OOMKilled", "memory limit 64Mi"],
+    ),
+    (
+        "deadline",
+        _project(script="sleep 30", extra='timeout = "2s"'),
+        _nothing,
+        ["timed out after 2s (DeadlineExceeded)"],
+    ),
+    (
+        "exit-code",
+        _project(script="echo something went wrong; exit 3"),
+        _nothing,
+        ["exit code 3", "something went wrong"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("toml", "fault", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_a_failing_pod_names_its_reason_and_exits_1(
+    cluster_project: ClusterProject,
+    toml: str,
+    fault: Callable[[KubeEmulator], object],
+    expected: list[str],
+) -> None:
+    fault(cluster_project.emulator)
+    cluster_project.write(toml)
+    result = cluster_project.build()
+    assert result.exit_code == 1, result.output
+    for text in expected:
+        assert text in result.output, result.output
+    assert not (cluster_project.folder / "data/out.txt").exists()
+
+
+def test_a_failed_pod_is_kept_for_debugging_unless_cleanup_says_always(
+    cluster_project: ClusterProject,
+) -> None:
+    cluster_project.write(_project(script="exit 2"))
+    assert cluster_project.build().exit_code == 1
+    (kept,) = cluster_project.pods()
+    assert kept["status"]["phase"] == "Failed"  # type: ignore[index]
+    cluster_project.write(_project(script="exit 2", extra='pod_cleanup = "always"'))
+    assert cluster_project.build().exit_code == 1
+    assert cluster_project.pods() == []  # the kept one was replaced, the new one deleted
+
+
+def test_eviction_is_retried_without_using_retries(cluster_project: ClusterProject) -> None:
+    emulator = cluster_project.emulator
+    rule = emulator.faults.evict("*", kind="node-pressure")
+    # The free retry is attempt 1 again (same pod name, a new pod): evict only the first pod.
+    disarm = threading.Thread(target=lambda: (emulator.wait_for(lambda: rule.hits), rule.remove()))
+    disarm.start()
+    cluster_project.write(_project(script="sleep 0.3; echo ok > {output}"))
+    result = cluster_project.build()
+    disarm.join()
+    assert result.exit_code == 0, result.output
+    assert rule.hits == 1
+    assert emulator.count("POST", r"/pods$", status=201) == 2  # retries = 0, yet 2 pods
+    assert (cluster_project.folder / "data/out.txt").read_text() == "ok\n"
+
+
+def test_a_pod_deleted_by_someone_else_is_retried_for_free(cluster_project: ClusterProject) -> None:
+    emulator = cluster_project.emulator
+    cluster_project.write(_project(script="touch started; sleep 1; echo ok > {output}"))
+
+    def delete_once_started() -> None:
+        emulator.wait_for(lambda: (cluster_project.folder / "started").exists(), timeout=20)
+        emulator.faults.delete_externally("*")
+
+    helper = threading.Thread(target=delete_once_started)
+    helper.start()
+    result = cluster_project.build()
+    helper.join()
+    assert result.exit_code == 0, result.output
+    assert emulator.count("POST", r"/pods$", status=201) == 2
