@@ -51,6 +51,8 @@ def describe(event: ev.Event) -> str | None:
         return f"reused {event.instance}: built by {event.holder}"
     if isinstance(event, ev.HeldByOtherRun):
         return f"held {event.instance}: by {event.holder} (--no-wait)"
+    if isinstance(event, ev.LeaseLost):
+        return f"lease lost {event.instance}: another run took it over; stopping ours and waiting"
     if isinstance(event, ev.Interrupting):
         return f"interrupted: stopping {len(event.running)} running"
     if isinstance(event, ev.RunFinished):
@@ -165,7 +167,9 @@ class LiveView:
         elif isinstance(event, ev.InstanceReused):
             self.done += 1
             self._print(Text.assemble(("= ", "green"), describe(event) or ""))
-        elif isinstance(event, (ev.WaitingForOtherRun, ev.HeldByOtherRun, ev.Interrupting)):
+        elif isinstance(
+            event, (ev.WaitingForOtherRun, ev.HeldByOtherRun, ev.Interrupting, ev.LeaseLost)
+        ):
             self._print(Text.assemble(("… ", "yellow"), describe(event) or ""))
         elif isinstance(event, ev.RunFinished):
             self.close()

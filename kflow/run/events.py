@@ -98,6 +98,15 @@ class InstanceReused(Event):
 
 
 @dataclass(frozen=True)
+class LeaseLost(Event):
+    """We could not renew a running instance's lease in time and another run took it over:
+    our attempt is stopped (its outputs left alone, they are the other run's now) and we wait."""
+
+    kind = "lease_lost"
+    instance: str
+
+
+@dataclass(frozen=True)
 class HeldByOtherRun(Event):
     """Another run holds the instance and ``--no-wait`` was given."""
 

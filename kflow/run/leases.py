@@ -160,11 +160,11 @@ class Leases:
             with contextlib.suppress(KflowError):  # if it fails, the lease expires on its own
                 self.release(instance)
 
-    @property
-    def lost(self) -> set[str]:
-        """Instances whose lease another run took over (we were too slow to renew)."""
+    def take_lost(self) -> set[str]:
+        """Instances whose lease another run took over since the last call (we failed to renew)."""
         with self._lock:
-            return set(self._lost)
+            lost, self._lost = self._lost, set()
+            return lost
 
     def renew(self) -> None:
         """Push every held lease's expiry forward."""

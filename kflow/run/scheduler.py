@@ -82,6 +82,7 @@ class _Running:
     iid: InstanceId
     handle: AttemptHandle
     record: AttemptRecord
+    lease_lost: bool = False
 
 
 def _default_replan(storage: Storage) -> Replanner:
@@ -205,6 +206,7 @@ class Runner:
             if self._stop_requested.is_set() and not self.interrupting:
                 self._begin_interrupt()
             self._promote_due_retries()
+            self._notice_lost_leases()
             self._look_at_waiting()
             self._collect_prepared()
             self._start_prepared()
@@ -280,6 +282,9 @@ class Runner:
 
     def _start_prepared(self) -> None:
         while self.prepared and not self.stopping and len(self.running) < self.options.jobs:
+            first = self.prepared[0]
+            if any(self.index[iid] < first for iid in self.preparing):
+                return  # start in plan order, as make -j1 would: the earlier one is nearly ready
             self._submit(self.order[heapq.heappop(self.prepared)])
 
     def _drop_prepared(self, iid: InstanceId) -> None:
@@ -325,6 +330,16 @@ class Runner:
                 self.hooks.before_attempt(instance)
                 self._submit(iid)
 
+    def _notice_lost_leases(self) -> None:
+        lost = self.leases.take_lost() if self.leases is not None else set()
+        if not lost:
+            return
+        for running in self.running.values():
+            if str(running.iid) in lost and not running.lease_lost:
+                running.lease_lost = True
+                self._emit(ev.LeaseLost(instance=str(running.iid)))
+                self.executor.cancel(running.handle, self.options.kill_grace)
+
     def _submit(self, iid: InstanceId) -> None:
         instance = self.graph.instances[iid]
         number = self.attempts.get(iid, 0) + 1
@@ -366,6 +381,13 @@ class Runner:
         attempt.exit_code = update.exit_code
         instance = self.graph.instances[running.iid]
         reason = update.reason or "failed"
+        if running.lease_lost and not self.interrupting:
+            # Another run owns the instance now: leave its outputs alone and wait for its result.
+            attempt.status, attempt.reason = "failed", "lease lost to another run"
+            self._store_log(running)
+            holder = LeaseInfo("another run", str(running.iid), 0.0)
+            self._held_elsewhere(running.iid, holder)
+            return
         if update.state is AttemptState.SUCCEEDED:
             missing = self._missing_outputs(instance)
             if not missing:

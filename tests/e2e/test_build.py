@@ -131,20 +131,6 @@ def test_bad_target_is_exit_2(tmp_path: Path) -> None:
     assert kflow(tmp_path, "nope")[0] == 2
 
 
-def test_runs_and_logs_show_what_happened(tmp_path: Path) -> None:
-    _project(tmp_path)
-    kflow(tmp_path)
-    code, out = cli("runs", "-C", str(tmp_path))
-    assert code == 0 and "succeeded" in out
-    run_id = out.split()[0]
-    code, out = cli("runs", "show", run_id[:10], "-C", str(tmp_path))
-    assert code == 0 and "shout[loud=2,who=world]" in out and "exit 0" in out
-    code, out = cli("logs", "-C", str(tmp_path), "shout[loud=2]")
-    assert code == 0 and out == "shouting 2\n"
-    code, out = cli("logs", "-C", str(tmp_path), run_id, "report")
-    assert code == 0 and json.loads(out) == {"0": "data/report-world.txt"}
-
-
 def test_python_dash_m_kflow_is_the_cli(tmp_path: Path) -> None:
     _project(tmp_path)
     done = subprocess.run(
