@@ -12,6 +12,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.kube.emulator import KubeEmulator
 from tests.kube.emulator.manifests import pod_manifest
+from tests.kube.emulator.wire import read_pod
 
 NS = "kflow-test"
 
@@ -110,7 +111,7 @@ def test_validation_422_with_causes(core_v1: Any) -> None:
 def test_dry_run_does_not_store(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     pod = core_v1.create_namespaced_pod(NS, pod_manifest("dry"), dry_run="All")
     assert pod.metadata.uid and pod.metadata.resource_version is None
-    assert kube_emulator.pods() == []
+    assert core_v1.list_namespaced_pod(NS).items == []
     assert kube_emulator.requests(method="POST")[0].query["dryRun"] == "All"
 
 
@@ -193,7 +194,7 @@ def test_delete_preconditions_grace_and_collection(core_v1: Any,
     gone = core_v1.delete_namespaced_pod("pending-1", NS, body=client.V1DeleteOptions(
         preconditions=client.V1Preconditions(uid=uid)))
     assert gone.metadata.name == "pending-1"  # unscheduled: deleted at once
-    assert kube_emulator.pod("pending-1") is None
+    assert read_pod(core_v1, "pending-1") is None
     with pytest.raises(ApiException) as err:
         core_v1.delete_namespaced_pod("pending-1", NS)
     assert err.value.status == 404
@@ -205,7 +206,7 @@ def test_delete_preconditions_grace_and_collection(core_v1: Any,
     deleted = json.loads(raw.data)
     assert deleted["kind"] == "PodList"
     assert sorted(p["metadata"]["name"] for p in deleted["items"]) == ["pending-c1", "pending-c2"]
-    assert [p["metadata"]["name"] for p in kube_emulator.pods()] == ["pending-c0"]
+    assert [p.metadata.name for p in core_v1.list_namespaced_pod(NS).items] == ["pending-c0"]
 
 
 def test_auth_401_and_rbac_403(kube_emulator: KubeEmulator, tmp_path: Any,
@@ -334,7 +335,7 @@ def test_lost_response_still_performs_the_write(core_v1: Any, kube_emulator: Kub
     kube_emulator.faults.lose_response("POST", r"/pods$")
     with pytest.raises((urllib3.exceptions.HTTPError, ConnectionError)):
         core_v1.create_namespaced_pod(NS, pod_manifest("p"), _request_timeout=5)
-    assert kube_emulator.pod("p") is not None
+    assert read_pod(core_v1, "p") is not None
     with pytest.raises(ApiException) as err:
         core_v1.create_namespaced_pod(NS, pod_manifest("p"))
     assert status_of(err.value)["reason"] == "AlreadyExists"

@@ -14,6 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.kube.emulator import KubeEmulator
 from tests.kube.emulator.manifests import pod_manifest
+from tests.kube.emulator.wire import wait_phase, wait_pod
 
 NS = "kflow-test"
 
@@ -24,7 +25,7 @@ def message(exc: ApiException) -> str:
 
 def run_to_end(core_v1: Any, kube: KubeEmulator, name: str, script: str) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest(name, script))
-    kube.wait_for_phase(name, "Succeeded", "Failed")
+    wait_phase(core_v1, name, "Succeeded", "Failed")
 
 
 def test_filters(core_v1: Any, kube_emulator: KubeEmulator) -> None:
@@ -46,7 +47,7 @@ def test_waiting_container_400_and_unscheduled_empty(core_v1: Any,
     kube_emulator.faults.unschedulable("nosched")
     core_v1.create_namespaced_pod(NS, pod_manifest("stuck"))
     core_v1.create_namespaced_pod(NS, pod_manifest("nosched"))
-    kube_emulator.wait_for_pod("stuck", lambda p: p["status"].get("containerStatuses"))
+    wait_pod(core_v1, "stuck", lambda p: p["status"].get("containerStatuses"))
     with pytest.raises(ApiException) as err:
         core_v1.read_namespaced_pod_log("stuck", NS)
     assert err.value.status == 400
@@ -80,7 +81,7 @@ def test_404_after_deletion(core_v1: Any, kube_emulator: KubeEmulator) -> None:
 def test_follow_streams_and_ends_with_the_process(core_v1: Any,
                                                   kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("fol", "echo first; sleep 0.4; echo second"))
-    kube_emulator.wait_for_pod("fol", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "fol", lambda p: p["status"].get("phase") == "Running")
     resp = core_v1.read_namespaced_pod_log("fol", NS, follow=True, _preload_content=False)
     chunks: list[tuple[float, bytes]] = []
     for chunk in resp.stream(1024):
@@ -94,14 +95,14 @@ def test_follow_streams_and_ends_with_the_process(core_v1: Any,
 
 def test_follow_through_watch_stream(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("wl", "echo a; sleep 0.1; echo b"))
-    kube_emulator.wait_for_pod("wl", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "wl", lambda p: p["status"].get("phase") == "Running")
     lines = list(watch.Watch().stream(core_v1.read_namespaced_pod_log, name="wl", namespace=NS))
     assert lines == ["a", "b"]
 
 
 def test_stalled_and_dropped_log_streams(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("st", "echo one; sleep 30"))
-    kube_emulator.wait_for_pod("st", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "st", lambda p: p["status"].get("phase") == "Running")
     resp = core_v1.read_namespaced_pod_log("st", NS, follow=True, _preload_content=False,
                                            _request_timeout=(2, 0.3))
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
@@ -133,7 +134,7 @@ def test_rotation_unavailable_and_large_logs(core_v1: Any, kube_emulator: KubeEm
 def test_slow_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     kube_emulator.faults.slow_logs("slow", bytes_per_sec=40)
     core_v1.create_namespaced_pod(NS, pod_manifest("slow", "echo 0123456789; echo 0123456789"))
-    kube_emulator.wait_for_phase("slow", "Succeeded")
+    wait_phase(core_v1, "slow", "Succeeded")
     started = time.monotonic()
     resp = core_v1.read_namespaced_pod_log("slow", NS, follow=True, _preload_content=False)
     assert resp.data == b"0123456789\n0123456789\n"
@@ -142,7 +143,7 @@ def test_slow_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
 
 def test_truncated_log_stream(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("tr", "echo one; sleep 30"))
-    kube_emulator.wait_for_pod("tr", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "tr", lambda p: p["status"].get("phase") == "Running")
     resp = core_v1.read_namespaced_pod_log("tr", NS, follow=True, _preload_content=False)
     chunks = []
     with pytest.raises(urllib3.exceptions.ProtocolError):

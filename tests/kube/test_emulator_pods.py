@@ -12,20 +12,28 @@ from kubernetes.client.rest import ApiException
 
 from tests.kube.emulator import KubeEmulator
 from tests.kube.emulator.manifests import pod_manifest
+from tests.kube.emulator.wire import (
+    event_reasons,
+    pod_events,
+    read_pod,
+    wait_gone,
+    wait_phase,
+    wait_pod,
+)
 
 NS = "kflow-test"
 Obj = dict[str, Any]
 
 
-def finished(kube: KubeEmulator, name: str, timeout: float = 10) -> Obj:
-    return kube.wait_for_phase(name, "Succeeded", "Failed", timeout=timeout)
+def finished(core_v1: Any, name: str, timeout: float = 10) -> Obj:
+    return wait_phase(core_v1, name, "Succeeded", "Failed", timeout=timeout)
 
 
 def main_status(pod: Obj) -> Obj:
     return pod["status"]["containerStatuses"][0]  # type: ignore[no-any-return]
 
 
-def waiting_reason(pod: Obj) -> str | None:
+def waiting_reason(pod: Obj | None) -> str | None:
     statuses = pod["status"].get("containerStatuses") or [{}]
     return (statuses[0].get("state", {}).get("waiting") or {}).get("reason")
 
@@ -34,14 +42,10 @@ def cond(pod: Obj, ctype: str) -> Obj:
     return next(c for c in pod["status"]["conditions"] if c["type"] == ctype)
 
 
-def reasons(kube: KubeEmulator, name: str) -> list[str]:
-    return [e["reason"] for e in kube.events(name)]
-
-
 def test_success_writes_outputs_and_reports_completed(core_v1: Any,
                                                       kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("ok", "mkdir -p out && echo data > out/x.txt"))
-    pod = finished(kube_emulator, "ok")
+    pod = finished(core_v1, "ok")
     assert pod["status"]["phase"] == "Succeeded"
     with open(os.path.join(kube_emulator.workdir, "out", "x.txt")) as fh:
         assert fh.read() == "data\n"
@@ -56,18 +60,18 @@ def test_success_writes_outputs_and_reports_completed(core_v1: Any,
     assert cond(pod, "PodScheduled")["status"] == "True"
     assert pod["spec"]["nodeName"] == "node-1" and pod["status"]["podIP"].startswith("10.244.")
     assert pod["status"]["startTime"] and pod["status"]["hostIP"]
-    assert {"Scheduled", "Pulling", "Pulled", "Created", "Started"} <= set(reasons(kube_emulator,
-                                                                                   "ok"))
+    expected = {"Scheduled", "Pulling", "Pulled", "Created", "Started"}
+    assert expected <= set(event_reasons(core_v1, "ok"))
     typed = core_v1.read_namespaced_pod("ok", NS)
     assert typed.status.container_statuses[0].state.terminated.exit_code == 0
 
 
 def test_running_shape(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("run", "echo started; sleep 30"))
-    pod = kube_emulator.wait_for_pod("run", lambda p: p["status"].get("phase") == "Running")
+    pod = wait_pod(core_v1, "run", lambda p: p["status"].get("phase") == "Running")
     cs = main_status(pod)
     assert "running" in cs["state"] and cs["ready"] is True and cs["started"] is True
-    kube_emulator.wait_for_pod("run", lambda p: cond(p, "Ready")["status"] == "True")
+    wait_pod(core_v1, "run", lambda p: cond(p, "Ready")["status"] == "True")
     assert len(kube_emulator.running_processes()) == 1
     assert kube_emulator.orphans("nope") == []
 
@@ -75,7 +79,7 @@ def test_running_shape(core_v1: Any, kube_emulator: KubeEmulator) -> None:
 def test_failure_with_fallback_to_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest(
         "bad", "echo line1; echo oops >&2; exit 3", message_policy="FallbackToLogsOnError"))
-    pod = finished(kube_emulator, "bad")
+    pod = finished(core_v1, "bad")
     term = main_status(pod)["state"]["terminated"]
     assert pod["status"]["phase"] == "Failed"
     assert term == {**term, "exitCode": 3, "reason": "Error", "message": "line1\noops\n"}
@@ -85,7 +89,7 @@ def test_failure_with_fallback_to_logs(core_v1: Any, kube_emulator: KubeEmulator
 def test_termination_message_file(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest(
         "msg", "echo 'disk full' > /dev/termination-log; exit 2"))
-    term = main_status(finished(kube_emulator, "msg"))["state"]["terminated"]
+    term = main_status(finished(core_v1, "msg"))["state"]["terminated"]
     assert term["exitCode"] == 2 and term["message"] == "disk full\n"
     assert not os.path.exists("/dev/termination-log")
 
@@ -105,18 +109,18 @@ def test_environment_resolution(core_v1: Any, kube_emulator: KubeEmulator) -> No
     core_v1.create_namespaced_pod(NS, pod_manifest(
         "env", 'echo "$PLAIN $EXPANDED $TOKEN $MODE $POD $NSP $RUN"', env=env,
         labels={"run": "r7"}))
-    finished(kube_emulator, "env")
+    finished(core_v1, "env")
     assert core_v1.read_namespaced_pod_log("env", NS) == "v v-x s3cr3t fast env kflow-test r7\n"
 
 
 def test_missing_secret_then_created(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": "k"}}}]
     core_v1.create_namespaced_pod(NS, pod_manifest("cfg", "echo $T", env=env))
-    pod = kube_emulator.wait_for_pod("cfg", lambda p: waiting_reason(p) ==
+    pod = wait_pod(core_v1, "cfg", lambda p: waiting_reason(p) ==
                                      "CreateContainerConfigError")
     assert main_status(pod)["state"]["waiting"]["message"] == 'secret "s3-creds" not found'
     assert pod["status"]["phase"] == "Pending"
-    failed = [e for e in kube_emulator.events("cfg") if e["reason"] == "Failed"]
+    failed = [e for e in pod_events(core_v1, "cfg") if e["reason"] == "Failed"]
     assert failed[0]["message"] == 'Error: secret "s3-creds" not found'
     assert failed[0]["type"] == "Warning"
     with pytest.raises(ApiException) as err:
@@ -125,19 +129,19 @@ def test_missing_secret_then_created(core_v1: Any, kube_emulator: KubeEmulator) 
     assert json.loads(err.value.body)["message"] == \
         'container "main" in pod "cfg" is waiting to start: CreateContainerConfigError'
     kube_emulator.create_secret("s3-creds", {"k": "now-here"})
-    finished(kube_emulator, "cfg")
+    finished(core_v1, "cfg")
     assert core_v1.read_namespaced_pod_log("cfg", NS) == "now-here\n"
 
 
 def test_active_deadline(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("slow", "sleep 30", deadline=20))
-    pod = finished(kube_emulator, "slow")
+    pod = finished(core_v1, "slow")
     assert pod["status"]["reason"] == "DeadlineExceeded"
     assert pod["status"]["message"] == \
         "Pod was active on the node longer than the specified deadline"
     term = main_status(pod)["state"]["terminated"]
     assert term["exitCode"] == 137 and term["reason"] == "Error"
-    assert "DeadlineExceeded" in reasons(kube_emulator, "slow")
+    assert "DeadlineExceeded" in event_reasons(core_v1, "slow")
     assert kube_emulator.running_processes() == []
 
 
@@ -146,7 +150,7 @@ def test_active_deadline(core_v1: Any, kube_emulator: KubeEmulator) -> None:
 def test_graceful_delete_sigterm_then_sigkill(core_v1: Any, kube_emulator: KubeEmulator,
                                               script: str, code: int) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("del", script, grace=20))
-    kube_emulator.wait_for_pod("del", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "del", lambda p: p["status"].get("phase") == "Running")
     rv = core_v1.read_namespaced_pod("del", NS).metadata.resource_version
     resp = core_v1.delete_namespaced_pod("del", NS)
     assert resp.metadata.deletion_timestamp is not None
@@ -161,7 +165,7 @@ def test_graceful_delete_sigterm_then_sigkill(core_v1: Any, kube_emulator: KubeE
     assert final is not None
     term = final.status.container_statuses[0].state.terminated
     assert term.exit_code == code and final.status.phase == "Failed"
-    assert "Killing" in reasons(kube_emulator, "del")
+    assert "Killing" in event_reasons(core_v1, "del")
     with pytest.raises(ApiException) as err:
         core_v1.read_namespaced_pod_log("del", NS)
     assert err.value.status == 404
@@ -172,12 +176,12 @@ def test_unschedulable_until(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     msg = "0/3 nodes are available: 3 Insufficient cpu."
     kube_emulator.faults.unschedulable("u-*", message=msg, until=0.5)
     core_v1.create_namespaced_pod(NS, pod_manifest("u-1"))
-    pod = kube_emulator.wait_for_pod("u-1", lambda p: p["status"].get("conditions"))
+    pod = wait_pod(core_v1, "u-1", lambda p: p["status"].get("conditions"))
     assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"
     assert pod["status"]["conditions"][0]["message"] == msg
-    event = next(e for e in kube_emulator.events("u-1") if e["reason"] == "FailedScheduling")
+    event = next(e for e in pod_events(core_v1, "u-1") if e["reason"] == "FailedScheduling")
     assert event["reportingComponent"] == "default-scheduler" and event["eventTime"]
-    assert finished(kube_emulator, "u-1")["status"]["phase"] == "Succeeded"
+    assert finished(core_v1, "u-1")["status"]["phase"] == "Succeeded"
 
 
 
@@ -187,33 +191,34 @@ def test_pods_capacity_queues_pods(core_v1: Any, kube_emulator: KubeEmulator) ->
         core_v1.create_namespaced_pod(NS, pod_manifest(f"c{i}", "sleep 0.1",
                                                        labels={"kflow.dev/run": "r"}))
     for i in range(3):
-        finished(kube_emulator, f"c{i}")
+        finished(core_v1, f"c{i}")
     assert kube_emulator.max_concurrent("pods") == 1
-    scheduling = [e for e in kube_emulator.events() if e["reason"] == "FailedScheduling"]
-    assert scheduling and "Too many pods" in scheduling[0]["message"]
+    scheduling = [e for e in core_v1.list_namespaced_event(NS).items
+                  if e.reason == "FailedScheduling"]
+    assert scheduling and "Too many pods" in scheduling[0].message
     assert sorted(kube_emulator.orphans("r")) == ["c0", "c1", "c2"]
 
 
 def test_image_pull_backoff_then_recovery(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     kube_emulator.faults.image_pull_error("reg/missing:*", recover_after=0.6)
     core_v1.create_namespaced_pod(NS, pod_manifest("img", image="reg/missing:1"))
-    pod = kube_emulator.wait_for_pod("img", lambda p: waiting_reason(p) == "ErrImagePull")
+    pod = wait_pod(core_v1, "img", lambda p: waiting_reason(p) == "ErrImagePull")
     assert "rpc error" in main_status(pod)["state"]["waiting"]["message"]
     with pytest.raises(ApiException) as err:
         core_v1.read_namespaced_pod_log("img", NS)
     assert "is waiting to start: image can't be pulled" in json.loads(err.value.body)["message"]
-    pod = kube_emulator.wait_for_pod("img", lambda p: waiting_reason(p) == "ImagePullBackOff")
+    pod = wait_pod(core_v1, "img", lambda p: waiting_reason(p) == "ImagePullBackOff")
     assert main_status(pod)["state"]["waiting"]["message"] == \
         'Back-off pulling image "reg/missing:1"'
-    assert {"BackOff", "Failed"} <= set(reasons(kube_emulator, "img"))
-    assert finished(kube_emulator, "img")["status"]["phase"] == "Succeeded"
+    assert {"BackOff", "Failed"} <= set(event_reasons(core_v1, "img"))
+    assert finished(core_v1, "img")["status"]["phase"] == "Succeeded"
 
 
 def test_invalid_image_name(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("inv", image="Reg/UPPER:1"))
-    pod = kube_emulator.wait_for_pod("inv", lambda p: waiting_reason(p) == "InvalidImageName")
+    pod = wait_pod(core_v1, "inv", lambda p: waiting_reason(p) == "InvalidImageName")
     assert "invalid reference format" in main_status(pod)["state"]["waiting"]["message"]
-    assert "InspectFailed" in reasons(kube_emulator, "inv")
+    assert "InspectFailed" in event_reasons(core_v1, "inv")
 
 
 def test_oom_kill_and_oom_but_succeeded(core_v1: Any, kube_emulator: KubeEmulator) -> None:
@@ -221,9 +226,9 @@ def test_oom_kill_and_oom_but_succeeded(core_v1: Any, kube_emulator: KubeEmulato
     kube_emulator.faults.oom_kill("oom-report", mode="report")
     core_v1.create_namespaced_pod(NS, pod_manifest("oom-kill", "echo allocating; sleep 30"))
     core_v1.create_namespaced_pod(NS, pod_manifest("oom-report", "echo fine"))
-    killed = main_status(finished(kube_emulator, "oom-kill"))["state"]["terminated"]
+    killed = main_status(finished(core_v1, "oom-kill"))["state"]["terminated"]
     assert killed["exitCode"] == 137 and killed["reason"] == "OOMKilled"
-    pod = finished(kube_emulator, "oom-report")
+    pod = finished(core_v1, "oom-report")
     term = main_status(pod)["state"]["terminated"]
     assert pod["status"]["phase"] == "Succeeded" and term["reason"] == "OOMKilled"
     assert term["exitCode"] == 0
@@ -232,19 +237,19 @@ def test_oom_kill_and_oom_but_succeeded(core_v1: Any, kube_emulator: KubeEmulato
 def test_node_pressure_eviction(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     kube_emulator.faults.evict("ev-*", kind="node-pressure")
     core_v1.create_namespaced_pod(NS, pod_manifest("ev-1", "sleep 30"))
-    pod = finished(kube_emulator, "ev-1")
+    pod = finished(core_v1, "ev-1")
     assert pod["status"]["reason"] == "Evicted"
     assert pod["status"]["message"].startswith("The node was low on resource: memory.")
     target = cond(pod, "DisruptionTarget")
     assert target["status"] == "True" and target["reason"] == "TerminationByKubelet"
     term = main_status(pod)["state"]["terminated"]
     assert term["exitCode"] == 137 and term["reason"] == "ContainerStatusUnknown"
-    assert "Evicted" in reasons(kube_emulator, "ev-1")
+    assert "Evicted" in event_reasons(core_v1, "ev-1")
 
 
 def test_eviction_api_and_preemption(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("victim", "sleep 30", grace=5))
-    kube_emulator.wait_for_pod("victim", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "victim", lambda p: p["status"].get("phase") == "Running")
     rv = core_v1.read_namespaced_pod("victim", NS).metadata.resource_version
     core_v1.create_namespaced_pod_eviction("victim", NS, client.V1Eviction(
         metadata=client.V1ObjectMeta(name="victim", namespace=NS)))
@@ -259,15 +264,15 @@ def test_eviction_api_and_preemption(core_v1: Any, kube_emulator: KubeEmulator) 
     assert conditions == {"EvictionByEvictionAPI"}
     kube_emulator.faults.evict("pre", kind="preempt")
     core_v1.create_namespaced_pod(NS, pod_manifest("pre", "sleep 30", grace=5))
-    kube_emulator.wait_gone("pre")
-    assert "Preempted" in [e["reason"] for e in kube_emulator.events("pre")]
+    wait_gone(core_v1, "pre")
+    assert "Preempted" in [e["reason"] for e in pod_events(core_v1, "pre")]
 
 
 def test_node_shutdown(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("sd", "sleep 30"))
-    kube_emulator.wait_for_pod("sd", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "sd", lambda p: p["status"].get("phase") == "Running")
     assert kube_emulator.faults.node_shutdown() == 1
-    pod = finished(kube_emulator, "sd")
+    pod = finished(core_v1, "sd")
     assert pod["status"]["reason"] == "Terminated"
     assert pod["status"]["message"] == "Pod was terminated in response to imminent node shutdown."
     assert main_status(pod)["state"]["terminated"]["exitCode"] == 143
@@ -275,41 +280,41 @@ def test_node_shutdown(core_v1: Any, kube_emulator: KubeEmulator) -> None:
 
 def test_lost_node_freezes_status_and_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("lost", "echo a; sleep 0.5; echo b"))
-    kube_emulator.wait_for_pod("lost", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "lost", lambda p: p["status"].get("phase") == "Running")
     kube_emulator.faults.lose_node(mark_not_ready_after=0.05)
-    pod = kube_emulator.wait_for_pod("lost", lambda p: cond(p, "Ready")["status"] == "False")
+    pod = wait_pod(core_v1, "lost", lambda p: cond(p, "Ready")["status"] == "False")
     assert pod["status"]["phase"] == "Running"
     with pytest.raises(ApiException) as err:
         core_v1.read_namespaced_pod_log("lost", NS)
     assert err.value.status == 500
     kube_emulator.faults.restore_node()
-    assert finished(kube_emulator, "lost")["status"]["phase"] == "Succeeded"
+    assert finished(core_v1, "lost")["status"]["phase"] == "Succeeded"
 
 
 def test_lost_node_taint_deletion_sticks_terminating(core_v1: Any,
                                                      kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("t", "sleep 30"))
-    kube_emulator.wait_for_pod("t", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "t", lambda p: p["status"].get("phase") == "Running")
     kube_emulator.faults.lose_node(taint_delete_after=0.05)
-    pod = kube_emulator.wait_for_pod("t", lambda p: p["metadata"].get("deletionTimestamp"))
+    pod = wait_pod(core_v1, "t", lambda p: p["metadata"].get("deletionTimestamp"))
     assert cond(pod, "DisruptionTarget")["reason"] == "DeletionByTaintManager"
-    assert kube_emulator.pod("t") is not None  # stuck Terminating while the node is gone
+    assert read_pod(core_v1, "t") is not None  # stuck Terminating while the node is gone
     kube_emulator.faults.restore_node()
-    kube_emulator.wait_gone("t")
+    wait_gone(core_v1, "t")
 
 
 def test_external_delete_and_forced_paths(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("x1", "sleep 30"))
-    kube_emulator.wait_for_pod("x1", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "x1", lambda p: p["status"].get("phase") == "Running")
     assert kube_emulator.faults.delete_externally("x1") == 1
     with pytest.raises(ApiException) as err:
         core_v1.read_namespaced_pod("x1", NS)
     assert err.value.status == 404
     kube_emulator.faults.deadline_exceeded("x2")
     core_v1.create_namespaced_pod(NS, pod_manifest("x2", "sleep 30"))
-    assert finished(kube_emulator, "x2")["status"]["reason"] == "DeadlineExceeded"
+    assert finished(core_v1, "x2")["status"]["reason"] == "DeadlineExceeded"
     core_v1.create_namespaced_pod(NS, pod_manifest("x3", "sleep 30"))
-    kube_emulator.wait_for_pod("x3", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "x3", lambda p: p["status"].get("phase") == "Running")
     assert kube_emulator.faults.phase_unknown("x3") == 1
     assert core_v1.read_namespaced_pod("x3", NS).status.phase == "Unknown"
 
@@ -321,16 +326,16 @@ def test_stuck_pending_and_create_container_error(core_v1: Any,
                                                 message="context deadline exceeded")
     core_v1.create_namespaced_pod(NS, pod_manifest("sp"))
     core_v1.create_namespaced_pod(NS, pod_manifest("ce"))
-    kube_emulator.wait_for(lambda: "FailedMount" in reasons(kube_emulator, "sp"))
-    assert waiting_reason(kube_emulator.pod("sp") or {}) == "ContainerCreating"
-    pod = kube_emulator.wait_for_pod("ce", lambda p: waiting_reason(p) == "CreateContainerError")
+    kube_emulator.wait_for(lambda: "FailedMount" in event_reasons(core_v1, "sp"))
+    assert waiting_reason(read_pod(core_v1, "sp") or {}) == "ContainerCreating"
+    pod = wait_pod(core_v1, "ce", lambda p: waiting_reason(p) == "CreateContainerError")
     assert main_status(pod)["state"]["waiting"]["message"] == "context deadline exceeded"
 
 
 def test_crash_loop_back_off_and_previous_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("crash", "echo run; exit 1",
                                                    restart_policy="OnFailure"))
-    pod = kube_emulator.wait_for_pod("crash", lambda p: waiting_reason(p) == "CrashLoopBackOff"
+    pod = wait_pod(core_v1, "crash", lambda p: waiting_reason(p) == "CrashLoopBackOff"
                                      and main_status(p)["restartCount"] >= 2)
     cs = main_status(pod)
     assert cs["lastState"]["terminated"]["exitCode"] == 1
@@ -338,7 +343,7 @@ def test_crash_loop_back_off_and_previous_logs(core_v1: Any, kube_emulator: Kube
     assert "restarting failed container=main pod=crash_kflow-test(" in \
         cs["state"]["waiting"]["message"]
     assert core_v1.read_namespaced_pod_log("crash", NS, previous=True) == "run\n"
-    assert "BackOff" in reasons(kube_emulator, "crash")
+    assert "BackOff" in event_reasons(core_v1, "crash")
 
 
 def test_init_containers_run_first(core_v1: Any, kube_emulator: KubeEmulator) -> None:
@@ -346,7 +351,7 @@ def test_init_containers_run_first(core_v1: Any, kube_emulator: KubeEmulator) ->
     manifest["spec"]["initContainers"] = [{"name": "prep", "image": "busybox:1.36",
                                            "command": ["sh", "-c", "echo go > ready.txt"]}]
     core_v1.create_namespaced_pod(NS, manifest)
-    pod = finished(kube_emulator, "init")
+    pod = finished(core_v1, "init")
     assert pod["status"]["phase"] == "Succeeded"
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == \
         "Completed"
@@ -361,7 +366,7 @@ def test_command_not_found_is_start_error(core_v1: Any, kube_emulator: KubeEmula
     manifest = pod_manifest("nf")
     manifest["spec"]["containers"][0]["command"] = ["definitely-not-a-binary"]
     core_v1.create_namespaced_pod(NS, manifest)
-    term = main_status(finished(kube_emulator, "nf"))["state"]["terminated"]
+    term = main_status(finished(core_v1, "nf"))["state"]["terminated"]
     assert term["exitCode"] == 128 and term["reason"] == "StartError"
     assert "executable file not found in $PATH" in term["message"]
 
@@ -369,9 +374,9 @@ def test_command_not_found_is_start_error(core_v1: Any, kube_emulator: KubeEmula
 def test_clock_advance_fires_the_deadline(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     # 3600 s scaled by 0.01 is still 36 s: advancing the clock makes it due now
     core_v1.create_namespaced_pod(NS, pod_manifest("adv", "sleep 30", deadline=3600))
-    kube_emulator.wait_for_pod("adv", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "adv", lambda p: p["status"].get("phase") == "Running")
     kube_emulator.clock.advance(40)
-    assert finished(kube_emulator, "adv", timeout=5)["status"]["reason"] == "DeadlineExceeded"
+    assert finished(core_v1, "adv", timeout=5)["status"]["reason"] == "DeadlineExceeded"
 
 
 def test_taint_eviction_and_stale_node_pressure(core_v1: Any, kube_emulator: KubeEmulator) -> None:
@@ -379,7 +384,7 @@ def test_taint_eviction_and_stale_node_pressure(core_v1: Any, kube_emulator: Kub
     kube_emulator.faults.evict("stale", kind="node-pressure", stale_container_state=True)
     core_v1.create_namespaced_pod(NS, pod_manifest("taint", "sleep 30", grace=5))
     core_v1.create_namespaced_pod(NS, pod_manifest("stale", "sleep 30"))
-    kube_emulator.wait_gone("taint")
-    assert "TaintManagerEviction" in reasons(kube_emulator, "taint")
-    pod = finished(kube_emulator, "stale")
+    wait_gone(core_v1, "taint")
+    assert "TaintManagerEviction" in event_reasons(core_v1, "taint")
+    pod = finished(core_v1, "stale")
     assert pod["status"]["reason"] == "Evicted" and "running" in main_status(pod)["state"]

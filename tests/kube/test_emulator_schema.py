@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 
 from tests.kube.emulator import KubeEmulator
 from tests.kube.emulator.manifests import pod_manifest
+from tests.kube.emulator.wire import read_pod, wait_gone, wait_phase, wait_pod
 
 NS = "kflow-test"
 VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -114,22 +115,21 @@ def start_zoo(core_v1: Any, kube: KubeEmulator) -> None:
 def test_every_emitted_object_is_schema_valid(core_v1: Any, kube_api_client: Any,
                                               kube_emulator: KubeEmulator) -> None:
     start_zoo(core_v1, kube_emulator)
-    kube = kube_emulator
     for name in ("ok", "fail", "oom", "deadline", "evicted", "init", "sized"):
-        kube.wait_for_phase(name, "Succeeded", "Failed")
+        wait_phase(core_v1, name, "Succeeded", "Failed")
 
     def waiting(name: str, reason: str) -> None:
-        kube.wait_for_pod(name, lambda p: any(
+        wait_pod(core_v1, name, lambda p: any(
             (cs.get("state", {}).get("waiting") or {}).get("reason") == reason
             for cs in p["status"].get("containerStatuses") or []))
 
     waiting("pull", "ImagePullBackOff")
     waiting("cfg", "CreateContainerConfigError")
     waiting("crash", "CrashLoopBackOff")
-    kube.wait_for_pod("running", lambda p: p["status"].get("phase") == "Running")
+    wait_pod(core_v1, "running", lambda p: p["status"].get("phase") == "Running")
     core_v1.delete_namespaced_pod("running", NS)
-    kube.wait_gone("running")
-    assert kube.pod("sized")["status"]["qosClass"] == "Guaranteed"  # type: ignore[index]
+    wait_gone(core_v1, "running")
+    assert read_pod(core_v1, "sized")["status"]["qosClass"] == "Guaranteed"  # type: ignore[index]
 
     coord = client.CoordinationV1Api(kube_api_client)
     coord.create_namespaced_lease(NS, client.V1Lease(
