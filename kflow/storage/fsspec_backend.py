@@ -31,7 +31,10 @@ from kflow.storage.failures import (
 from kflow.storage.locations import split_parent
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 Listing = list[dict[str, Any]]
+# A folder to list for several wanted paths, or (None, [path]) to stat one path alone.
+StatJob = tuple[str | None, list[str]]
 
 CONCURRENCY = 32
 MTIME_KEYS = ("LastModified", "mtime", "last_modified", "updated", "modified", "created")
@@ -124,9 +127,9 @@ class FsspecBackend:
 
     def _run_all(
         self,
-        items: Sequence[str],
-        acall: Callable[[str], Awaitable[T]],
-        call: Callable[[str], T],
+        items: Sequence[Item],
+        acall: Callable[[Item], Awaitable[T]],
+        call: Callable[[Item], T],
     ) -> list[T | BaseException]:
         """``acall``/``call`` on every item, concurrently; exceptions are returned, not raised."""
         if not items:
@@ -136,7 +139,7 @@ class FsspecBackend:
             results: list[T | BaseException] = sync(self.fs.loop, _gather, calls)
             return results
 
-        def guarded(item: str) -> T | BaseException:
+        def guarded(item: Item) -> T | BaseException:
             try:
                 return call(item)
             except Exception as exc:
@@ -179,28 +182,69 @@ class FsspecBackend:
             out[folder] = result
         return out
 
-    def _info(self, path: str) -> Stamp | None:
+    async def _ahead(self, path: str) -> Stamp | None:
+        """The Stamp of one path by itself (no listing of its folder), None if missing."""
+        self.fs.invalidate_cache(path)
+        try:
+            return stamp_of(await self.fs._info(path))
+        except FileNotFoundError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+    def _head(self, path: str) -> Stamp | None:
         self.fs.invalidate_cache(path)
         try:
             return stamp_of(self.fs.info(path))
         except FileNotFoundError as exc:
             if is_missing(exc):
                 return None
-            raise storage_error(exc, self.url(path), "stat") from exc
+            raise
+
+    def _info(self, path: str) -> Stamp | None:
+        try:
+            return self._head(path)
         except Exception as exc:
             raise storage_error(exc, self.url(path), "stat") from exc
 
+    async def _astat_job(self, job: StatJob) -> dict[str, Stamp | None]:
+        folder, wanted = job
+        if folder is None:
+            return {wanted[0]: await self._ahead(wanted[0])}
+        stamps = entries_by_path(await self._alist(folder) or [])
+        return {path: stamps.get(path.rstrip("/")) for path in wanted}
+
+    def _stat_job(self, job: StatJob) -> dict[str, Stamp | None]:
+        folder, wanted = job
+        if folder is None:
+            return {wanted[0]: self._head(wanted[0])}
+        stamps = entries_by_path(self._list(folder) or [])
+        return {path: stamps.get(path.rstrip("/")) for path in wanted}
+
     def stat_many(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
+        """One listing per folder with several wanted paths, all at once.
+
+        A folder asked about for a single path gets a stat of that path instead
+        (a HEAD on S3): its cost must not grow with the folder's history, as
+        when today's cron run checks ``raw/{date}.csv`` next to 1,000 old dates.
+        """
         by_folder: dict[str, list[str]] = defaultdict(list)
-        lone: list[str] = []
         for path in paths:
-            folder, _ = split_parent(path)
-            (by_folder[folder] if folder else lone).append(path)
-        out: dict[str, Stamp | None] = {path: self._info(path) for path in lone}
-        for folder, listing in self._list_many(list(by_folder)).items():
-            stamps = entries_by_path(listing or [])
-            for path in by_folder[folder]:
-                out[path] = stamps.get(path.rstrip("/"))
+            by_folder[split_parent(path)[0]].append(path)
+        jobs: list[StatJob] = []
+        for folder, wanted in by_folder.items():
+            if folder and len(wanted) > 1:
+                jobs.append((folder, wanted))
+            else:
+                jobs.extend((None, [path]) for path in wanted)
+        out: dict[str, Stamp | None] = {}
+        for (to_list, wanted), result in zip(
+            jobs, self._run_all(jobs, self._astat_job, self._stat_job), strict=True
+        ):
+            if isinstance(result, BaseException):
+                action, target = ("list", to_list) if to_list else ("stat", wanted[0])
+                raise storage_error(result, self.url(target), action) from result
+            out.update(result)
         return out
 
     def list_folder(self, path: str) -> dict[str, Stamp]:

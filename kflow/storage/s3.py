@@ -5,6 +5,8 @@ What this adds to the generic fsspec backend:
 - listings call s3fs's ``_lsdir`` directly: one paginated, delimited
   ListObjectsV2 per prefix, where ``_ls`` would list the parent again when a
   prefix is empty and cannot tell a missing prefix from a missing bucket;
+- a lone key is stat'ed with one HEAD (plus one 1-key LIST when it is absent),
+  whose error codes, unlike s3fs's ``_info``, still tell a missing bucket apart;
 - conditional PUTs for leases: ``If-None-Match: *`` (create if absent) and
   ``If-Match: <etag>`` (replace if unchanged), which AWS S3, MinIO and moto honour;
 - deletes in DeleteObjects batches of 1,000 keys.
@@ -73,6 +75,25 @@ class S3Backend(FsspecBackend):
 
     def _list(self, folder: str) -> Listing | None:  # pragma: no cover - s3fs is async
         raise NotImplementedError
+
+    async def _ahead(self, path: str) -> Stamp | None:
+        bucket, key, _ = self.fs.split_path(path)
+        if not key:
+            return await super()._ahead(path)
+        try:
+            out = await self.fs._call_s3("head_object", Bucket=bucket, Key=key)
+            return stamp_of({**out, "size": out.get("ContentLength", 0), "type": "file"})
+        except Exception as exc:
+            if not is_missing(exc):
+                raise
+        # A 404 to a HEAD may mean no key, or no bucket; one listing of at most
+        # one key tells those apart, and spots a folder (a prefix with keys).
+        listing = await self.fs._call_s3(
+            "list_objects_v2", Bucket=bucket, Prefix=f"{key}/", Delimiter="/", MaxKeys=1
+        )
+        if listing.get("KeyCount") or listing.get("Contents") or listing.get("CommonPrefixes"):
+            return Stamp(size=0, mtime=None, etag=None, is_dir=True)
+        return None
 
     async def _aread(self, path: str) -> bytes | None:
         # max_concurrency=1: one GET, where s3fs would first HEAD the object to

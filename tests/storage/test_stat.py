@@ -209,3 +209,27 @@ def test_s3_stat_many_costs_one_listing_per_prefix_not_per_object(
     pages = sum(-(-size // 1000) for size in sizes)  # 21
     assert len(requests) == pages, s3_server.counts()
     assert s3_server.max_in_flight > 1  # prefixes are listed concurrently
+
+
+def test_s3_a_lone_location_costs_a_head_not_a_listing_of_its_folder(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    # Today's cron run asks for raw/{today}.csv next to 1,500 earlier dates.
+    s3_server.put_objects(s3_bucket, {f"raw/{i:05d}.csv": b"x" for i in range(1500)})
+    s3_storage.stat(f"s3://{s3_bucket}/warm-up/x")
+    s3_server.reset_counts()
+
+    present = s3_storage.stat(f"s3://{s3_bucket}/raw/00042.csv")
+    absent = s3_storage.stat(f"s3://{s3_bucket}/raw/today.csv")
+    folder = s3_storage.stat(f"s3://{s3_bucket}/raw")
+
+    assert present is not None and present.size == 1 and present.etag
+    assert absent is None
+    assert folder is not None and folder.is_dir
+    listed = s3_storage.stat_many([f"s3://{s3_bucket}/raw/00042.csv", f"s3://{s3_bucket}/raw/x"])
+    assert listed[f"s3://{s3_bucket}/raw/00042.csv"] == present  # HEAD and LIST agree
+    methods = [r.method for r in s3_server.requests]
+    assert methods[:5] == ["HEAD", "HEAD", "GET", "HEAD", "GET"]  # 1 + 2 + 2, none of them pages
+    assert all(
+        r.query.get("max-keys") == ["1"] for r in s3_server.requests[:5] if r.method == "GET"
+    )
