@@ -21,7 +21,7 @@ from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, Attem
 from kflow.executors.kubernetes import manifest as mf
 from kflow.executors.kubernetes.api import Api, ApiFailure, env_float
 from kflow.executors.kubernetes.status import Graces, Tracking, Verdict, classify, next_deadline
-from kflow.executors.kubernetes.watch import Pod, RunWatch
+from kflow.executors.kubernetes.watch import WATCH_SECONDS, Pod, RunWatch
 from kflow.model import PodCleanup
 
 CANCEL_SLACK = 10.0  # after a cancel's grace, give up waiting for the pod to go
@@ -239,7 +239,12 @@ class KubernetesExecutor:
             return
         self._run_id = run_id
         self._watch = RunWatch(
-            self.api, mf.run_selector(run_id), self._on_list, self._on_event, self._on_fatal
+            self.api,
+            mf.run_selector(run_id),
+            self._on_list,
+            self._on_event,
+            self._on_fatal,
+            int(env_float("KFLOW_KUBE_WATCH_SECONDS", WATCH_SECONDS)),
         )
         self._watch.start()
 

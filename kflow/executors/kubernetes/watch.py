@@ -133,7 +133,8 @@ class RunWatch:
             allow_watch_bookmarks=True,
             timeout_seconds=self.watch_seconds,
             _preload_content=False,
-            _request_timeout=(10, self.watch_seconds + 10),
+            # Longer than the server's timeout: a stalled (half-open) stream is noticed.
+            _request_timeout=(10, self.watch_seconds + max(1.0, self.watch_seconds / 5)),
         )
         self.watches += 1
         self._resp = resp
