@@ -153,3 +153,10 @@ def test_truncated_log_stream(core_v1: Any, kube_emulator: KubeEmulator) -> None
                 kube_emulator.wait_for(lambda: kube_emulator.open_streams("log") == 1)
                 assert kube_emulator.faults.drop_log_stream("truncate", "tr") == 1
     assert chunks[0] == b"one\n"
+
+
+def test_logs_rotate_at_ten_mebibytes(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.large_logs(10.5, pod_glob="huge")
+    run_to_end(core_v1, kube_emulator, "huge", "echo last")
+    data = core_v1.read_namespaced_pod_log("huge", NS)
+    assert data.endswith("last\n") and len(data) < 1024 * 1024  # only the current file

@@ -388,3 +388,14 @@ def test_taint_eviction_and_stale_node_pressure(core_v1: Any, kube_emulator: Kub
     assert "TaintManagerEviction" in event_reasons(core_v1, "taint")
     pod = finished(core_v1, "stale")
     assert pod["status"]["reason"] == "Evicted" and "running" in main_status(pod)["state"]
+
+
+def test_python_runs_the_test_interpreter(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    import sys
+
+    manifest = pod_manifest("py", image="python:3.12-slim")
+    manifest["spec"]["containers"][0]["command"] = ["python", "-c",
+                                                    "import sys; print(sys.executable)"]
+    core_v1.create_namespaced_pod(NS, manifest)
+    finished(core_v1, "py")
+    assert core_v1.read_namespaced_pod_log("py", NS) == sys.executable + "\n"

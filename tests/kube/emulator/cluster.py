@@ -42,6 +42,7 @@ class Cluster:
         default_watch_timeout: float,
         bookmark_interval: float | None,
         images_present: bool,
+        command_map: dict[str, str],
     ) -> None:
         from .store import Store
 
@@ -62,6 +63,7 @@ class Cluster:
         self.default_watch_timeout = default_watch_timeout
         self.default_bookmark_interval = bookmark_interval
         self.images_present = images_present
+        self.command_map = dict(command_map)
         self.nodes = list(nodes)
         self.node_info: dict[str, Obj] = {}
         self.logs: dict[tuple[str, str, str], dict[str, list[ContainerLog]]] = {}

@@ -171,14 +171,21 @@ def image_id(image: str) -> str:
 class ContainerLog:
     """Timestamped lines of one container instance; followers wait on ``cond``."""
 
+    MAX_SIZE = 10 * 1024 * 1024  # kubelet containerLogMaxSize: only the current file is served
+
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.lines: list[tuple[float, bytes]] = []
         self.done = False
+        self.size = 0
+        self.rotated = 0  # lines dropped by rotation (follow streams use it to keep their place)
 
     def append(self, t: float, data: bytes) -> None:
         with self.cond:
             self.lines.append((t, data))
+            self.size += len(data)
+            if self.size > self.MAX_SIZE:
+                self._rotate_locked(0)
             self.cond.notify_all()
 
     def close(self) -> None:
@@ -188,13 +195,18 @@ class ContainerLog:
 
     def rotate(self, keep_bytes: int) -> None:
         with self.cond:
-            total, keep = 0, 0
-            for _, data in reversed(self.lines):
-                if total + len(data) > keep_bytes:
-                    break
-                total += len(data)
-                keep += 1
-            self.lines = self.lines[len(self.lines) - keep:]
+            self._rotate_locked(keep_bytes)
+
+    def _rotate_locked(self, keep_bytes: int) -> None:
+        total, keep = 0, 0
+        for _, data in reversed(self.lines):
+            if total + len(data) > keep_bytes:
+                break
+            total += len(data)
+            keep += 1
+        self.rotated += len(self.lines) - keep
+        self.lines = self.lines[len(self.lines) - keep:]
+        self.size = total
 
     def text(self) -> bytes:
         with self.cond:

@@ -6,6 +6,7 @@ import collections
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -32,7 +33,8 @@ class KubeEmulator:
     the working directory of every container process (default: a fresh temp dir); ``tokens`` maps
     bearer tokens to user names; ``inherit_env`` picks host variables for container processes
     (None: PATH/HOME/LANG/..., True: all, False: none, or a tuple of names); ``extra_env`` adds
-    variables to every container.
+    variables to every container; ``command_map`` replaces a command's first word (default:
+    ``python``/``python3`` run the interpreter running the tests, whatever the image).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class KubeEmulator:
         default_watch_timeout: float = 1800.0,
         bookmark_interval: float | None = None,
         images_present: bool = False,
+        command_map: dict[str, str] | None = None,
     ) -> None:
         self._state_dir = tempfile.mkdtemp(prefix="kube-emulator-")
         work = os.fspath(workdir) if workdir is not None else os.path.join(self._state_dir, "work")
@@ -70,6 +73,8 @@ class KubeEmulator:
             bookmark_interval=bookmark_interval if bookmark_interval is not None
             else 60.0 * time_scale,
             images_present=images_present,
+            command_map=command_map if command_map is not None else {
+                "python": sys.executable, "python3": sys.executable},
         )
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None

@@ -48,8 +48,7 @@ def _pick(pod: Obj, container: str, previous: bool, instances: list[ContainerLog
     name = pod["metadata"]["name"]
     cs = _status_of(pod, container)
     if cs is None:
-        raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
-                          "ContainerCreating")
+        raise bad_request(f'container "{container}" in pod "{name}" is not available')
     state, last = cs.get("state") or {}, cs.get("lastState") or {}
     term, last_term = state.get("terminated"), last.get("terminated")
     if previous:
@@ -125,7 +124,7 @@ def read_log(cluster: Cluster, req: Request) -> Response | Stream:
     def initial() -> tuple[list[tuple[float, bytes]], int]:
         with log.cond:
             lines = list(log.lines)
-            n = len(log.lines)
+            n = log.rotated + len(log.lines)  # absolute position, stable across rotation
         if cutoff is not None:
             lines = [x for x in lines if x[0] >= cutoff]
         if tail is not None:
@@ -172,10 +171,10 @@ def read_log(cluster: Cluster, req: Request) -> Response | Stream:
                 if current is None or current["metadata"]["uid"] != uid:
                     return None
                 with log.cond:
-                    if len(log.lines) == pos and not log.done:
+                    if log.rotated + len(log.lines) == pos and not log.done:
                         log.cond.wait(0.05)
-                    lines = log.lines[pos:]
-                    pos = len(log.lines)
+                    lines = log.lines[max(0, pos - log.rotated):]
+                    pos = log.rotated + len(log.lines)
                     done = log.done
                 if done and not lines:
                     return None

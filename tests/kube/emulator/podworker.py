@@ -470,12 +470,15 @@ class PodWorker(threading.Thread):
         self.terminate()
 
 
-def argv_for(spec: Obj, env: dict[str, str], term_path: str) -> list[str]:
+def argv_for(spec: Obj, env: dict[str, str], term_path: str,
+             command_map: dict[str, str] | None = None) -> list[str]:
     command = [ctr.expand(str(x), env) for x in spec.get("command") or []]
     args = [ctr.expand(str(x), env) for x in spec.get("args") or []]
     argv = command + args
     if not argv:
         return ["true"]
+    if command_map and argv[0] in command_map:
+        argv[0] = command_map[argv[0]]
     default_path = spec.get("terminationMessagePath") or "/dev/termination-log"
     return [a.replace(default_path, term_path) for a in argv]
 

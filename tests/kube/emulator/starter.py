@@ -68,7 +68,7 @@ class Starter:
                          "KUBERNETES_SERVICE_PORT": str(self.cluster.port)})
         full_env.update(self.cluster.extra_env)
         full_env.update(env)
-        argv = argv_for(spec, env, term_path)
+        argv = argv_for(spec, env, term_path, self.cluster.command_map)
         log = ctr.ContainerLog()
         for extra in self.cluster.faults.large_log_lines(w.pod):
             log.append(clock.time(), extra)
