@@ -140,7 +140,7 @@ class Starter:
                               f'"{image}": failed to resolve reference "{image}": {image}: not '
                               "found")
             w.event("Normal", "Pulling", f'Pulling image "{image}"', st.name)
-            return self._wait(w, st, "ErrImagePull", rpc, clock.scaled(1), [
+            return self._wait(w, st, "ErrImagePull", rpc, clock.scaled(5), [
                 ("Warning", "Failed", f'Failed to pull image "{image}": {rpc}'),
                 ("Warning", "Failed", "Error: ErrImagePull")])
         delay = min(MAX_BACKOFF, 10.0 * 2 ** (st.pull_failures - 1))
