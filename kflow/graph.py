@@ -7,7 +7,7 @@ import functools
 import itertools
 import os
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,14 @@ from kflow.errors import DefinitionError, UsageError, did_you_mean
 from kflow.load.build import task_param_names
 from kflow.model import InstanceId, ParamValue, Project, TaskSpec, parse_instance_id
 from kflow.params import ParamValueError, parse_value, parse_values, value_text, zone
-from kflow.templates import Scope, pattern_regex, render, resolve_command
+from kflow.templates import (
+    Renderer,
+    Scope,
+    compile_command,
+    compile_template,
+    pattern_regex,
+    render,
+)
 
 
 @dataclass(frozen=True)
@@ -40,14 +47,15 @@ class Graph:
     project: Project
     instances: dict[InstanceId, Instance]
     targets: tuple[InstanceId, ...]
-    _dependents: dict[InstanceId, list[InstanceId]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for instance in self.instances.values():
-            for req in instance.requires:
-                self._dependents.setdefault(req, []).append(instance.id)
+    _dependents: dict[InstanceId, list[InstanceId]] | None = field(default=None, repr=False)
 
     def dependents(self, iid: InstanceId) -> list[InstanceId]:
+        if self._dependents is None:  # built on first use: planning never needs it
+            dependents: dict[InstanceId, list[InstanceId]] = {}
+            for instance in self.instances.values():
+                for req in instance.requires:
+                    dependents.setdefault(req, []).append(instance.id)
+            self._dependents = dependents
         return self._dependents.get(iid, [])
 
     def producer_of(self) -> dict[str, InstanceId]:
@@ -84,6 +92,9 @@ class Expander:
         # thousands of instances share a handful of values, so each is formatted once.
         self._choices: dict[tuple[str, str], list[tuple[ParamValue, str]]] = {}
         self._by_text: dict[tuple[str, str], dict[str, ParamValue]] = {}
+        self._parsed: dict[tuple[str, str], ParamValue] = {}  # (param, text) → value
+        self._ids: dict[tuple[str, tuple[tuple[str, str], ...]], InstanceId] = {}
+        self._steps: dict[str, list[tuple[TaskSpec, list[_Step], bool]]] = {}
 
     def values_of(self, task: TaskSpec, name: str) -> list[ParamValue]:
         """Every value a task's parameter takes: its matrix, else the project parameter's values."""
@@ -133,29 +144,79 @@ class Expander:
                     stack.append(req)
 
     def _requirements(self, iid: InstanceId) -> tuple[InstanceId, ...]:
+        # The hot loop of expansion: runs once per instance, so steps are worked out per task
+        # (_requirement_steps) and the common cases below avoid method calls and new ids.
         task = self.project.tasks[iid.task]
         values = self._bound[iid]
         texts = dict(iid.params)
         found: dict[InstanceId, None] = {}
         scope: dict[str, ParamValue] | None = None
-        for req in task.requires:
-            theirs = self.project.tasks[req.task]
+        for theirs, steps, complete in self._requirement_steps(task):
             fixed: dict[str, tuple[ParamValue, str]] = {}
-            for name in self.param_names[req.task]:
-                if name in req.params:
-                    template = req.params[name]
-                    source = _bare_name(template)
-                    if source in texts:  # {a} mapped to another parameter: no rendering
-                        text = texts[source]
+            for name, kind, arg, matrix in steps:
+                value: ParamValue | None
+                if kind is _PASSED:  # the same parameter on both sides
+                    text, value = texts[name], values[name]
+                    if matrix is not None and matrix.get(text) != value:
+                        self._member(theirs, name, value, iid, text)  # raises: not in the matrix
+                else:
+                    if kind is _MAPPED:  # {a} mapped to another parameter: no rendering
+                        text = texts[arg]
                     else:
                         scope = scope or {"root": self.root, "task": task.name, **values}
-                        text = render(template, scope, task.location)
-                    fixed[name] = (self._typed(theirs, name, text, iid), text)
-                elif name in values:
-                    fixed[name] = self._member(theirs, name, values[name], iid, texts[name])
-            for rid in self._ids_with_pairs(req.task, fixed):
+                        text = render(arg, scope, task.location)
+                    if matrix is not None:
+                        value = matrix.get(text)
+                    else:
+                        value = self._parsed.get((name, text))
+                    if value is None:  # parse it (and remember), or raise
+                        value = self._typed(theirs, name, text, iid)
+                fixed[name] = (value, text)
+            if complete:  # every parameter given: one id, most often made already
+                params = tuple([(name, fixed[name][1]) for name, _, _, _ in steps])
+                key = (theirs.name, params)
+                rid = self._ids.get(key)
+                if rid is None:
+                    rid = self._ids[key] = InstanceId(theirs.name, params)
+                    if rid not in self._bound:
+                        self._bound[rid] = {name: fixed[name][0] for name in fixed}
                 found[rid] = None
+            else:
+                for rid in self._ids_with_pairs(theirs.name, fixed):
+                    found[rid] = None
         return tuple(found)
+
+    def _requirement_steps(self, task: TaskSpec) -> list[tuple[TaskSpec, list[_Step], bool]]:
+        """Per requirement: where each of the required task's parameters comes from, and
+        whether that is every one of them (then it names a single instance).
+
+        Worked out once per task rather than once per instance.
+        """
+        steps = self._steps.get(task.name)
+        if steps is None:
+            mine = set(self.param_names[task.name])
+            steps = []
+            for req in task.requires:
+                theirs = self.project.tasks[req.task]
+                found: list[_Step] = []
+                for name in self.param_names[req.task]:
+                    matrix = None
+                    if name in theirs.matrix:
+                        self._choices_of(theirs, name)
+                        matrix = self._by_text[(theirs.name, name)]
+                    if name in req.params:
+                        template = req.params[name]
+                        source = _bare_name(template)
+                        if source in mine:
+                            found.append((name, _MAPPED, source, matrix))
+                        else:
+                            found.append((name, _RENDERED, template, matrix))
+                    elif name in mine:
+                        found.append((name, _PASSED, name, matrix))
+                complete = len(found) == len(self.param_names[req.task])
+                steps.append((theirs, found, complete))
+            self._steps[task.name] = steps
+        return steps
 
     def _ids_with(self, task_name: str, fixed: Mapping[str, ParamValue]) -> list[InstanceId]:
         task = self.project.tasks[task_name]
@@ -168,9 +229,13 @@ class Expander:
         task = self.project.tasks[task_name]
         names = self.param_names[task_name]  # sorted: the id's parameter order
         if len(fixed) == len(names):  # the common case: every parameter given
-            rid = InstanceId(task_name, tuple((n, fixed[n][1]) for n in names))
-            if rid not in self._bound:
-                self._bound[rid] = {n: fixed[n][0] for n in names}
+            params = tuple([(n, fixed[n][1]) for n in names])
+            key = (task_name, params)
+            rid = self._ids.get(key)  # most instances are required by several others
+            if rid is None:
+                rid = self._ids[key] = InstanceId(task_name, params)
+                if rid not in self._bound:
+                    self._bound[rid] = {n: fixed[n][0] for n in names}
             return [rid]
         choices = [[fixed[n]] if n in fixed else self._choices_of(task, n) for n in names]
         ids = []
@@ -191,12 +256,17 @@ class Expander:
                     f"but {text!r} is not in {task.name}'s matrix"
                 )
             return value
+        parsed = self._parsed.get((name, text))
+        if parsed is not None:
+            return parsed
         try:
-            return parse_value(self.project.params[name].type, text, self.tz)
+            parsed = parse_value(self.project.params[name].type, text, self.tz)
         except ParamValueError as exc:
             raise DefinitionError(
                 f"{requirer}: requirement {task.name}.{name}: {exc}", task.location
             ) from None
+        self._parsed[(name, text)] = parsed
+        return parsed
 
     def _member(
         self,
@@ -220,31 +290,36 @@ class Expander:
     def ordered(self) -> list[InstanceId]:
         """Topological order; ties broken by task definition order, then id."""
         rank = {name: i for i, name in enumerate(self.project.tasks)}
+        requires = self._requires
         depth: dict[InstanceId, int] = {}
-        for iid in self._requires:
-            self._depth(iid, depth)
-        return sorted(self._requires, key=lambda i: (depth[i], rank[i.task], i.text))
-
-    def _depth(self, start: InstanceId, depth: dict[InstanceId, int]) -> None:
-        stack = [start]
-        while stack:
-            iid = stack[-1]
-            if iid in depth:
-                stack.pop()
+        for start in requires:
+            if start in depth:
                 continue
-            pending = [r for r in self._requires[iid] if r not in depth]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            depth[iid] = 1 + max((depth[r] for r in self._requires[iid]), default=-1)
+            stack = [start]  # iterative: long chains must not hit the recursion limit
+            while stack:
+                iid = stack[-1]
+                deepest = -1
+                for req in requires[iid]:
+                    d = depth.get(req)
+                    if d is None:
+                        stack.append(req)
+                    elif d > deepest:
+                        deepest = d
+                if stack[-1] is iid:  # every requirement has its depth
+                    stack.pop()
+                    depth[iid] = deepest + 1
+        return sorted(requires, key=lambda i: (depth[i], rank[i.task], i.text))
 
     def resolve(self, order: Sequence[InstanceId]) -> dict[InstanceId, Instance]:
         instances: dict[InstanceId, Instance] = {}
         owner: dict[str, InstanceId] = {}
+        compiled: dict[str, _TaskTemplates] = {}
         for iid in order:
+            templates = compiled.get(iid.task)
+            if templates is None:
+                templates = compiled[iid.task] = _TaskTemplates.of(self.project.tasks[iid.task])
             instance = _resolve_one(
-                self.project, self.root, iid, self._bound[iid], self._requires[iid], instances
+                templates, self.root, iid, self._bound[iid], self._requires[iid], instances
             )
             for location in instance.outputs.values():
                 if location in owner:
@@ -256,6 +331,14 @@ class Expander:
                 owner[location] = iid
             instances[iid] = instance
         return instances
+
+
+# Where a required task's parameter gets its value: (parameter, kind, argument, and
+# the parameter's values by text when it is in the required task's matrix).
+_Step = tuple[str, str, str, Mapping[str, ParamValue] | None]
+_MAPPED = "mapped"  # "{a}": the text of the requirer's parameter a
+_RENDERED = "rendered"  # any other template: rendered over the requirer's values
+_PASSED = "passed"  # not named: the requirer's own value of that parameter
 
 
 @functools.lru_cache(maxsize=1024)
@@ -274,38 +357,68 @@ def normalize_location(location: str) -> str:
     return posixpath.normpath(location)
 
 
+@dataclass(frozen=True)
+class _TaskTemplates:
+    """A task's templates, parsed once and rendered for each of its instances."""
+
+    task: TaskSpec
+    outputs: tuple[tuple[str, Renderer], ...]
+    sources: tuple[Renderer, ...]
+    command: Callable[[Scope], list[str]]
+    env: tuple[tuple[str, Renderer], ...]
+
+    @classmethod
+    def of(cls, task: TaskSpec) -> _TaskTemplates:
+        where = task.location
+        return cls(
+            task,
+            tuple((name, compile_template(t, where)) for name, t in task.outputs),
+            tuple(compile_template(t, where) for t in task.inputs),
+            compile_command(task.command, task.shell, where),
+            tuple(
+                (v.name, compile_template(v.value, where)) for v in task.env if v.value is not None
+            ),
+        )
+
+
 def _resolve_one(
-    project: Project,
+    templates: _TaskTemplates,
     root: str,
     iid: InstanceId,
     values: Mapping[str, ParamValue],
     requires: tuple[InstanceId, ...],
     done: Mapping[InstanceId, Instance],
 ) -> Instance:
-    task = project.tasks[iid.task]
-    base = {"root": root, "task": task.name, **values}
-    where = task.location
-    outputs = {name: normalize_location(render(t, base, where)) for name, t in task.outputs}
-    sources = tuple(normalize_location(render(t, base, where)) for t in task.inputs)
+    task = templates.task
+    scope: dict[str, object] = {"root": root, "task": task.name, **values}
+    base: Scope = scope  # type: ignore[assignment]  # outputs and sources see only these
+    outputs = {name: normalize_location(out(base)) for name, out in templates.outputs}
+    sources = tuple([normalize_location(source(base)) for source in templates.sources])
     by_task: dict[str, list[str]] = {}
     for rid in requires:
-        by_task.setdefault(rid.task, []).extend(done[rid].outputs.values())
+        made = done[rid].outputs.values()
+        paths = by_task.get(rid.task)
+        if paths is None:
+            by_task[rid.task] = list(made)
+        else:
+            paths.extend(made)
     inputs = list(dict.fromkeys([*itertools.chain.from_iterable(by_task.values()), *sources]))
-    scope: dict[str, object] = base  # type: ignore[assignment]
+    output_paths = list(outputs.values())
     scope["inputs"] = inputs
-    scope["outputs"] = list(outputs.values())
+    scope["outputs"] = output_paths
     if inputs:
         scope["input"] = inputs[0]
     if outputs:
-        scope["output"] = next(iter(outputs.values()))
-    scope.update({f"inputs.{name}": paths for name, paths in by_task.items()})
-    scope.update({f"outputs.{name}": path for name, path in outputs.items()})
+        scope["output"] = output_paths[0]
+    for name, paths in by_task.items():
+        scope[f"inputs.{name}"] = paths
+    for name, path in outputs.items():
+        scope[f"outputs.{name}"] = path
     typed_scope: Scope = scope  # type: ignore[assignment]
-    argv = resolve_command(task.command, task.shell, typed_scope, where)
-    env = {v.name: render(v.value, typed_scope, where) for v in task.env if v.value is not None}
-    return Instance(
-        iid, task, dict(values), tuple(argv), outputs, sources, requires, tuple(inputs), env
-    )
+    argv = templates.command(typed_scope)
+    env = {name: value(typed_scope) for name, value in templates.env}
+    # values is this instance's own dict (the expander's), never shared or changed
+    return Instance(iid, task, values, tuple(argv), outputs, sources, requires, tuple(inputs), env)
 
 
 def build_graph(

@@ -95,6 +95,8 @@ def names_in(template: str, where: Location) -> list[str]:
 
 def format_value(value: ScopeValue, spec: str = "") -> str:
     """Render one value as text: dates in ISO form, booleans as true/false, lists space-joined."""
+    if not spec and type(value) in _PLAIN:  # the common case first: str() is what format() does
+        return str(value)
     if isinstance(value, bool):
         return format("true" if value else "false", spec)
     if isinstance(value, (dt.date, dt.datetime)):
@@ -102,6 +104,9 @@ def format_value(value: ScopeValue, spec: str = "") -> str:
     if isinstance(value, (str, int, float)):
         return format(value, spec)
     return " ".join(format_value(item, spec) for item in value)
+
+
+_PLAIN = (str, int, float)
 
 
 def _lookup(scope: Scope, name: str, where: Location, template: str) -> ScopeValue:
@@ -125,6 +130,16 @@ def render(
     parts = parse(template, where)
     if len(parts) == 1 and isinstance(parts[0], str):
         return parts[0]
+    return _render_parts(parts, scope, where, template, quote)
+
+
+def _render_parts(
+    parts: Sequence[Part],
+    scope: Scope,
+    where: Location,
+    template: str,
+    quote: Callable[[str], str] | None,
+) -> str:
     out: list[str] = []
     for part in parts:
         if isinstance(part, str):
@@ -142,6 +157,50 @@ def render(
     return "".join(out)
 
 
+Renderer = Callable[[Scope], str]
+
+
+def compile_template(
+    template: str, where: Location, quote: Callable[[str], str] | None = None
+) -> Renderer:
+    """``render(template, scope, where, quote)`` as a function of the scope, parsed once.
+
+    A task's templates are rendered for each of its thousands of instances: literals
+    and lone placeholders (the common cases) then cost a lookup, not a parse.
+    """
+    parts = tuple(parse(template, where))
+    if all(isinstance(part, str) for part in parts):
+        text = "".join(parts)  # type: ignore[arg-type]
+        return lambda scope: text
+    first = parts[0]
+    if len(parts) == 1 and isinstance(first, Placeholder) and quote is None:
+        name, spec = first.name, first.spec
+
+        def lone(scope: Scope) -> str:
+            value = scope[name] if name in scope else _lookup(scope, name, where, template)
+            return value if type(value) is str and not spec else format_value(value, spec)
+
+        return lone
+    if quote is not None:
+        return lambda scope: _render_parts(parts, scope, where, template, quote)
+    # (literal, None, "") or ("", name, spec) per part: the loop of _render_parts, unrolled
+    steps = [
+        (part, None, "") if isinstance(part, str) else ("", part.name, part.spec) for part in parts
+    ]
+
+    def joined(scope: Scope) -> str:
+        out: list[str] = []
+        for literal, name, spec in steps:
+            if name is None:
+                out.append(literal)
+                continue
+            value = scope[name] if name in scope else _lookup(scope, name, where, template)
+            out.append(value if type(value) is str and not spec else format_value(value, spec))
+        return "".join(out)
+
+    return joined
+
+
 def split_command(command: str, where: Location) -> list[str]:
     """Split a string command the way a POSIX shell would, without running one."""
     try:
@@ -156,15 +215,33 @@ def render_argv(items: Sequence[str], scope: Scope, where: Location) -> list[str
     ``"{inputs}"`` alone becomes one item per path; anywhere else a list joins with spaces
     into the one item it is part of.
     """
-    argv: list[str] = []
+    return compile_argv(items, where)(scope)
+
+
+def compile_argv(items: Sequence[str], where: Location) -> Callable[[Scope], list[str]]:
+    """``render_argv(items, ·, where)`` as a function of the scope, each item parsed once."""
+    # Per item: a renderer, or None for a lone placeholder (whose list value expands).
+    steps: list[tuple[Renderer | None, str, str, str]] = []  # (renderer, name, spec, item)
     for item in items:
         parts = parse(item, where)
         if len(parts) == 1 and isinstance(parts[0], Placeholder):
-            value = _lookup(scope, parts[0].name, where, item)
-            if isinstance(value, (list, tuple)):
-                argv.extend(format_value(v, parts[0].spec) for v in value)
+            steps.append((None, parts[0].name, parts[0].spec, item))
+        else:
+            steps.append((compile_template(item, where), "", "", item))
+
+    def argv(scope: Scope) -> list[str]:
+        out: list[str] = []
+        for renderer, name, spec, item in steps:
+            if renderer is not None:
+                out.append(renderer(scope))
                 continue
-        argv.append(render(item, scope, where))
+            value = scope[name] if name in scope else _lookup(scope, name, where, item)
+            if isinstance(value, (list, tuple)):
+                out.extend(format_value(v, spec) for v in value)
+            else:
+                out.append(value if type(value) is str and not spec else format_value(value, spec))
+        return out
+
     return argv
 
 
@@ -172,11 +249,20 @@ def resolve_command(
     command: Sequence[str] | str, shell: bool, scope: Scope, where: Location
 ) -> list[str]:
     """The argv a task instance runs: split-then-substitute, or ``sh -c`` with quoted values."""
+    return compile_command(command, shell, where)(scope)
+
+
+def compile_command(
+    command: Sequence[str] | str, shell: bool, where: Location
+) -> Callable[[Scope], list[str]]:
+    """``resolve_command(command, shell, ·, where)`` as a function of the scope, parsed once."""
     if shell:
-        line = command if isinstance(command, str) else " ".join(command)
-        return ["sh", "-c", render(line, scope, where, quote=shlex.quote)]
+        line = compile_template(
+            command if isinstance(command, str) else " ".join(command), where, shlex.quote
+        )
+        return lambda scope: ["sh", "-c", line(scope)]
     items = split_command(command, where) if isinstance(command, str) else list(command)
-    return render_argv(items, scope, where)
+    return compile_argv(items, where)
 
 
 def pattern_regex(
