@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -174,21 +175,29 @@ def test_graceful_delete_sigterm_then_sigkill(core_v1: Any, kube_emulator: KubeE
 
 def test_unschedulable_until(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     msg = "0/3 nodes are available: 3 Insufficient cpu."
-    kube_emulator.faults.unschedulable("u-*", message=msg, until=0.5)
+    rule = kube_emulator.faults.unschedulable("u-*", message=msg)
+    kube_emulator.faults.unschedulable("v-*", until=0.2)
     core_v1.create_namespaced_pod(NS, pod_manifest("u-1"))
+    core_v1.create_namespaced_pod(NS, pod_manifest("v-1"))
     pod = wait_pod(core_v1, "u-1", lambda p: p["status"].get("conditions"))
-    assert pod["status"]["conditions"][0]["reason"] == "Unschedulable"
-    assert pod["status"]["conditions"][0]["message"] == msg
+    assert pod["status"]["conditions"] == [{
+        "type": "PodScheduled", "status": "False", "lastProbeTime": None,
+        "lastTransitionTime": pod["status"]["conditions"][0]["lastTransitionTime"],
+        "reason": "Unschedulable", "message": msg}]
+    assert pod["status"]["phase"] == "Pending" and "nodeName" not in pod["spec"]
     event = next(e for e in pod_events(core_v1, "u-1") if e["reason"] == "FailedScheduling")
     assert event["reportingComponent"] == "default-scheduler" and event["eventTime"]
+    assert event["type"] == "Warning" and event["message"] == msg
+    rule.remove()  # e.g. the autoscaler added a node
     assert finished(core_v1, "u-1")["status"]["phase"] == "Succeeded"
+    assert finished(core_v1, "v-1")["status"]["phase"] == "Succeeded"  # `until` expired
 
 
 
 @pytest.mark.kube_emulator(nodes={"node-1": {"pods": "1"}})
 def test_pods_capacity_queues_pods(core_v1: Any, kube_emulator: KubeEmulator) -> None:
     for i in range(3):
-        core_v1.create_namespaced_pod(NS, pod_manifest(f"c{i}", "sleep 0.1",
+        core_v1.create_namespaced_pod(NS, pod_manifest(f"c{i}", "sleep 0.3",
                                                        labels={"kflow.dev/run": "r"}))
     for i in range(3):
         finished(core_v1, f"c{i}")
@@ -280,7 +289,8 @@ def test_node_shutdown(core_v1: Any, kube_emulator: KubeEmulator) -> None:
 
 
 def test_lost_node_freezes_status_and_logs(core_v1: Any, kube_emulator: KubeEmulator) -> None:
-    core_v1.create_namespaced_pod(NS, pod_manifest("lost", "echo a; sleep 0.5; echo b"))
+    script = "echo a; while [ ! -f go ]; do sleep 0.01; done; echo b"
+    core_v1.create_namespaced_pod(NS, pod_manifest("lost", script))
     wait_pod(core_v1, "lost", lambda p: p["status"].get("phase") == "Running")
     kube_emulator.faults.lose_node(mark_not_ready_after=0.05)
     pod = wait_pod(core_v1, "lost", lambda p: cond(p, "Ready")["status"] == "False")
@@ -288,6 +298,10 @@ def test_lost_node_freezes_status_and_logs(core_v1: Any, kube_emulator: KubeEmul
     with pytest.raises(ApiException) as err:
         core_v1.read_namespaced_pod_log("lost", NS)
     assert err.value.status == 500
+    open(os.path.join(kube_emulator.workdir, "go"), "w").close()
+    kube_emulator.wait_for(lambda: not kube_emulator.running_processes())
+    time.sleep(0.1)
+    assert read_pod(core_v1, "lost")["status"]["phase"] == "Running"  # type: ignore[index]
     kube_emulator.faults.restore_node()
     assert finished(core_v1, "lost")["status"]["phase"] == "Succeeded"
 
