@@ -26,11 +26,9 @@ def make_executor(name: str, project: Project) -> Executor:
 
         return make_local_executor(project.directory)
     if name == "kubernetes":
-        try:
-            from kflow.executors import kubernetes  # type: ignore[attr-defined]
-        except ImportError:
-            raise UsageError("the kubernetes executor is not available in this version") from None
-        made: Executor = kubernetes.make_kubernetes_executor(project)
+        from kflow.executors.kubernetes import make_kubernetes_executor
+
+        made: Executor = make_kubernetes_executor(project)
         return made
     raise UsageError(f"unknown executor {name!r}", hint=f"use one of {', '.join(EXECUTORS)}")
 
