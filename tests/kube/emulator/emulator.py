@@ -85,7 +85,7 @@ class KubeEmulator:
         self._server = EmulatorServer(self.cluster)
         host, port = self._server.server_address[:2]
         self.cluster.port = int(port)
-        self.cluster.address = f"{host}:{port}"
+        self.cluster.address = f"{host!s}:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True,
                                         name="kube-emulator-http")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ApiError, FieldError, invalid
 from .faultrules import (
@@ -26,6 +26,7 @@ from .faultrules import (
     PodScope,
     RejectCreate,
     RequestFailure,
+    Rule,
     StuckPending,
     Throttle,
     Unschedulable,
@@ -36,13 +37,14 @@ if TYPE_CHECKING:
     from .cluster import Cluster
 
 Obj = dict[str, Any]
+R = TypeVar("R", bound=Rule)
 
 
 class Faults:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._lock = threading.Lock()
-        self.rules: list[Any] = []
+        self.rules: list[Rule] = []
         self.nodes_lost: dict[str, NodeLoss] = {}
         self.shut_down: set[str] = set()
         self.watch_http_410 = False
@@ -51,13 +53,13 @@ class Faults:
         self._deadline: list[PodScope] = []
         self._phase_unknown: list[PodScope] = []
 
-    def _arm(self, rule: Any) -> Any:
+    def _arm(self, rule: R) -> R:
         with self._lock:
             self.rules.append(rule)
         self.cluster.kubelet.wake_all()
         return rule
 
-    def _of(self, cls: type) -> list[Any]:
+    def _of(self, cls: type[R]) -> list[R]:
         with self._lock:
             return [r for r in self.rules if isinstance(r, cls) and not r.removed]
 
@@ -130,7 +132,7 @@ class Faults:
         return False
 
     def latency_for(self, method: str, path: str) -> float:
-        return sum(r.seconds for r in self._of(Latency) if r.matches(method, path))
+        return float(sum(r.seconds for r in self._of(Latency) if r.matches(method, path)))
 
     def check_create(self, pod: Obj) -> None:
         for rule in self._of(RejectCreate):
@@ -208,7 +210,7 @@ class Faults:
         for rule in self._of(ImageFault):
             if fnmatch.fnmatchcase(image, rule.image_glob):
                 rule.hits += 1
-                return rule  # type: ignore[no-any-return]
+                return rule
         return None
 
     def create_container_error(self, pod_glob: str = "*",
@@ -253,7 +255,7 @@ class Faults:
     def oom_for(self, pod: Obj, container: str) -> OomKill | None:
         for rule in self._of(OomKill):
             if rule.matches(pod) and fnmatch.fnmatchcase(container, rule.container):
-                return rule  # type: ignore[no-any-return]
+                return rule
         return None
 
     def evict(self, pod_glob: str = "*", kind: str = "node-pressure",
@@ -285,7 +287,7 @@ class Faults:
                 continue
             rule.done.add(uid)
             rule.hits += 1
-            return rule  # type: ignore[no-any-return]
+            return rule
         return None
 
     def lose_node(self, node: str | None = None, mark_not_ready_after: float | None = 0.0,

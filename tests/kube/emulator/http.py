@@ -181,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         extra: dict[str, str] = {}
         details: dict[str, Any] = {}
+        reason: str | None
         if isinstance(rule, Throttle):
             code, message, reason, body = 429, DEFAULT_MESSAGES[429], "TooManyRequests", None
             retry_after: float | None = rule.retry_after

@@ -24,7 +24,7 @@ def _container_name(pod: Obj, requested: str | None) -> str:
     name = pod["metadata"]["name"]
     if not requested:
         if len(mains) == 1:
-            return mains[0]
+            return str(mains[0])
         msg = f"a container name must be specified for pod {name}, choose one of: " \
               f"[{' '.join(mains)}]"
         if inits:
@@ -39,7 +39,7 @@ def _status_of(pod: Obj, container: str) -> Obj | None:
     status = pod.get("status") or {}
     for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
         if cs.get("name") == container:
-            return cs
+            return dict(cs)
     return None
 
 

@@ -21,11 +21,13 @@ def apply_patch(content_type: str, target: dict[str, Any], patch: Any) -> dict[s
     if ctype == MERGE:
         if not isinstance(patch, dict):
             raise bad_request(NOT_A_MAP)
-        return merge_patch(target, patch, strategic=False)
+        merged: dict[str, Any] = merge_patch(target, patch, strategic=False)
+        return merged
     if ctype == STRATEGIC:
         if not isinstance(patch, dict):
             raise bad_request(NOT_A_MAP)
-        return merge_patch(target, patch, strategic=True)
+        strategic: dict[str, Any] = merge_patch(target, patch, strategic=True)
+        return strategic
     if ctype == JSON_PATCH:
         if not isinstance(patch, list):
             raise bad_request(

@@ -26,7 +26,7 @@ LABEL_MSG = (
     "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-_SUFFIX = {
+_SUFFIX: dict[str, Decimal | int] = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
     "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -194,9 +194,9 @@ def validate_metadata(meta: dict[str, Any], name_required: bool = True) -> list[
             continue
         total = 0
         for key, value in values.items():
-            detail = validate_label_key(key)
-            if detail:
-                errs.append(FieldError("Invalid", f"metadata.{field}", key, detail))
+            key_detail = validate_label_key(key)
+            if key_detail:
+                errs.append(FieldError("Invalid", f"metadata.{field}", key, key_detail))
             if field == "labels":
                 vdetail = validate_label_value(str(value))
                 if vdetail:

@@ -23,7 +23,7 @@ from .podstatus import (
 from .resources import PODS
 
 if TYPE_CHECKING:
-    from .faults import PodDisruption
+    from .faultrules import PodDisruption
     from .kubelet import Kubelet
 
 Obj = dict[str, Any]

@@ -92,9 +92,10 @@ def route(req: Request) -> Handler:
         sub = rest[2] if len(rest) > 2 else ""
         if len(rest) > 3:
             raise not_found_path()
-    rt = BY_PATH.get((group, resource))
-    if rt is None or (namespace and not rt.namespaced):
+    found = BY_PATH.get((group, resource))
+    if found is None or (namespace and not found.namespaced):
         raise not_found_path()
+    rt = found
     if rt is NAMESPACES and name:
         namespace = name
     req.resource, req.namespace, req.name, req.subresource = rt, namespace, name, sub

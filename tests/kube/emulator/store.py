@@ -8,6 +8,7 @@ ring. Watches read the ring; a watch from an RV below ``floor`` gets 410 Expired
 
 from __future__ import annotations
 
+import builtins
 import copy
 import threading
 from collections import deque
@@ -52,7 +53,7 @@ class Store:
             obj = self._objects.get((resource, namespace, name))
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, resource: str, namespace: str | None = None) -> tuple[list[Obj], int]:
+    def list(self, resource: str, namespace: str | None = None) -> tuple[builtins.list[Obj], int]:
         """All objects of a resource (optionally one namespace), sorted by key; and the list RV."""
         with self.lock:
             items = [
@@ -62,7 +63,9 @@ class Store:
             ]
             return items, self._rv
 
-    def list_at(self, resource: str, namespace: str | None, rv: int) -> list[Obj] | None:
+    def list_at(
+        self, resource: str, namespace: str | None, rv: int
+    ) -> builtins.list[Obj] | None:
         """The list as it was at ``rv`` (rebuilt from the ring), or None if too old."""
         with self.lock:
             if rv < self.floor:
@@ -84,7 +87,7 @@ class Store:
                     state[key] = ev.prev
             return [copy.deepcopy(o) for _, o in sorted(state.items())]
 
-    def events_after(self, rv: int) -> list[StoreEvent] | None:
+    def events_after(self, rv: int) -> builtins.list[StoreEvent] | None:
         """Events with RV > ``rv``; None when some of them were compacted away (410)."""
         with self.lock:
             if rv < self.floor:

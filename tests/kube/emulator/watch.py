@@ -115,7 +115,7 @@ def watch(cluster: Cluster, req: Request) -> Stream:
     match = make_filter(req.query.get("labelSelector"), req.query.get("fieldSelector"),
                         set(rt.fields))
     namespace = req.namespace if rt.namespaced and req.namespace else None
-    timeout = req.int_param("timeoutSeconds")
+    timeout_param = req.int_param("timeoutSeconds")
     bookmarks = req.flag("allowWatchBookmarks")
     send_initial = req.flag("sendInitialEvents")
     rv_param = req.query.get("resourceVersion", "")
@@ -131,8 +131,8 @@ def watch(cluster: Cluster, req: Request) -> Stream:
             raise bad_request(f'invalid resource version "{rv_param}"') from None
         if start_rv < store.floor and cluster.faults.watch_http_410:
             raise ApiError(410, f"too old resource version: {start_rv} ({store.floor})", "Expired")
-    if not timeout:  # unset or 0: the server's own (long) timeout
-        timeout = cluster.default_watch_timeout
+    # unset or 0: the server's own (long) timeout
+    timeout: float = float(timeout_param) if timeout_param else cluster.default_watch_timeout
     settings = cluster.faults
 
     def produce(w: StreamWriter) -> str | None:

@@ -13,7 +13,7 @@ Obj = dict[str, Any]
 
 def read_pod(core_v1: Any, name: str, namespace: str = "kflow-test") -> Obj | None:
     """The pod as JSON on the wire, or None on 404."""
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     try:
         resp = core_v1.read_namespaced_pod(name, namespace, _preload_content=False)
