@@ -125,8 +125,13 @@ class Cluster:
         return self.store.get(NAMESPACES.key, "", name) is not None
 
     def _on_change(self, ev: StoreEvent) -> None:
-        if ev.resource == PODS.key and ev.type == "DELETED":
+        if ev.resource != PODS.key:
+            return
+        if ev.type == "DELETED":
             self.logs.pop((ev.namespace, ev.name, ev.obj["metadata"]["uid"]), None)
+            self.kubelet.scheduler.poke()
+        elif (ev.obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            self.kubelet.scheduler.poke()
 
     # --- services for handlers and faults -------------------------------------------------------
 

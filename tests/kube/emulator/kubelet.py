@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .cluster import Cluster
 
 Obj = dict[str, Any]
+TERMINAL = ("Succeeded", "Failed")
+PENDING_RETRY = 0.1  # real seconds between scheduling attempts; pod exits retry at once
 
 
 def pod_requests(spec: Obj) -> dict[str, Decimal]:
@@ -41,12 +43,31 @@ class Scheduler:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.lock = threading.Lock()
+        self.waiting: set[PodWorker] = set()
+        self._waiting_lock = threading.Lock()  # never held while taking another lock
+
+    def poke(self) -> None:
+        """Capacity may have freed up: retry pending pods now."""
+        with self._waiting_lock:
+            waiting = list(self.waiting)
+        for w in waiting:
+            w.poke()
 
     def _fit(self, pod: Obj) -> tuple[str | None, str]:
         cluster = self.cluster
         need = pod_requests(pod["spec"])
         selector = pod["spec"].get("nodeSelector") or {}
-        pods, _ = cluster.store.list(PODS.key)
+        usage: dict[str, list[Any]] = {n: [0, Decimal(0), Decimal(0)] for n in cluster.nodes}
+
+        def _count(p: Obj) -> None:
+            node = p["spec"].get("nodeName")
+            if node in usage and (p.get("status") or {}).get("phase") not in TERMINAL:
+                req = pod_requests(p["spec"])
+                usage[node][0] += 1
+                usage[node][1] += req["cpu"]
+                usage[node][2] += req["memory"]
+
+        cluster.store.view(PODS.key, _count)
         reasons: dict[str, int] = {}
         for node in cluster.nodes:
             info = cluster.node_info[node]
@@ -59,14 +80,12 @@ class Scheduler:
                 key = "node(s) didn't match Pod's node affinity/selector"
                 reasons[key] = reasons.get(key, 0) + 1
                 continue
-            on_node = [p for p in pods if p["spec"].get("nodeName") == node
-                       and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-            if len(on_node) + 1 > int(info["pods"]):
+            count, used_cpu, used_memory = usage[node]
+            if count + 1 > int(info["pods"]):
                 reasons["Too many pods"] = reasons.get("Too many pods", 0) + 1
                 continue
             short = False
-            for r in ("cpu", "memory"):
-                used = sum((pod_requests(p["spec"])[r] for p in on_node), Decimal(0))
+            for r, used in (("cpu", used_cpu), ("memory", used_memory)):
                 if used + need[r] > parse_quantity(info[r]):
                     key = f"Insufficient {r}"
                     reasons[key] = reasons.get(key, 0) + 1
@@ -114,7 +133,13 @@ class Scheduler:
                                           component="default-scheduler")
                 last_msg = message
                 next_retry = clock.time() + clock.scaled(10)
-            w.sleep(max(POLL, clock.scaled(1)))
+            with self._waiting_lock:
+                self.waiting.add(w)
+            try:
+                w.sleep(max(POLL, min(PENDING_RETRY, clock.scaled(10))))
+            finally:
+                with self._waiting_lock:
+                    self.waiting.discard(w)
 
     def _bind(self, w: PodWorker, pod: Obj, node: str) -> None:
         def _set(obj: Obj) -> Obj:

@@ -63,6 +63,14 @@ class Store:
             ]
             return items, self._rv
 
+    def view(self, resource: str, fn: Callable[[Obj], None]) -> None:
+        """Call ``fn`` on every object of ``resource`` under the lock, without copying (``fn``
+        must not mutate or keep them)."""
+        with self.lock:
+            for (res, _, _), obj in self._objects.items():
+                if res == resource:
+                    fn(obj)
+
     def list_at(
         self, resource: str, namespace: str | None, rv: int
     ) -> builtins.list[Obj] | None:
