@@ -2,7 +2,8 @@
 
 from kflow.run.events import Event, EventSink
 from kflow.run.hooks import NoState, Replanner, StateHooks
-from kflow.run.scheduler import RunMeta, Runner, RunOptions, RunResult
+from kflow.run.options import RunMeta, RunOptions, RunResult
+from kflow.run.scheduler import Runner
 
 __all__ = [
     "Event",

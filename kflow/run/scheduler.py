@@ -20,16 +20,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from kflow.errors import (
-    EXIT_HELD,
-    EXIT_INFRASTRUCTURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TASK_FAILED,
-    KflowError,
-)
+from kflow.errors import KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
@@ -38,6 +31,8 @@ from kflow.run.attempts import backoff, log_tail, task_environment
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.ids import new_run_id
 from kflow.run.leases import LeaseInfo, Leases
+from kflow.run.options import RunMeta, RunOptions, RunResult
+from kflow.run.outcome import drain, outcome
 from kflow.run.records import (
     AttemptRecord,
     InstanceRecord,
@@ -49,32 +44,6 @@ from kflow.run.records import (
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    jobs: int = 1
-    keep_going: bool = False
-    wait_for_others: bool = True  # False: --no-wait, a lease held elsewhere ends the run (exit 3)
-    kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL on interrupt
-    max_retry_delay: float = 300.0
-    lease_poll: float = 0.5  # how often a waiting instance looks at the other run's lease
-
-
-@dataclass(frozen=True)
-class RunMeta:
-    """What the run record says about how the run was asked for."""
-
-    targets: Sequence[str] = ()
-    params: Mapping[str, str] = field(default_factory=dict)
-    profile: str = "default"
-
-
-@dataclass
-class RunResult:
-    record: RunRecord
-    exit_code: int
-    record_location: str
 
 
 @dataclass
@@ -543,25 +512,13 @@ class Runner:
                 entry.status, entry.detail = "skipped", f"not started: {reason}"
                 if error is None and not self.interrupting:
                     self._emit(ev.InstanceSkipped(instance=str(iid), reason=entry.detail))
-        background_error = self._drain_background()
+        background_error = drain(self._background)
         if self.leases is not None:
             self.leases.stop()
             self.leases.release_all()
         self._pool.shutdown(wait=False)
         statuses = [e.status for e in self.record.instances.values()]
-        if error is not None:
-            status = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
-            code = getattr(error, "exit_code", EXIT_INTERRUPTED)
-        elif self.interrupting:
-            status, code = "interrupted", EXIT_INTERRUPTED
-        elif "failed" in statuses:
-            status, code = "failed", EXIT_TASK_FAILED
-        elif background_error is not None:
-            status, code = "error", background_error.exit_code
-        elif "held" in statuses:
-            status, code = "held", EXIT_HELD
-        else:
-            status, code = "succeeded", EXIT_OK
+        status, code = outcome(statuses, error, background_error, self._stop_requested.is_set())
         self.record.status, self.record.exit_code = status, code
         self.record.ended = time.time()
         save_record(self.storage, self.root, self.record)
@@ -579,19 +536,6 @@ class Runner:
                 record=self._record_location(),
             )
         )
-
-    def _drain_background(self) -> KflowError | None:
-        """Wait for background bookkeeping; the first storage error it met, if any."""
-        first: KflowError | None = None
-        for future in self._background:
-            try:
-                future.result(timeout=60)
-            except KflowError as exc:
-                first = first or exc
-            except TimeoutError:
-                first = first or KflowError("storage did not answer in 60 s")
-                first.exit_code = EXIT_INFRASTRUCTURE
-        return first
 
     # -- helpers ------------------------------------------------------------------
 

@@ -188,3 +188,17 @@ def test_run_record_and_logs_are_written_to_storage(tmp_path: Path) -> None:
     assert record["instances"]["b"]["reason"] == "output missing"
     assert (tmp_path / attempt["log"]).exists()
     assert result.record_location.startswith("data/.kflow/runs/")
+
+
+def test_exit_codes_follow_the_contract() -> None:
+    from kflow.errors import StorageError
+    from kflow.run.outcome import outcome
+
+    assert outcome(["succeeded"], None, None, False) == ("succeeded", 0)
+    assert outcome(["succeeded", "failed"], None, None, False) == ("failed", 1)
+    assert outcome(["held"], None, None, False) == ("held", 3)
+    assert outcome(["failed", "held"], None, None, False) == ("failed", 1)
+    assert outcome(["succeeded"], StorageError("down"), None, False) == ("error", 4)
+    assert outcome(["failed"], None, StorageError("down"), False) == ("failed", 1)
+    assert outcome(["succeeded"], None, StorageError("down"), False) == ("error", 4)
+    assert outcome(["failed"], None, None, True) == ("interrupted", 130)
