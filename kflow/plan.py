@@ -12,7 +12,8 @@ names say something changed); the decisions themselves are pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -23,9 +24,9 @@ from kflow.model import InstanceId
 from kflow.state import (
     RecordRef,
     StateStore,
-    fingerprint,
     fingerprint_parts,
-    inputs_digest,
+    fingerprints,
+    inputs_digests,
     instance_key,
 )
 from kflow.storage import Stamp, Storage
@@ -49,12 +50,21 @@ class Check:
     detail: str
 
 
+def _no_checks() -> tuple[Check, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Decision:
     instance: InstanceId
     reason: Reason | None  # None: up to date
     detail: str
-    checks: tuple[Check, ...]
+    # Redoes the decision step by step: only --why needs the checks, so they are made on demand.
+    explain: Callable[[], tuple[Check, ...]] = field(default=_no_checks, repr=False, compare=False)
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return self.explain()
 
     @property
     def runs(self) -> bool:
@@ -86,6 +96,8 @@ class Observations:
     bodies: Mapping[str, Mapping[str, Any]]  # record location → body
     hashes: Mapping[str, str | None]  # content hashes of local inputs whose mtime moved
     fingerprints: Mapping[InstanceId, str]  # what runs now, hashed
+    digests: Mapping[InstanceId, str]  # the input stamps seen now, hashed
+    refs: Mapping[InstanceId, RecordRef]  # each instance's newest record, where it has one
 
 
 class MissingSourceInput(DefinitionError):
@@ -105,19 +117,19 @@ def make_plan(
 
 def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
     instances = list(graph.instances.values())
-    locations = {loc for i in instances for loc in (*i.outputs.values(), *i.inputs)}
+    locations = {loc for i in instances for loc in i.outputs.values()}
+    locations.update(loc for i in instances for loc in i.inputs)
     stamps = storage.stat_many(sorted(locations))
-    records = store.index(i.id.task for i in instances)
-    fingerprints = {i.id: fingerprint(fingerprint_parts(i)) for i in instances}
-    wanted: list[RecordRef] = []
-    for instance in instances:
-        ref = records.get(instance_key(instance.id))
-        if ref is None or ref.incomplete:
-            continue
-        if ref.fingerprint != fingerprints[instance.id] or ref.digest != inputs_digest(
-            instance.inputs, stamps
-        ):
-            wanted.append(ref)
+    records = store.index({i.id.task for i in instances})
+    refs = {i.id: ref for i in instances if (ref := records.get(instance_key(i.id))) is not None}
+    fingerprints_now = fingerprints(instances)
+    digests = inputs_digests(instances, stamps)
+    wanted = [
+        ref
+        for iid, ref in refs.items()
+        if not ref.incomplete
+        and (ref.fingerprint != fingerprints_now[iid] or ref.digest != digests[iid])
+    ]
     bodies = store.read(wanted)
     # Local files carry no etag: where size matches but mtime moved, the content hash decides.
     suspects = set()
@@ -133,7 +145,7 @@ def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
             ):
                 suspects.add(loc)
     hashes = storage.content_hashes(sorted(suspects)) if suspects else {}
-    return Observations(stamps, records, bodies, hashes, fingerprints)
+    return Observations(stamps, records, bodies, hashes, fingerprints_now, digests, refs)
 
 
 def decide(
@@ -144,67 +156,81 @@ def decide(
     plan = Plan(graph, {})
     running: set[InstanceId] = set()
     for instance in graph.instances.values():
-        decision = _decide_one(
-            instance, observed, always or instance.id.task in forced_tasks, running
-        )
-        plan.decisions[instance.id] = decision
-        if decision.runs:
+        forced = always or instance.id.task in forced_tasks
+        reason, detail = _decide_one(instance, observed, forced, running, None)
+        # Same inputs give the same steps later: a requirement's decision never changes.
+        explain = functools.partial(_explain, instance, observed, forced, running)
+        plan.decisions[instance.id] = Decision(instance.id, reason, detail, explain)
+        if reason is not None:
             running.add(instance.id)
             plan.to_run.append(instance.id)
     return plan
 
 
-def _decide_one(
+def _explain(
     instance: Instance, observed: Observations, forced: bool, running: set[InstanceId]
-) -> Decision:
+) -> tuple[Check, ...]:
     checks: list[Check] = []
+    _decide_one(instance, observed, forced, running, checks)
+    return tuple(checks)
 
-    def done(reason: Reason | None, detail: str) -> Decision:
-        return Decision(instance.id, reason, detail, tuple(checks))
 
-    checks.append(Check("forced", forced, "forced by -B/--force" if forced else "no"))
+def _decide_one(
+    instance: Instance,
+    observed: Observations,
+    forced: bool,
+    running: set[InstanceId],
+    checks: list[Check] | None,
+) -> tuple[Reason | None, str]:
+    """The reason an instance runs (None: up to date) and its detail.
+
+    With a ``checks`` list, also every step taken, for ``--why`` (planning passes None:
+    most instances are never explained).
+    """
+    if checks is not None:
+        checks.append(Check("forced", forced, "forced by -B/--force" if forced else "no"))
     if forced:
-        return done(Reason.FORCED, "forced by -B/--always or --force")
+        return Reason.FORCED, "forced by -B/--always or --force"
 
-    missing = [loc for loc in instance.outputs.values() if observed.stamps.get(loc) is None]
-    checks.append(Check("outputs exist", bool(missing), _missing_text(missing, instance)))
+    stamps = observed.stamps
+    missing = [loc for loc in instance.outputs.values() if stamps.get(loc) is None]
+    if checks is not None:
+        checks.append(Check("outputs exist", bool(missing), _missing_text(missing, instance)))
     if missing:
-        return done(Reason.OUTPUT_MISSING, missing[0])
-    sources_missing = [loc for loc in instance.source_inputs if observed.stamps.get(loc) is None]
-    if sources_missing:
-        raise MissingSourceInput(
-            f"{instance.id}: source input {sources_missing[0]!r} does not exist "
-            "and no task makes it",
-            instance.task.location,
-        )
+        return Reason.OUTPUT_MISSING, missing[0]
+    for loc in instance.source_inputs:
+        if stamps.get(loc) is None:
+            raise MissingSourceInput(
+                f"{instance.id}: source input {loc!r} does not exist and no task makes it",
+                instance.task.location,
+            )
 
-    ref = observed.records.get(instance_key(instance.id))
+    ref = observed.refs.get(instance.id)
     if ref is not None and ref.incomplete:
-        checks.append(Check("last attempt finished", True, "an earlier attempt did not finish"))
-        return done(
-            Reason.INCOMPLETE, "an earlier attempt did not finish; its outputs are not trusted"
-        )
+        if checks is not None:
+            checks.append(Check("last attempt finished", True, "an earlier attempt did not finish"))
+        return Reason.INCOMPLETE, "an earlier attempt did not finish; its outputs are not trusted"
 
     if ref is None:
-        newer = _newer_input(instance, observed.stamps)
-        checks.append(Check("record", False, "none: existing outputs are adopted"))
-        checks.append(Check("inputs older than outputs", bool(newer), newer or "yes"))
+        newer = _newer_input(instance, stamps)
+        if checks is not None:
+            checks.append(Check("record", False, "none: existing outputs are adopted"))
+            checks.append(Check("inputs older than outputs", bool(newer), newer or "yes"))
         if newer:
-            return done(Reason.INPUT_CHANGED, newer)
+            return Reason.INPUT_CHANGED, newer
     else:
         reason = _compare_with_record(instance, ref, observed, checks)
         if reason is not None:
-            return done(*reason)
+            return reason
 
-    upstream = [r for r in instance.requires if r in running]
-    checks.append(
-        Check(
-            "upstream up to date", bool(upstream), f"{upstream[0]} will run" if upstream else "yes"
-        )
-    )
-    if upstream:
-        return done(Reason.UPSTREAM, f"{upstream[0]} will run")
-    return done(None, "up to date")
+    for req in instance.requires:
+        if req in running:
+            if checks is not None:
+                checks.append(Check("upstream up to date", True, f"{req} will run"))
+            return Reason.UPSTREAM, f"{req} will run"
+    if checks is not None:
+        checks.append(Check("upstream up to date", False, "yes"))
+    return None, "up to date"
 
 
 def _missing_text(missing: list[str], instance: Instance) -> str:
@@ -228,21 +254,25 @@ def _newer_input(instance: Instance, stamps: Mapping[str, Stamp | None]) -> str 
 
 
 def _compare_with_record(
-    instance: Instance, ref: RecordRef, observed: Observations, checks: list[Check]
+    instance: Instance, ref: RecordRef, observed: Observations, checks: list[Check] | None
 ) -> tuple[Reason, str] | None:
+    def check(name: str, stale: bool, detail: str) -> None:
+        if checks is not None:
+            checks.append(Check(name, stale, detail))
+
     body = observed.bodies.get(ref.location)
     if ref.fingerprint != observed.fingerprints[instance.id]:
         parts = fingerprint_parts(instance)
         changed = _changed_parts(parts, body.get("fingerprint", {}) if body else {})
-        checks.append(Check("fingerprint", True, changed))
+        check("fingerprint", True, changed)
         return Reason.FINGERPRINT_CHANGED, changed
-    checks.append(Check("fingerprint", False, "unchanged"))
+    check("fingerprint", False, "unchanged")
     if body is None:
-        if ref.digest != inputs_digest(instance.inputs, observed.stamps):
-            checks.append(Check("inputs unchanged", True, "the record could not be read"))
+        if ref.digest != observed.digests[instance.id]:
+            check("inputs unchanged", True, "the record could not be read")
             return Reason.INPUT_CHANGED, "inputs changed (the record could not be read)"
         # The record's name says every input stamp is as recorded: nothing to read.
-        checks.append(Check("inputs unchanged", False, "all input stamps match the record"))
+        check("inputs unchanged", False, "all input stamps match the record")
         return None
     recorded: Mapping[str, Any] = body.get("inputs", {})
     sources = set(instance.source_inputs)
@@ -250,11 +280,11 @@ def _compare_with_record(
         if _changed(loc, recorded.get(loc), observed):
             if loc in sources:
                 detail = f"source input {loc} changed"
-                checks.append(Check("source inputs unchanged", True, detail))
+                check("source inputs unchanged", True, detail)
                 return Reason.FINGERPRINT_CHANGED, detail
-            checks.append(Check("inputs unchanged", True, f"{loc} changed"))
+            check("inputs unchanged", True, f"{loc} changed")
             return Reason.INPUT_CHANGED, f"{loc} changed"
-    checks.append(Check("inputs unchanged", False, "same content as recorded"))
+    check("inputs unchanged", False, "same content as recorded")
     return None
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kflow.graph import Instance
-from kflow.model import InstanceId
+from kflow.model import InstanceId, TaskSpec
 from kflow.storage import Stamp, Storage
 
 INCOMPLETE = "incomplete"
@@ -50,7 +50,14 @@ def fingerprint_parts(instance: Instance) -> dict[str, Any]:
     Secrets and ConfigMaps enter by reference (name and key), never by value.
     CPU and memory are left out on purpose: they change how fast, not what.
     """
-    task = instance.task
+    return _parts(instance, _task_parts(instance.task))
+
+
+# The parts every instance of a task shares: (image, env references, env_from, resources).
+_TaskParts = tuple[str | None, dict[str, Any], list[str], dict[str, Any]]
+
+
+def _task_parts(task: TaskSpec) -> _TaskParts:
     env_refs = {
         var.name: {"secret": list(var.secret)}
         if var.secret
@@ -58,20 +65,45 @@ def fingerprint_parts(instance: Instance) -> dict[str, Any]:
         for var in task.env
         if var.value is None
     }
+    resources = (
+        {"gpu": task.resources.gpu, "gpu_resource": task.resources.gpu_resource}
+        if task.resources.gpu
+        else {}
+    )
+    return task.image, env_refs, sorted(task.env_from), resources
+
+
+def _parts(instance: Instance, shared: _TaskParts) -> dict[str, Any]:
+    image, env_refs, env_from, resources = shared
+    env = dict(sorted(instance.env.items())) if instance.env else {}
     return {
         "command": list(instance.argv),
-        "image": task.image,
-        "env": {**dict(sorted(instance.env.items())), **env_refs},
-        "env_from": sorted(task.env_from),
+        "image": image,
+        "env": {**env, **env_refs} if env_refs else env,
+        "env_from": env_from,
         "params": dict(instance.id.params),
-        "resources": {"gpu": task.resources.gpu, "gpu_resource": task.resources.gpu_resource}
-        if task.resources.gpu
-        else {},
+        "resources": resources,
     }
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
-    return _short_hash(json.dumps(parts, sort_keys=True, default=str))
+    """The hash of parts as ``fingerprint_parts`` makes them (their key order is fixed).
+
+    ``repr`` of these plain values is canonical and several times cheaper than JSON.
+    """
+    return _short_hash(repr(parts))
+
+
+def fingerprints(instances: Iterable[Instance]) -> dict[InstanceId, str]:
+    """``fingerprint(fingerprint_parts(i))`` of many instances, task-wide parts made once."""
+    shared: dict[str, _TaskParts] = {}
+    out: dict[InstanceId, str] = {}
+    for instance in instances:
+        task_parts = shared.get(instance.task.name)
+        if task_parts is None:
+            task_parts = shared[instance.task.name] = _task_parts(instance.task)
+        out[instance.id] = _short_hash(repr(_parts(instance, task_parts)))
+    return out
 
 
 def stamp_token(stamp: Stamp | None) -> str:
@@ -85,6 +117,24 @@ def stamp_token(stamp: Stamp | None) -> str:
 
 def inputs_digest(inputs: Iterable[str], stamps: Mapping[str, Stamp | None]) -> str:
     return _short_hash("\n".join(f"{loc}|{stamp_token(stamps.get(loc))}" for loc in inputs))
+
+
+def inputs_digests(
+    instances: Iterable[Instance], stamps: Mapping[str, Stamp | None]
+) -> dict[InstanceId, str]:
+    """``inputs_digest`` of many instances; each location's line is made once, however many
+    instances read it."""
+    lines: dict[str, str] = {}
+    out: dict[InstanceId, str] = {}
+    for instance in instances:
+        parts = []
+        for loc in instance.inputs:
+            line = lines.get(loc)
+            if line is None:
+                line = lines[loc] = f"{loc}|{stamp_token(stamps.get(loc))}"
+            parts.append(line)
+        out[instance.id] = _short_hash("\n".join(parts))
+    return out
 
 
 def stamp_json(stamp: Stamp | None, content_hash: str | None = None) -> dict[str, Any] | None:
