@@ -65,10 +65,18 @@ def shape(value: Any) -> Any:
 SEEN: set[str] = set()
 
 
+def deserialise(obj: dict[str, Any], model: Any) -> Any:
+    """The client's own deserialisation: pydantic ``from_dict`` (v37+) or the generated
+    ``ApiClient.__deserialize`` (older releases); both raise on missing required fields."""
+    if hasattr(model, "from_dict"):
+        return model.from_dict(obj)
+    return client.ApiClient()._ApiClient__deserialize(obj, model.__name__)
+
+
 def check(obj: dict[str, Any]) -> None:
     kind = obj["kind"]
     model = MODELS[kind]
-    model.from_dict(obj)  # raises on missing required fields or wrong types
+    deserialise(obj, model)
     if kind.endswith("List") or kind.startswith("SelfSubject") or kind == "Status":
         return  # kubernetes-validate ships no schema for these
     signature = json.dumps(shape(obj))
