@@ -234,6 +234,8 @@ def runs(
 ) -> None:
     """Recent runs, newest first: status, duration, counts, targets."""
     if ctx.invoked_subcommand is not None:
+        # `kflow runs -C DIR show RUN` means the same as `kflow runs show RUN -C DIR`
+        ctx.obj = {"directory": directory, "file": file, "profile": profile}
         return
     project = open_project(directory, file, profile)
     records = _records_newest_first(project_storage(project), project.root, limit)
@@ -257,6 +259,7 @@ def runs(
 @runs_app.command("show")
 @reports_errors
 def runs_show(
+    ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="A run id (or its unique prefix, or 'latest').")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
     directory: DirectoryOption = None,
@@ -264,7 +267,12 @@ def runs_show(
     profile: ProfileOption = None,
 ) -> None:
     """One run in detail: each instance's status, reason, attempts, exit codes and logs."""
-    project = open_project(directory, file, profile)
+    given = ctx.obj if isinstance(ctx.obj, dict) else {}
+    project = open_project(
+        directory or given.get("directory"),
+        file or given.get("file"),
+        profile or given.get("profile"),
+    )
     record = _find_run(project_storage(project), project.root, run)
     if as_json:
         typer.echo(record.to_json().decode())

@@ -33,6 +33,8 @@ def test_runs_lists_newest_first_and_logs_picks_the_latest_run_with_the_instance
     assert code == 0 and len(ids) == 2 and ids == sorted(ids, reverse=True)
     code, out = cli("runs", "show", "latest", "-C", str(tmp_path), "--json")
     assert json.loads(out)["run_id"] == ids[0]
+    code, out = cli("runs", "-C", str(tmp_path), "show", ids[1], "--json")
+    assert code == 0 and json.loads(out)["run_id"] == ids[1]
     code, out = cli("logs", "-C", str(tmp_path), "nope")
     assert code == 2
 
