@@ -71,6 +71,8 @@ class Faults:
             self.rules.clear()
         self.restore_node()
         self.shut_down.clear()
+        self._deadline.clear()
+        self._phase_unknown.clear()
         self.watch_http_410 = self.duplicate_events = False
         self.bookmark_interval = self.cluster.default_bookmark_interval
         self.cluster.streams.stall_new_watches_for = 0.0

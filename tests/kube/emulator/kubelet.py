@@ -187,10 +187,16 @@ class Kubelet:
 
     def pod_deleting(self, namespace: str, name: str, grace: float) -> None:
         w = self.worker(namespace, name)
-        if w is not None:
+        if w is not None and not w.finished.is_set():
             if w.terminate_grace is None or grace < w.terminate_grace:
                 w.terminate_grace = grace
             w.poke()
+            return
+        # no kubelet worker any more: nothing to stop, the object goes (unless the node is gone)
+        pod = self.cluster.store.get(PODS.key, namespace, name)
+        if pod is not None and self.cluster.faults.node_lost(pod["spec"].get("nodeName", "")) \
+                is None:
+            self.cluster.store.delete(PODS.key, namespace, name)
 
     def pod_removed(self, namespace: str, name: str, uid: str) -> None:
         w = self.worker(namespace, name)

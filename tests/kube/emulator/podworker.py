@@ -133,7 +133,6 @@ class PodWorker(threading.Thread):
             self.wake.clear()
             if self.removed or self.cluster.stopping:
                 raise _Removed()
-        now = self.clock.time()
 
         def _write(obj: Obj) -> Obj | None:
             if obj["metadata"]["uid"] != self.uid:
@@ -162,7 +161,6 @@ class PodWorker(threading.Thread):
             obj["status"] = status
             return obj
 
-        del now
         if self.cluster.store.mutate(PODS.key, self.ns, self.name, _write) is None:
             raise _Removed()
         self.reload()
@@ -184,6 +182,8 @@ class PodWorker(threading.Thread):
                 self.deadline()
             except _Disrupt as d:
                 self.disrupt(d.rule)
+            if self.terminate_grace is not None:  # deleted while the pod was ending
+                self.terminate()
         except _Removed:
             pass
         except Exception:  # a bug in the emulator: keep it visible to the test
