@@ -307,9 +307,6 @@ class PodWorker(threading.Thread):
     def update_readiness(self, names: list[str], init: bool) -> None:
         now = self.clock.time()
         if any(self.states[n].is_running() for n in names) and not init:
-            if not self.is_running_pod:
-                self.is_running_pod = True
-                self.kubelet.pod_running(self)
             self.phase = "Running"
         elif not init and any(self.states[n].phase != "pending" for n in names):
             self.phase = "Running"

@@ -96,6 +96,9 @@ class Starter:
         st.started_at = clock.time()
         st.state = running(st.started_at)
         st.phase = "running"
+        if not st.init and not w.is_running_pod:
+            w.is_running_pod = True
+            self.cluster.kubelet.pod_running(w)
         w.event("Normal", "Started", f"Started container {st.name}", st.name)
         return True
 
