@@ -142,6 +142,18 @@ class Api:
             time.sleep(pause)
             delay = min(delay * 2, 5.0)
 
+    def request(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
+        """``call`` for a plain request: the body as bytes, the connection back in the pool."""
+        resp = self.call(what, fn, *args, _preload_content=False, **kwargs)
+        try:
+            data: bytes = resp.data
+        finally:
+            resp.release_conn()
+        return data
+
+    def json(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return json.loads(self.request(what, fn, *args, **kwargs))
+
 
 def _is_connection_error(exc: BaseException) -> bool:
     import urllib3

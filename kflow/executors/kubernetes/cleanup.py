@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from kflow.errors import ClusterError
 from kflow.executors.kubernetes import manifest as mf
 from kflow.executors.kubernetes.api import Api, ApiFailure
@@ -23,25 +21,20 @@ def delete_leftover_pods(project: Project, run_id: str | None = None) -> int:
     if run_id:
         selector += f",{mf.RUN_LABEL}={mf.label_value(run_id)}"
     try:
-        resp = api.call(
-            "list pods",
-            api.core.list_namespaced_pod,
-            api.namespace,
-            label_selector=selector,
-            _preload_content=False,
+        resp = api.json(
+            "list pods", api.core.list_namespaced_pod, api.namespace, label_selector=selector
         )
         deleted = 0
-        for pod in json.loads(resp.data).get("items") or []:
+        for pod in resp.get("items") or []:
             meta = pod["metadata"]
             body = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
             try:
-                api.call(
+                api.request(
                     f"delete pod {meta['name']}",
                     api.core.delete_namespaced_pod,
                     meta["name"],
                     api.namespace,
                     body=body,
-                    _preload_content=False,
                 )
                 deleted += 1
             except ApiFailure as exc:

@@ -74,16 +74,14 @@ def _version(api: Api) -> str:
     import kubernetes.client
 
     client: Any = kubernetes.client
-    resp = api.call(
-        "get version", client.VersionApi(api.cluster.api_client).get_code, _preload_content=False
-    )
-    data = json.loads(resp.data)
+    resp = api.json("get version", client.VersionApi(api.cluster.api_client).get_code)
+    data = resp
     return str(data.get("gitVersion") or f"{data.get('major')}.{data.get('minor')}")
 
 
 def _namespace(api: Api, ns: str) -> Check:
     try:
-        api.call("get namespace", api.core.read_namespace, ns, _preload_content=False)
+        api.request("get namespace", api.core.read_namespace, ns)
     except ApiFailure as exc:
         if exc.status == 404:
             return Check(
@@ -120,15 +118,12 @@ def _permission(api: Api, ns: str, verb: str, group: str, resource: str, sub: st
     }
     authz = client.AuthorizationV1Api(api.cluster.api_client)
     try:
-        resp = api.call(
-            "create selfsubjectaccessreview",
-            authz.create_self_subject_access_review,
-            body,
-            _preload_content=False,
+        resp = api.json(
+            "create selfsubjectaccessreview", authz.create_self_subject_access_review, body
         )
     except (ApiFailure, KflowError) as exc:
         return Check(f"can {what}", False, f"access review failed: {exc}")
-    status = json.loads(resp.data).get("status") or {}
+    status = resp.get("status") or {}
     if status.get("allowed"):
         return Check(f"can {what}", True)
     reason = status.get("reason") or "denied"
@@ -147,14 +142,7 @@ def _dry_run(api: Api, ns: str, image: str | None) -> Check:
     if image:
         pod["spec"]["containers"][0]["image"] = image
     try:
-        api.call(
-            "create pod (dry run)",
-            api.core.create_namespaced_pod,
-            ns,
-            pod,
-            dry_run="All",
-            _preload_content=False,
-        )
+        api.request("create pod (dry run)", api.core.create_namespaced_pod, ns, pod, dry_run="All")
     except ApiFailure as exc:
         return Check(
             "dry-run pod create",

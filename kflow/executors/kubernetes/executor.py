@@ -9,7 +9,6 @@ a pod stuck in ImagePullBackOff may not change for minutes.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import queue
 import threading
@@ -90,14 +89,10 @@ class KubernetesExecutor:
         name = pod["metadata"]["name"]
         for _ in range(3):
             try:
-                resp = self.api.call(
-                    f"create pod {name}",
-                    self.api.core.create_namespaced_pod,
-                    self.namespace,
-                    pod,
-                    _preload_content=False,
+                resp = self.api.json(
+                    f"create pod {name}", self.api.core.create_namespaced_pod, self.namespace, pod
                 )
-                created: Pod = json.loads(resp.data)
+                created: Pod = resp
                 return created
             except ApiFailure as exc:
                 if exc.status == 404:
@@ -186,15 +181,11 @@ class KubernetesExecutor:
     def _running_project_pods(self) -> dict[str, list[Pod]]:
         """Non-terminal kflow pods of this project from any run, by instance hash (one LIST)."""
         selector = f"{mf.MANAGED_BY}=kflow,{mf.PROJECT_LABEL}={mf.label_value(self.project)}"
-        resp = self.api.call(
-            "list pods",
-            self.api.core.list_namespaced_pod,
-            self.namespace,
-            label_selector=selector,
-            _preload_content=False,
+        resp = self.api.json(
+            "list pods", self.api.core.list_namespaced_pod, self.namespace, label_selector=selector
         )
         found: dict[str, list[Pod]] = {}
-        for pod in json.loads(resp.data).get("items") or []:
+        for pod in resp.get("items") or []:
             meta = pod.get("metadata") or {}
             phase = (pod.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
@@ -217,19 +208,18 @@ class KubernetesExecutor:
             }
         }
         try:
-            resp = self.api.call(
+            resp = self.api.json(
                 f"patch pod {meta['name']}",
                 self.api.core.patch_namespaced_pod,
                 meta["name"],
                 self.namespace,
                 patch,
-                _preload_content=False,
             )
         except ApiFailure as exc:
             if exc.status == 404:
                 return None
             raise ClusterError(f"adopt pod {meta['name']}: {exc.message}") from None
-        patched: Pod = json.loads(resp.data)
+        patched: Pod = resp
         return patched
 
     # -- following -------------------------------------------------------------------
@@ -374,16 +364,13 @@ class KubernetesExecutor:
         if attempt is None:
             return b""
         try:
-            resp = self.api.call(
+            return self.api.request(
                 f"get log of pod {attempt.name}",
                 self.api.core.read_namespaced_pod_log,
                 attempt.name,
                 self.namespace,
                 container=mf.CONTAINER,
-                _preload_content=False,
             )
-            data: bytes = resp.data
-            return data
         except (ApiFailure, KflowError) as exc:
             message = getattr(exc, "message", str(exc))
             note = f"kflow: the pod's log is unavailable ({message})\n"
@@ -431,31 +418,26 @@ class KubernetesExecutor:
 
     def _get(self, name: str) -> Pod | None:
         try:
-            resp = self.api.call(
-                f"get pod {name}",
-                self.api.core.read_namespaced_pod,
-                name,
-                self.namespace,
-                _preload_content=False,
+            resp = self.api.json(
+                f"get pod {name}", self.api.core.read_namespaced_pod, name, self.namespace
             )
         except ApiFailure as exc:
             if exc.status == 404:
                 return None
             raise ClusterError(f"get pod {name}: {exc.message}") from None
-        pod: Pod = json.loads(resp.data)
+        pod: Pod = resp
         return pod
 
     def _delete(self, name: str, uid: str, grace: int) -> None:
         """Delete pod ``name`` if it still is the one with ``uid``; gone already is fine."""
         body = {"gracePeriodSeconds": grace, "preconditions": {"uid": uid}}
         try:
-            self.api.call(
+            self.api.request(
                 f"delete pod {name}",
                 self.api.core.delete_namespaced_pod,
                 name,
                 self.namespace,
                 body=body,
-                _preload_content=False,
             )
         except ApiFailure as exc:
             if exc.status in (404, 409):
@@ -470,13 +452,12 @@ class KubernetesExecutor:
             time.sleep(0.2)
 
     def _delete_run_pods(self, run_id: str) -> None:
-        self.api.call(
+        self.api.request(
             "delete pods",
             self.api.core.delete_collection_namespaced_pod,
             self.namespace,
             label_selector=mf.run_selector(run_id),
             grace_period_seconds=0,
-            _preload_content=False,
         )
 
 

@@ -106,15 +106,14 @@ class RunWatch:
 
     def _list(self) -> None:
         started = time.monotonic()
-        resp = self.api.call(
+        resp = self.api.json(
             "list pods",
             self.api.core.list_namespaced_pod,
             self.api.namespace,
             label_selector=self.selector,
-            _preload_content=False,
         )
         self.lists += 1
-        data = json.loads(resp.data)
+        data = resp
         self.resource_version = str(data["metadata"]["resourceVersion"])
         self.on_list(list(data.get("items") or []), started)
         self.listed.set()
