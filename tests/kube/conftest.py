@@ -11,6 +11,11 @@
     keyword arguments go to ``KubeEmulator``. On teardown every container process is killed and
     the test fails if the emulator recorded an internal error.
 
+``kube_emulator_factory``
+    ``make(**options) -> KubeEmulator``: start more emulators (or one with options only known
+    inside the test); all are stopped and checked at teardown. ``kube_emulator.workdir = path``
+    also works on a running emulator (for processes started afterwards).
+
 ``kubeconfig``
     Path of a kubeconfig written for ``kube_emulator`` (token ``test-token``, context
     ``kube-emulator``, namespace ``kflow-test``).
@@ -26,7 +31,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +48,31 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _stop_and_check(emulator: KubeEmulator) -> None:
+    emulator.stop()
+    leftovers = emulator.running_processes()
+    assert not leftovers, f"container processes survived stop(): {leftovers}"
+    assert not emulator.errors, "emulator internal errors:\n" + "\n".join(emulator.errors)
+
+
 @pytest.fixture
-def kube_emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KubeEmulator]:
+def kube_emulator_factory() -> Iterator[Callable[..., KubeEmulator]]:
+    started: list[KubeEmulator] = []
+
+    def make(**options: Any) -> KubeEmulator:
+        emulator = KubeEmulator(**{**DEFAULT_OPTIONS, **options}).start()
+        started.append(emulator)
+        return emulator
+
+    try:
+        yield make
+    finally:
+        for emulator in started:
+            _stop_and_check(emulator)
+
+
+@pytest.fixture
+def kube_emulator(request: pytest.FixtureRequest) -> Iterator[KubeEmulator]:
     options = dict(DEFAULT_OPTIONS)
     marker = request.node.get_closest_marker("kube_emulator")
     if marker is not None:
@@ -53,10 +81,7 @@ def kube_emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ku
     try:
         yield emulator
     finally:
-        emulator.stop()
-    leftovers = emulator.running_processes()
-    assert not leftovers, f"container processes survived stop(): {leftovers}"
-    assert not emulator.errors, "emulator internal errors:\n" + "\n".join(emulator.errors)
+        _stop_and_check(emulator)
 
 
 @pytest.fixture

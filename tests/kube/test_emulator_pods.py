@@ -414,3 +414,22 @@ def test_python_runs_the_test_interpreter(core_v1: Any, kube_emulator: KubeEmula
     core_v1.create_namespaced_pod(NS, manifest)
     finished(core_v1, "py")
     assert core_v1.read_namespaced_pod_log("py", NS) == sys.executable + "\n"
+
+
+def test_workdir_is_configurable(kube_emulator_factory: Any, tmp_path: Any) -> None:
+    from kubernetes import config
+
+    project = tmp_path / "project"
+    project.mkdir()
+    kube = kube_emulator_factory(workdir=project)
+    api = client.CoreV1Api(config.new_client_from_config(
+        config_file=kube.write_kubeconfig(tmp_path / "kc")))
+    api.create_namespaced_pod(NS, pod_manifest("w1", "echo one > out.txt"))
+    wait_phase(api, "w1", "Succeeded")
+    other = tmp_path / "other"
+    other.mkdir()
+    kube.workdir = other
+    api.create_namespaced_pod(NS, pod_manifest("w2", "pwd > out.txt"))
+    wait_phase(api, "w2", "Succeeded")
+    assert (project / "out.txt").read_text() == "one\n"
+    assert (other / "out.txt").read_text().strip() == str(other)

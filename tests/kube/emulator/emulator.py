@@ -122,7 +122,12 @@ class KubeEmulator:
 
     @property
     def workdir(self) -> str:
+        """Working directory of container processes started from now on (settable)."""
         return self.cluster.workdir
+
+    @workdir.setter
+    def workdir(self, path: str | os.PathLike[str]) -> None:
+        self.cluster.workdir = os.fspath(path)
 
     @property
     def faults(self) -> Any:

@@ -306,12 +306,10 @@ class PodWorker(threading.Thread):
 
     def update_readiness(self, names: list[str], init: bool) -> None:
         now = self.clock.time()
-        if any(self.states[n].is_running() for n in names) and not init:
-            self.phase = "Running"
-        elif not init and any(self.states[n].phase != "pending" for n in names):
-            self.phase = "Running"
         if init:
             return
+        if any(self.states[n].phase != "pending" for n in names):  # started at least once
+            self.phase = "Running"
         unready = [n for n in names if not self.states[n].is_running()]
         if unready:
             self._not_ready(now, unready)
