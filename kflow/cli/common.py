@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -75,6 +77,23 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Run without the cyclic garbage collector (reference counting still frees everything).
+
+    Loading and planning allocate hundreds of thousands of objects that live until the
+    command ends and form no cycles: each collection would rescan them for nothing
+    (about a tenth of a 10,000-instance plan).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_params(items: list[str] | None) -> dict[str, str]:
     """``--param k=v`` items as a dict; a malformed item is a usage error."""
     params: dict[str, str] = {}
@@ -107,5 +126,6 @@ __all__ = [
     "TargetsArgument",
     "open_project",
     "parse_params",
+    "paused_gc",
     "reports_errors",
 ]

@@ -20,6 +20,7 @@ from kflow.cli.common import (
     base_directory,
     open_project,
     parse_params,
+    paused_gc,
     reports_errors,
 )
 from kflow.errors import UsageError
@@ -55,8 +56,9 @@ def load_graph(
     targets: list[str] | None,
     params: list[str] | None,
 ) -> Graph:
-    project = open_project(directory, file, profile)
-    return build_graph(project, targets or [], parse_params(params), base_directory(directory))
+    with paused_gc():
+        project = open_project(directory, file, profile)
+        return build_graph(project, targets or [], parse_params(params), base_directory(directory))
 
 
 def check_force(graph: Graph, force: list[str] | None) -> list[str]:
@@ -171,9 +173,10 @@ def plan(
 ) -> None:
     """Show what `kflow build` would run, and why."""
     graph = load_graph(directory, file, profile, targets, params)
-    result = make_plan(
-        graph, project_storage(graph.project), always=always, force=check_force(graph, force)
-    )
+    with paused_gc():
+        result = make_plan(
+            graph, project_storage(graph.project), always=always, force=check_force(graph, force)
+        )
     if why:
         _why(result, why)
     else:
