@@ -70,6 +70,52 @@ class LazyGroup(TyperGroup):
             self.commands.setdefault(name, command)
 
 
+def _coerce_plain_values_without_pydantic() -> None:
+    """Let typer's parameters skip pydantic where a value needs no conversion.
+
+    typer (0.2x) coerces every parameter of the command it runs through a pydantic
+    TypeAdapter, even one left at its default: importing pydantic and building those takes
+    about 0.25 s, as long as the rest of a 1,000-instance plan. A default (None) and command
+    line strings for ``str`` / ``list[str]`` parameters come out of pydantic unchanged, so
+    those are passed through here; anything else still goes to typer's own coercion. typer
+    has no hook for this: parameters build their coercion in ``get_runtime_param``.
+    """
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+        from typer.core import _TyperParameter
+    except ImportError:  # a typer without these internals (and without pydantic coercion)
+        return
+
+    class PlainCoercion(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            plain = self.parameter_info.parser is None
+            if plain and self.annotation is str and isinstance(value, str):
+                return value
+            if (
+                plain
+                and self.annotation == list[str]
+                and isinstance(value, (list, tuple))
+                and all(isinstance(item, str) for item in value)
+            ):
+                return list(value)
+            return build_runtime_param(param.type_descriptor).coerce(value, param=param, ctx=ctx)
+
+    def get_runtime_param(self: Any) -> RuntimeParam:
+        if self._runtime_param is None:
+            descriptor = self.type_descriptor
+            if descriptor.file_annotation is None:  # files are opened by typer's coercion
+                self._runtime_param = PlainCoercion(
+                    descriptor.parameter_info, descriptor.annotation
+                )
+            else:
+                self._runtime_param = build_runtime_param(descriptor)
+        return self._runtime_param  # type: ignore[no-any-return]
+
+    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
+_coerce_plain_values_without_pydantic()
+
 app = typer.Typer(
     name="kflow",
     cls=LazyGroup,
