@@ -195,10 +195,12 @@ def test_event_watch_with_field_selector(core_v1: Any) -> None:
     core_v1.create_namespaced_pod(NS, pod_manifest("ev"))
     w = watch.Watch()
     reasons = []
+    expected = {"Scheduled", "Pulling", "Pulled", "Created", "Started"}
     for ev in w.stream(core_v1.list_namespaced_event, NS, timeout_seconds=5,
                        field_selector="involvedObject.name=ev,involvedObject.kind=Pod"):
         assert isinstance(ev["object"], client.CoreV1Event)
+        assert ev["object"].involved_object.name == "ev"
         reasons.append(ev["object"].reason)
-        if "Started" in reasons:
+        if expected <= set(reasons):
             w.stop()
-    assert {"Scheduled", "Pulling", "Pulled", "Created", "Started"} <= set(reasons)
+    assert expected <= set(reasons)
