@@ -421,3 +421,26 @@ def test_go_style_booleans_and_latency(kube_emulator: KubeEmulator, core_v1: Any
 
     with pytest.raises(urllib3.exceptions.HTTPError):  # read timeouts, retried by urllib3
         core_v1.list_namespaced_pod(NS, _request_timeout=(1, 0.1))
+
+
+def test_discovery_namespace_create_and_415(kube_api_client: Any, core_v1: Any,
+                                            kube_emulator: KubeEmulator) -> None:
+    assert client.CoreApi(kube_api_client).get_api_versions().versions == ["v1"]
+    groups = client.ApisApi(kube_api_client).get_api_versions().groups
+    assert "coordination.k8s.io" in {g.name for g in groups}
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="extra")))
+    assert core_v1.read_namespace("extra").status.phase == "Active"
+    assert core_v1.read_namespaced_config_map("kube-root-ca.crt", "extra").data["ca.crt"]
+    with pytest.raises(ApiException) as err:
+        core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="extra")))
+    assert status_of(err.value)["reason"] == "AlreadyExists"
+    core_v1.create_namespaced_pod(NS, pod_manifest("p"))
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{kube_emulator.url}/api/v1/namespaces/{NS}/pods/p", data=b"{}", method="PATCH",
+        headers={"Authorization": "Bearer test-token", "Content-Type": "text/plain"})
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(req, timeout=5)
+    assert http_err.value.code == 415

@@ -147,6 +147,13 @@ def create(cluster: Cluster, req: Request) -> Response:
         if cluster.store.get(rt.key, store_ns(req), name) is not None:
             raise already_exists(rt.plural, name, rt.group)
         return Response(201, obj)
+    if rt is NAMESPACES:
+        if cluster.namespace_exists(name):
+            raise already_exists(rt.plural, name, rt.group)
+        cluster.add_namespace(name)  # with its kube-root-ca.crt, like a real cluster
+        stored = cluster.store.get(rt.key, "", name)
+        assert stored is not None
+        return Response(201, stored)
     stored = cluster.store.create(rt.key, store_ns(req), name, obj)
     if stored is None:
         raise already_exists(rt.plural, name, rt.group)

@@ -13,7 +13,7 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY = "application/apply-patch+yaml"
 NOT_A_MAP = "json: cannot unmarshal array into Go value of type map[string]interface {}"
-SUPPORTED = (JSON_PATCH, MERGE, STRATEGIC, APPLY)
+SUPPORTED = (JSON_PATCH, MERGE, STRATEGIC)  # server-side apply is not emulated
 
 
 def apply_patch(content_type: str, target: dict[str, Any], patch: Any) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _version(cluster: Cluster, req: Request) -> Response:
 
 
 def _discovery(cluster: Cluster, req: Request) -> Response:
-    if req.path == "/api":
+    if req.path.rstrip("/") == "/api":
         return Response(200, {"kind": "APIVersions", "versions": ["v1"],
                               "serverAddressByClientCIDRs": [
                                   {"clientCIDR": "0.0.0.0/0", "serverAddress": cluster.address}]})
