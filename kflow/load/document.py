@@ -7,6 +7,7 @@ both forms behave the same by construction.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,20 +87,30 @@ def toml_line_of(text: str, key: str) -> int | None:
     want = [re.sub(r"\[\d+\]$", "", part) for part in key.split(".")] if key else []
     best_line: int | None = None
     best_depth = -1
-    current: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
-        if header:
-            current = _split_dotted(header.group(1))
-            full = current
-        else:
-            assigned = _KEY.match(line)
-            if not assigned:
-                continue
-            full = current + _split_dotted(assigned.group(1))
+    for number, full in _key_lines(text):
         # The deepest definition on the key's path wins (a key, else its table); a table
         # below the key (``[taks.x]`` for ``taks``) places a key that has no line of its own.
         depth = min(len(full), len(want))
         if full[:depth] == want[:depth] and depth > best_depth:
             best_line, best_depth = number, depth
     return best_line
+
+
+@functools.lru_cache(maxsize=32)
+def _key_lines(text: str) -> tuple[tuple[int, list[str]], ...]:
+    """Each header and assignment line of TOML text with the full key path it defines.
+
+    Every task and setting asks for its line when loaded: the text is scanned once.
+    """
+    found: list[tuple[int, list[str]]] = []
+    current: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            current = _split_dotted(header.group(1))
+            found.append((number, current))
+            continue
+        assigned = _KEY.match(line)
+        if assigned:
+            found.append((number, current + _split_dotted(assigned.group(1))))
+    return tuple(found)
