@@ -444,3 +444,12 @@ def test_discovery_namespace_create_and_415(kube_api_client: Any, core_v1: Any,
     with pytest.raises(urllib.error.HTTPError) as http_err:
         urllib.request.urlopen(req, timeout=5)
     assert http_err.value.code == 415
+
+
+def test_huge_body_is_413(core_v1: Any) -> None:
+    huge = pod_manifest("huge")
+    huge["metadata"]["annotations"] = {f"k{i}": "x" * 1000 for i in range(3200)}
+    with pytest.raises(ApiException) as err:
+        core_v1.create_namespaced_pod(NS, huge)
+    assert err.value.status == 413
+    assert status_of(err.value)["message"] == "Request entity too large: limit is 3145728"

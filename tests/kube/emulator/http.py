@@ -23,6 +23,7 @@ from .router import route
 if TYPE_CHECKING:
     from .cluster import Cluster
 
+MAX_BODY = 3 * 1024 * 1024  # the API server's request body limit
 DEFAULT_MESSAGES = {
     401: "Unauthorized",
     403: "forbidden: injected by the emulator",
@@ -140,6 +141,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(delay)
             cluster.rbac.authenticate(req)
             rec.user = req.user
+            if len(raw) > MAX_BODY:
+                raise ApiError(413, f"Request entity too large: limit is {MAX_BODY}",
+                               "RequestEntityTooLarge")
             handler = route(req)
             rec.verb = req.verb
             self._injected_failure(cluster, req)
