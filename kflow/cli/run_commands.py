@@ -155,7 +155,8 @@ def build(
         plan.reasons,
         executor=chosen,
         storage=storage,
-        hooks=StateRecorder(StateStore(storage, project.root), run_id),
+        # The plan's store knows the records it read, so new ones replace them.
+        hooks=StateRecorder(plan.store or StateStore(storage, project.root), run_id),
         sink=view,
         options=options,
         meta=RunMeta(
