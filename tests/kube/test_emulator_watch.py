@@ -204,3 +204,25 @@ def test_event_watch_with_field_selector(core_v1: Any) -> None:
         if expected <= set(reasons):
             w.stop()
     assert expected <= set(reasons)
+
+
+@pytest.mark.kube_emulator(ring_size=5)
+def test_history_is_kept_per_resource(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.unschedulable("*")
+    core_v1.create_namespaced_pod(NS, pod_manifest("a"))
+    rv = core_v1.list_namespaced_pod(NS).metadata.resource_version
+    for i in range(8):  # event churn does not evict pod history
+        core_v1.create_namespaced_config_map(NS, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=f"cm{i}")))
+    core_v1.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"x": "1"}}})
+    w = watch.Watch()
+    for ev in w.stream(core_v1.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=5):
+        if (ev["object"].metadata.labels or {}).get("x") == "1":
+            w.stop()
+    for i in range(8):  # but pod churn beyond the ring does
+        core_v1.patch_namespaced_pod("a", NS, {"metadata": {"labels": {"x": str(i)}}})
+    with pytest.raises(ApiException) as err:
+        for _ in watch.Watch().stream(core_v1.list_namespaced_pod, NS, resource_version=rv,
+                                      timeout_seconds=5):
+            pass
+    assert err.value.status == 410

@@ -209,7 +209,7 @@ def list_objects(cluster: Cluster, req: Request) -> Response:
         list_rv = _parse_rv(rv_param)
         at = store.list_at(rt.key, namespace, list_rv) if list_rv <= store.rv else None
         if at is None:
-            raise expired(f"too old resource version: {list_rv} ({store.floor})")
+            raise expired(f"too old resource version: {list_rv} ({store.floor_of(rt.key)})")
         items = at
     else:
         if rv_param and rv_param != "0":

@@ -37,9 +37,11 @@ class Store:
         self.cond = threading.Condition(self.lock)
         self._objects: dict[Key, Obj] = {}
         self._rv = 1
-        self._ring: deque[StoreEvent] = deque()
+        # one history ring per resource, like the API server's per-type watch cache
+        self._rings: dict[str, deque[StoreEvent]] = {}
+        self._floors: dict[str, int] = {}
         self.ring_size = ring_size
-        self.floor = 1  # watches may start at any RV >= floor
+        self.floor = 1  # compaction floor for every resource
         self.listeners: list[Callable[[StoreEvent], None]] = []
 
     # --- reads ----------------------------------------------------------------------------------
@@ -47,6 +49,10 @@ class Store:
     @property
     def rv(self) -> int:
         return self._rv
+
+    def floor_of(self, resource: str) -> int:
+        """Watches of ``resource`` may start at any RV >= this; older ones get 410."""
+        return max(self.floor, self._floors.get(resource, 1))
 
     def get(self, resource: str, namespace: str, name: str) -> Obj | None:
         with self.lock:
@@ -76,17 +82,17 @@ class Store:
     ) -> builtins.list[Obj] | None:
         """The list as it was at ``rv`` (rebuilt from the ring), or None if too old."""
         with self.lock:
-            if rv < self.floor:
+            if rv < self.floor_of(resource):
                 return None
             state = {
                 k: o
                 for k, o in self._objects.items()
                 if k[0] == resource and (namespace is None or k[1] == namespace)
             }
-            for ev in reversed(self._ring):
+            for ev in reversed(self._rings.get(resource, ())):
                 if ev.rv <= rv:
                     break
-                if ev.resource != resource or (namespace is not None and ev.namespace != namespace):
+                if namespace is not None and ev.namespace != namespace:
                     continue
                 key = (ev.resource, ev.namespace, ev.name)
                 if ev.type == "ADDED":
@@ -95,12 +101,15 @@ class Store:
                     state[key] = ev.prev
             return [copy.deepcopy(o) for _, o in sorted(state.items())]
 
-    def events_after(self, rv: int) -> builtins.list[StoreEvent] | None:
-        """Events with RV > ``rv``; None when some of them were compacted away (410)."""
+    def events_after(self, rv: int, resource: str) -> builtins.list[StoreEvent] | None:
+        """Events of ``resource`` with RV > ``rv``; None when some were compacted away (410)."""
         with self.lock:
-            if rv < self.floor:
+            if rv < self.floor_of(resource):
                 return None
-            return [ev for ev in self._ring if ev.rv > rv]
+            ring = self._rings.get(resource, ())
+            if not ring or ring[-1].rv <= rv:
+                return []
+            return [ev for ev in ring if ev.rv > rv]
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -109,10 +118,11 @@ class Store:
         return self._rv
 
     def _record(self, ev: StoreEvent) -> None:
-        self._ring.append(ev)
-        while len(self._ring) > self.ring_size:
-            dropped = self._ring.popleft()
-            self.floor = max(self.floor, dropped.rv)
+        ring = self._rings.setdefault(ev.resource, deque())
+        ring.append(ev)
+        while len(ring) > self.ring_size:
+            dropped = ring.popleft()
+            self._floors[ev.resource] = max(self._floors.get(ev.resource, 1), dropped.rv)
         for listener in list(self.listeners):
             listener(ev)
         self.cond.notify_all()
@@ -174,8 +184,9 @@ class Store:
         """Forget history: watches from an RV below the new floor get 410. Returns the floor."""
         with self.lock:
             target = self._rv if below_rv is None else below_rv
-            while self._ring and self._ring[0].rv <= target:
-                self._ring.popleft()
+            for ring in self._rings.values():
+                while ring and ring[0].rv <= target:
+                    ring.popleft()
             self.floor = max(self.floor, target)
             self.cond.notify_all()
             return self.floor

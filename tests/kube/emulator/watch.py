@@ -129,8 +129,9 @@ def watch(cluster: Cluster, req: Request) -> Stream:
             start_rv = int(rv_param)
         except ValueError:
             raise bad_request(f'invalid resource version "{rv_param}"') from None
-        if start_rv < store.floor and cluster.faults.watch_http_410:
-            raise ApiError(410, f"too old resource version: {start_rv} ({store.floor})", "Expired")
+        floor = store.floor_of(rt.key)
+        if start_rv < floor and cluster.faults.watch_http_410:
+            raise ApiError(410, f"too old resource version: {start_rv} ({floor})", "Expired")
     # unset or 0: the server's own (long) timeout
     timeout: float = float(timeout_param) if timeout_param else cluster.default_watch_timeout
     settings = cluster.faults
@@ -146,9 +147,9 @@ def watch(cluster: Cluster, req: Request) -> Stream:
                 else:
                     last_rv = start_rv
                     initial = []
-                    if store.events_after(start_rv) is None:
+                    if store.events_after(start_rv, rt.key) is None:
                         err = status_body(410, f"too old resource version: {start_rv} "
-                                          f"({store.floor})", "Expired")
+                                          f"({store.floor_of(rt.key)})", "Expired")
                         initial = [_line("ERROR", err)]
             for line in initial:
                 w.write(line)
@@ -168,13 +169,13 @@ def watch(cluster: Cluster, req: Request) -> Stream:
                 if time.monotonic() - started >= timeout or cluster.stopping or w.closed():
                     return None
                 with store.cond:
-                    events = store.events_after(last_rv)
+                    events = store.events_after(last_rv, rt.key)
                     if events == []:
                         store.cond.wait(0.05)
-                        events = store.events_after(last_rv)
+                        events = store.events_after(last_rv, rt.key)
                 if events is None:
                     err = status_body(410, f"too old resource version: {last_rv} "
-                                      f"({store.floor})", "Expired")
+                                      f"({store.floor_of(rt.key)})", "Expired")
                     w.write(_line("ERROR", err))
                     return None
                 for ev in events:
