@@ -52,3 +52,23 @@ def test_a_project_builds_with_pods_and_the_second_build_does_nothing(
     again = cluster_project.build()
     assert again.exit_code == 0, again.output
     assert cluster_project.emulator.count("POST", r"/pods$") == 4
+
+
+def test_the_executor_starts_without_the_slow_generated_api(
+    cluster_project: ClusterProject,
+) -> None:
+    import subprocess
+    import sys
+
+    cluster_project.write(PROJECT)
+    code = (
+        "import sys, time; from pathlib import Path; t = time.monotonic();"
+        "from kflow.load import load_project;"
+        "from kflow.executors import make_executor;"
+        f"p = load_project(Path({str(cluster_project.folder)!r}), profile='kube');"
+        "e = make_executor('kubernetes', p); e.close();"
+        "assert 'kubernetes.client.api.core_v1_api' not in sys.modules;"
+        "print(time.monotonic() - t)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -22,6 +22,7 @@ from typing import Any
 
 from kflow.errors import ClusterError
 from kflow.executors.kubernetes.config import ClusterConfig
+from kflow.executors.kubernetes.core import Core
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
@@ -95,11 +96,15 @@ class Api:
     """The cluster as kflow uses it: a CoreV1Api plus retries and client-side rate limits."""
 
     def __init__(self, cluster: ClusterConfig):
-        from kubernetes import client
-
         self.cluster = cluster
         self.namespace = cluster.namespace
-        self.core = client.CoreV1Api(cluster.api_client)
+        self.core: Any
+        if hasattr(cluster.api_client, "param_serialize"):
+            self.core = Core(cluster.api_client)
+        else:  # kubernetes < 37
+            import kubernetes.client
+
+            self.core = kubernetes.client.CoreV1Api(cluster.api_client)
         self.writes = TokenBucket(
             env_float("KFLOW_KUBE_QPS", 20.0), int(env_float("KFLOW_KUBE_BURST", 30))
         )
