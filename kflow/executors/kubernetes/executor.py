@@ -13,6 +13,7 @@ import math
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kflow.errors import ClusterError, KflowError
@@ -62,6 +63,8 @@ class KubernetesExecutor:
         self._adoptable: dict[str, list[Pod]] | None = None
         self._interrupted = False
         self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight > 0 else None
+        self._deleter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kflow-pod-delete")
+        self._deletes: list[Future[None]] = []
 
     # -- starting ------------------------------------------------------------------
 
@@ -387,7 +390,8 @@ class KubernetesExecutor:
         )
         if keep and not attempt.cancelled:
             return
-        self._delete(attempt.name, attempt.uid, 0)
+        # Off the runner's thread: the log is saved already, nothing waits for the delete.
+        self._deletes.append(self._deleter.submit(self._delete, attempt.name, attempt.uid, 0))
 
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         with self._lock:
@@ -404,6 +408,8 @@ class KubernetesExecutor:
             self._delete(attempt.name, attempt.uid, math.ceil(grace))
 
     def close(self) -> None:
+        self._deleter.shutdown(wait=True)
+        errors = [f.exception() for f in self._deletes if f.exception() is not None]
         try:
             if self._interrupted and self._run_id is not None:
                 self._delete_run_pods(self._run_id)
@@ -413,6 +419,8 @@ class KubernetesExecutor:
             if self._watch is not None:
                 self._watch.stop()
             self.api.cluster.api_client.close()
+        if errors and isinstance(errors[0], KflowError):
+            raise errors[0]  # a succeeded pod could not be deleted: say so (exit 4)
 
     # -- API helpers ------------------------------------------------------------------
 
