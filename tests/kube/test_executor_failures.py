@@ -140,3 +140,22 @@ def test_a_pod_deleted_by_someone_else_is_retried_for_free(cluster_project: Clus
     helper.join()
     assert result.exit_code == 0, result.output
     assert emulator.count("POST", r"/pods$", status=201) == 2
+
+
+def test_a_pod_on_a_lost_node_is_retried_for_free(cluster_project: ClusterProject) -> None:
+    emulator = cluster_project.emulator
+    cluster_project.write(_project(script="touch started; sleep 0.5; echo ok > {output}"))
+
+    def lose_then_restore() -> None:
+        emulator.wait_for(lambda: (cluster_project.folder / "started").exists(), timeout=20)
+        emulator.faults.lose_node(mark_not_ready_after=0.0)
+        emulator.wait_for(lambda: emulator.count("DELETE"), timeout=20)  # kflow gave up on it
+        emulator.faults.restore_node()
+
+    helper = threading.Thread(target=lose_then_restore)
+    helper.start()
+    result = cluster_project.build()
+    helper.join()
+    assert result.exit_code == 0, result.output
+    assert "node lost" in result.output
+    assert emulator.count("POST", r"/pods$", status=201) == 2

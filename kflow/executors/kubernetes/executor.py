@@ -352,8 +352,11 @@ class KubernetesExecutor:
                         self._finish(attempt, Verdict(AttemptState.FAILED, "cancelled"))
                         continue
                     soonest = min(soonest, attempt.cancel_deadline)
-                if attempt.state is AttemptState.PENDING and attempt.last:
-                    due = next_deadline(attempt.tracking, attempt.pending_timeout, self.graces)
+                pending = attempt.state is AttemptState.PENDING
+                if attempt.last and (pending or attempt.tracking.waiting_since):
+                    due = next_deadline(
+                        attempt.tracking, attempt.pending_timeout, self.graces, pending
+                    )
                     if now >= due:
                         self._observe(attempt, attempt.last)
                     else:

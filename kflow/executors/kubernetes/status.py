@@ -9,6 +9,7 @@ someone else) come back with ``counts=False``: the runner retries them for free.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from kflow.executors.kubernetes.manifest import CONTAINER
 PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff")
 CONFIG_ERRORS = ("CreateContainerConfigError", "CreateContainerError")
 NORMAL_WAITING = ("ContainerCreating", "PodInitializing", "")
+NODE_LOST = "NodeLost"
 INFRA_REASONS = ("Evicted", "Terminated", "Shutdown", "NodeShutdown", "NodeLost", "Preempting")
 
 
@@ -96,8 +98,8 @@ def classify(
         return _finished(pod, phase, terminated)
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return Verdict(AttemptState.FAILED, "pod deleted before it finished", counts=False)
-    if phase == "Running":
-        return Verdict(AttemptState.RUNNING)
+    if phase in ("Running", "Unknown"):
+        return _running(pod, phase, tracking, now, graces)
     return _pending(pod, main, tracking, now, pending_timeout, graces)
 
 
@@ -127,6 +129,23 @@ def _finished(pod: Mapping[str, Any], phase: str, term: Mapping[str, Any]) -> Ve
     extra = term.get("reason")
     suffix = f" ({extra})" if extra and extra not in ("Error", "Completed") else ""
     return Verdict(AttemptState.FAILED, f"exit code {code}{suffix}", code)
+
+
+def _running(
+    pod: Mapping[str, Any], phase: str, tracking: Tracking, now: float, graces: Graces
+) -> Verdict:
+    """A running pod whose node stopped answering: ``Unknown``, or not Ready (kflow's pods
+    have no probes) — lost after the grace, and not the task's fault."""
+    ready = _condition(pod, "Ready")
+    if phase == "Running" and not (ready and ready.get("status") == "False"):
+        tracking.waiting_since.pop(NODE_LOST, None)
+        return Verdict(AttemptState.RUNNING)
+    since = tracking.waiting_since.setdefault(NODE_LOST, now)
+    if now - since >= graces.other:
+        what = "phase Unknown" if phase == "Unknown" else "not Ready"
+        why = f"node lost: the pod has been {what} for {now - since:.0f}s"
+        return Verdict(AttemptState.FAILED, why, counts=False)
+    return Verdict(AttemptState.RUNNING)
 
 
 def _pending(
@@ -173,9 +192,11 @@ def _image(pod: Mapping[str, Any]) -> str:
     return ""
 
 
-def next_deadline(tracking: Tracking, pending_timeout: float, graces: Graces) -> float:
-    """When a Pending pod must be looked at again even if nothing about it changes."""
-    times = [tracking.first_seen + pending_timeout]
+def next_deadline(
+    tracking: Tracking, pending_timeout: float, graces: Graces, pending: bool = True
+) -> float:
+    """When a pod must be looked at again even if nothing about it changes."""
+    times = [tracking.first_seen + pending_timeout] if pending else [math.inf]
     for key, since in tracking.waiting_since.items():
         grace = graces.pull if key == "pull" else graces.config if key in CONFIG_ERRORS else 0
         times.append(since + (grace or graces.other))
