@@ -366,6 +366,9 @@ class _TaskTemplates:
     sources: tuple[Renderer, ...]
     command: Callable[[Scope], list[str]]
     env: tuple[tuple[str, Renderer], ...]
+    # "inputs.TASK" by required TASK and "outputs.NAME" by output NAME: scope keys, made once
+    input_keys: Mapping[str, str]
+    output_keys: Mapping[str, str]
 
     @classmethod
     def of(cls, task: TaskSpec) -> _TaskTemplates:
@@ -378,6 +381,8 @@ class _TaskTemplates:
             tuple(
                 (v.name, compile_template(v.value, where)) for v in task.env if v.value is not None
             ),
+            {req.task: f"inputs.{req.task}" for req in task.requires},
+            {name: f"outputs.{name}" for name, _ in task.outputs},
         )
 
 
@@ -402,7 +407,10 @@ def _resolve_one(
             by_task[rid.task] = list(made)
         else:
             paths.extend(made)
-    inputs = list(dict.fromkeys([*itertools.chain.from_iterable(by_task.values()), *sources]))
+    # Upstream outputs are distinct (one maker each): only source inputs can repeat one.
+    inputs = list(itertools.chain.from_iterable(by_task.values())) if by_task else []
+    if sources:
+        inputs = list(dict.fromkeys([*inputs, *sources]))
     output_paths = list(outputs.values())
     scope["inputs"] = inputs
     scope["outputs"] = output_paths
@@ -411,12 +419,12 @@ def _resolve_one(
     if outputs:
         scope["output"] = output_paths[0]
     for name, paths in by_task.items():
-        scope[f"inputs.{name}"] = paths
+        scope[templates.input_keys[name]] = paths
     for name, path in outputs.items():
-        scope[f"outputs.{name}"] = path
+        scope[templates.output_keys[name]] = path
     typed_scope: Scope = scope  # type: ignore[assignment]
     argv = templates.command(typed_scope)
-    env = {name: value(typed_scope) for name, value in templates.env}
+    env = {name: value(typed_scope) for name, value in templates.env} if templates.env else {}
     # values is this instance's own dict (the expander's), never shared or changed
     return Instance(iid, task, values, tuple(argv), outputs, sources, requires, tuple(inputs), env)
 

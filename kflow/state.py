@@ -24,7 +24,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,22 +86,32 @@ def _parts(instance: Instance, shared: _TaskParts) -> dict[str, Any]:
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
-    """The hash of parts as ``fingerprint_parts`` makes them (their key order is fixed).
-
-    ``repr`` of these plain values is canonical and several times cheaper than JSON.
-    """
-    return _short_hash(repr(parts))
+    """The hash of what runs, from parts as ``fingerprint_parts`` makes them."""
+    head = repr((parts["image"], parts["env_from"], parts["resources"]))
+    env = tuple(parts["env"].items())
+    return _short_hash(head + repr((tuple(parts["command"]), env, tuple(parts["params"].items()))))
 
 
 def fingerprints(instances: Iterable[Instance]) -> dict[InstanceId, str]:
-    """``fingerprint(fingerprint_parts(i))`` of many instances, task-wide parts made once."""
-    shared: dict[str, _TaskParts] = {}
+    """``fingerprint(fingerprint_parts(i))`` of many instances, without making their parts.
+
+    The text hashed is ``repr`` of plain values (canonical, and much cheaper than JSON): the
+    task-wide parts once per task, then each instance's argv, env and parameters, which are
+    tuples already.
+    """
+    heads: dict[str, tuple[str, dict[str, Any]]] = {}
     out: dict[InstanceId, str] = {}
     for instance in instances:
-        task_parts = shared.get(instance.task.name)
-        if task_parts is None:
-            task_parts = shared[instance.task.name] = _task_parts(instance.task)
-        out[instance.id] = _short_hash(repr(_parts(instance, task_parts)))
+        task = instance.task
+        known = heads.get(task.name)
+        if known is None:
+            image, env_refs, env_from, resources = _task_parts(task)
+            known = heads[task.name] = (repr((image, env_from, resources)), env_refs)
+        head, env_refs = known
+        env: tuple[tuple[str, Any], ...] = ()
+        if instance.env or env_refs:
+            env = tuple({**dict(sorted(instance.env.items())), **env_refs}.items())
+        out[instance.id] = _short_hash(head + repr((instance.argv, env, instance.id.params)))
     return out
 
 
@@ -252,6 +261,8 @@ class StateStore:
             }
             digest = inputs_digest(instance.inputs, stamps)
             self._replace(instance.id, fingerprint(parts), digest, body)
+
+        from concurrent.futures import ThreadPoolExecutor  # here: planning never needs it
 
         # Writes are independent objects: on remote storage, many at once.
         with ThreadPoolExecutor(max_workers=min(16, max(1, len(instances)))) as pool:
