@@ -127,3 +127,18 @@ def test_an_unreachable_cluster_exits_4_naming_context_and_server(
     result = cluster_project.build()
     assert result.exit_code == 4, result.output
     assert "far-away" in result.output and "http://127.0.0.1:9" in result.output
+
+
+def test_a_lost_create_response_does_not_make_a_second_pod(
+    cluster_project: ClusterProject,
+) -> None:
+    emulator = cluster_project.emulator
+    rule = emulator.faults.lose_response("POST", r"/pods$", times=1)
+    cluster_project.write(PROJECT)
+    result = cluster_project.build()
+    assert result.exit_code == 0, result.output
+    assert rule.hits == 1
+    # The retried create met the pod the lost one made (409) and took it as its own.
+    assert emulator.count("POST", r"/pods$", status=409) == 1
+    assert emulator.count("POST", r"/pods$", status=201) == 1
+    assert cluster_project.pods() == []

@@ -73,7 +73,7 @@ def load_cluster(profile: Profile, directory: Path) -> ClusterConfig:
         raise ClusterError(f"kubeconfig {paths} does not exist")
     try:
         contexts, current = config.list_kube_config_contexts(config_file=paths)
-        chosen = profile.context or (current or {}).get("name")
+        chosen = profile.context or _first_current_context(paths) or (current or {}).get("name")
         entry = next((c for c in contexts if c.get("name") == chosen), None)
         if entry is None:
             names = ", ".join(c.get("name", "?") for c in contexts) or "none"
@@ -91,3 +91,19 @@ def _service_account_namespace() -> str | None:
         return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or None
     except OSError:
         return None
+
+
+def _first_current_context(paths: str) -> str | None:
+    """kubectl's rule for a ``KUBECONFIG`` list: the first file that sets current-context wins
+    (the Python client's merge lets a later file win)."""
+    import yaml  # type: ignore[import-untyped]
+
+    for path in paths.split(os.pathsep):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("current-context"):
+            return str(data["current-context"])
+    return None
