@@ -10,6 +10,11 @@ and times, each as the median of a few runs of the real command:
 - `kflow plan` after one first-layer source changed vs `make -n`;
 - `kflow plan` with one output missing;
 - with --s3: the up-to-date plan on moto's S3 server, with its request count.
+
+Wall times are noisy on a shared machine: each kflow figure also shows the
+CPU time (user + system) of that run. With --phases it then times, in process,
+the CPU of each phase of the up-to-date plan (import, load, expand, order,
+resolve, stat, record index, fingerprints, digests, observe, decide).
 """
 
 from __future__ import annotations
@@ -78,19 +83,63 @@ def write_project(folder: Path, n: int, storage: str, options: str = "") -> None
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 5) -> float:
-    times = []
+    return timed_cpu(argv, cwd, env, repeat)[0]
+
+
+def timed_cpu(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 5
+) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of a command."""
+    times, cpus = [], []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _, _, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(times), statistics.median(cpus)
 
 
 def kflow(*args: str) -> list[str]:
     return [sys.executable, "-m", "kflow", *args]
 
 
-def local_case(n: int, work: Path) -> None:
+PHASES = """
+import sys, time
+start = time.process_time()
+import kflow.cli.plan_commands as commands
+from pathlib import Path
+from kflow import graph, plan, state
+from kflow.load import load_project
+marks = {"import": time.process_time() - start}
+def phase(name, call):
+    began = time.process_time()
+    result = call()
+    marks[name] = marks.get(name, 0.0) + time.process_time() - began
+    return result
+with commands.paused_gc():
+    project = phase("load", lambda: load_project(None, None, None))
+    expander = graph.Expander(project, {})
+    ids = phase("expand", lambda: graph.resolve_target(expander, "all", Path.cwd()))
+    order = phase("order", expander.ordered)
+    built = graph.Graph(project, phase("resolve", lambda: expander.resolve(order)), tuple(ids))
+    storage = commands.project_storage(project)
+    instances = list(built.instances.values())
+    locations = sorted({loc for i in instances for loc in (*i.outputs.values(), *i.inputs)})
+    stamps = phase("  stat", lambda: storage.stat_many(locations))
+    store = state.StateStore(storage, project.root)
+    phase("  index", lambda: store.index({i.id.task for i in instances}))
+    phase("  fingerprints", lambda: state.fingerprints(instances))
+    phase("  digests", lambda: state.inputs_digests(instances, stamps))
+    observed = phase("observe", lambda: plan.observe(built, storage, store))
+    phase("decide", lambda: plan.decide(built, observed))
+print("  ".join(f"{name.strip()} {cpu:.3f}" for name, cpu in marks.items()))
+"""
+
+
+def local_case(n: int, work: Path, phases: bool = False) -> None:
     folder = work / f"local-{n}"
     folder.mkdir()
     write_project(folder, n, "file://./data")
@@ -98,24 +147,34 @@ def local_case(n: int, work: Path) -> None:
     subprocess.run(kflow("accept", "all"), cwd=folder, check=True, stdout=subprocess.DEVNULL)
     count = subprocess.run(kflow("plan", "--json"), cwd=folder, capture_output=True, text=True)
     assert '"to_run": []' in count.stdout, count.stdout[:500]
-    noop = timed(kflow("plan"), folder)
+    noop, noop_cpu = timed_cpu(kflow("plan"), folder)
     make_q = timed(["make", "-r", "-q"], folder)
-    kflow_import = timed([sys.executable, "-c", "import kflow.cli.app"], folder)
+    kflow_import = timed([sys.executable, "-c", "import kflow.cli.plan_commands"], folder)
+    phase_cpu = ""
+    if phases:
+        phase_cpu = subprocess.run(
+            [sys.executable, "-c", PHASES], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout.strip()
     time.sleep(0.01)
     (folder / "src" / "0_1.txt").write_text("changed\n")
-    changed = timed(kflow("plan"), folder)
+    changed, changed_cpu = timed_cpu(kflow("plan"), folder)
     make_n = timed(["make", "-r", "-n"], folder)
     (folder / "src" / "0_1.txt").write_text("0 1\n")
     missing_file = next((folder / "data" / "l1").iterdir())
     missing_file.unlink()
-    missing = timed(kflow("plan"), folder)
+    missing, missing_cpu = timed_cpu(kflow("plan"), folder)
     print(f"\n## {n} instances, local disk ({shape(n)[0]} layers of {shape(n)[1] ** 2})")
     print(
-        f"kflow plan, up to date          {noop:7.3f} s   make -r -q {make_q:7.3f} s   "
-        f"(python + kflow import alone: {kflow_import:.3f} s)"
+        f"kflow plan, up to date          {noop:7.3f} s (CPU {noop_cpu:.3f} s)   "
+        f"make -r -q {make_q:7.3f} s   (python + kflow import alone: {kflow_import:.3f} s)"
     )
-    print(f"kflow plan, one source changed  {changed:7.3f} s   make -r -n {make_n:7.3f} s")
-    print(f"kflow plan, one output missing  {missing:7.3f} s")
+    print(
+        f"kflow plan, one source changed  {changed:7.3f} s (CPU {changed_cpu:.3f} s)   "
+        f"make -r -n {make_n:7.3f} s"
+    )
+    print(f"kflow plan, one output missing  {missing:7.3f} s (CPU {missing_cpu:.3f} s)")
+    if phase_cpu:
+        print(f"CPU by phase (up to date, in process): {phase_cpu}")
 
 
 def s3_case(n: int, work: Path) -> None:
@@ -159,11 +218,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--s3", action="store_true")
+    parser.add_argument("--phases", action="store_true", help="Also time each phase in process.")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kflow-bench-"))
     try:
         for n in args.sizes:
-            local_case(n, work)
+            local_case(n, work, args.phases)
             if args.s3:
                 s3_case(n, work)
     finally:
