@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .clock import Clock
 from .cluster import Cluster
+from .faults import Faults
 from .http import EmulatorServer, RequestRecord
 from .rbac import Rbac
 from .resources import CONFIGMAPS, EVENTS, LEASES, PODS, SECRETS
@@ -130,7 +132,7 @@ class KubeEmulator:
         self.cluster.workdir = os.fspath(path)
 
     @property
-    def faults(self) -> Any:
+    def faults(self) -> Faults:
         return self.cluster.faults
 
     @property
@@ -138,7 +140,7 @@ class KubeEmulator:
         return self.cluster.rbac
 
     @property
-    def clock(self) -> Any:
+    def clock(self) -> Clock:
         return self.cluster.clock
 
     @property
