@@ -433,3 +433,16 @@ def test_workdir_is_configurable(kube_emulator_factory: Any, tmp_path: Any) -> N
     wait_phase(api, "w2", "Succeeded")
     assert (project / "out.txt").read_text() == "one\n"
     assert (other / "out.txt").read_text().strip() == str(other)
+
+
+def test_invalid_image_name_fault_and_pull_fault_removal(core_v1: Any,
+                                                         kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.image_pull_error("reg/odd:*", kind="InvalidImageName")
+    stuck = kube_emulator.faults.image_pull_error("reg/gone:*")
+    core_v1.create_namespaced_pod(NS, pod_manifest("odd", image="reg/odd:1"))
+    core_v1.create_namespaced_pod(NS, pod_manifest("gone", image="reg/gone:1"))
+    wait_pod(core_v1, "odd", lambda p: waiting_reason(p) == "InvalidImageName")
+    wait_pod(core_v1, "gone", lambda p: waiting_reason(p) == "ImagePullBackOff")
+    stuck.remove()  # the image was pushed
+    assert finished(core_v1, "gone")["status"]["phase"] == "Succeeded"
+    assert waiting_reason(read_pod(core_v1, "odd")) == "InvalidImageName"

@@ -226,3 +226,10 @@ def test_history_is_kept_per_resource(core_v1: Any, kube_emulator: KubeEmulator)
                                       timeout_seconds=5):
             pass
     assert err.value.status == 410
+
+
+def test_no_bookmarks(core_v1: Any, kube_emulator: KubeEmulator) -> None:
+    kube_emulator.faults.no_bookmarks()
+    events = list(watch.Watch().stream(core_v1.list_namespaced_pod, NS, timeout_seconds=1,
+                                       allow_watch_bookmarks=True))
+    assert events == []
