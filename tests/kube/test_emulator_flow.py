@@ -20,13 +20,13 @@ def test_mini_informer_survives_a_dropped_watch(core_v1: Any,
                                                 kube_emulator: KubeEmulator) -> None:
     labels = {"app.kubernetes.io/managed-by": "kflow", "kflow.dev/run": "r1"}
     names = [f"task-{i}" for i in range(6)]
+    listing = core_v1.list_namespaced_pod(NS, label_selector=RUN)  # the informer starts first
+    phases = {p.metadata.name: p.status.phase for p in listing.items}
+    rv = listing.metadata.resource_version
     for i, name in enumerate(names):
         script = (f"while [ ! -f go ]; do sleep 0.01; done; echo out-{i} > {name}.txt; "
                   f"echo done {i}" + ("; exit 2" if i == 5 else ""))
         core_v1.create_namespaced_pod(NS, pod_manifest(name, script, labels=labels))
-    listing = core_v1.list_namespaced_pod(NS, label_selector=RUN)
-    phases = {p.metadata.name: p.status.phase for p in listing.items}
-    rv = listing.metadata.resource_version
     last_rv_per_pod: dict[str, int] = {}
     dropped = False
     while any(phases.get(n) not in ("Succeeded", "Failed") for n in names):
@@ -41,7 +41,7 @@ def test_mini_informer_survives_a_dropped_watch(core_v1: Any,
                 assert int(rv) > last_rv_per_pod.get(name, 0)  # ordered, no replays
                 last_rv_per_pod[name] = int(rv)
                 phases[name] = pod.status.phase
-                if not dropped:
+                if not dropped:  # the ADDED events guarantee a first event
                     dropped = True
                     kube_emulator.wait_for(lambda: kube_emulator.open_streams("watch") == 1)
                     kube_emulator.faults.drop_watches("reset")

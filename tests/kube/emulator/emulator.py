@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import collections
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +24,16 @@ from .resources import CONFIGMAPS, EVENTS, LEASES, PODS, SECRETS
 from .selectors import labels_match, parse_label_selector
 
 Obj = dict[str, Any]
+_LIVE: weakref.WeakSet[KubeEmulator] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Last resort (interrupted test runs): no container process outlives the interpreter."""
+    for emulator in list(_LIVE):
+        emulator.cluster.kubelet.stop()
+
+
 DEFAULT_TOKEN = "test-token"
 DEFAULT_USER = "system:serviceaccount:kflow-test:kflow"
 
@@ -93,10 +105,12 @@ class KubeEmulator:
                                         name="kube-emulator-http")
         self._thread.start()
         self.cluster.start()
+        _LIVE.add(self)
         return self
 
     def stop(self) -> None:
         """Kill every container process, close every connection, remove the temp dirs."""
+        _LIVE.discard(self)
         self.cluster.stop()
         if self._server is not None:
             self._server.shutdown()
