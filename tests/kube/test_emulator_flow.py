@@ -4,6 +4,7 @@ watch drop, then logs and cleanup; asserts what the executor tests will rely on.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import urllib3
@@ -29,7 +30,9 @@ def test_mini_informer_survives_a_dropped_watch(core_v1: Any,
         core_v1.create_namespaced_pod(NS, pod_manifest(name, script, labels=labels))
     last_rv_per_pod: dict[str, int] = {}
     dropped = False
+    deadline = time.monotonic() + 30
     while any(phases.get(n) not in ("Succeeded", "Failed") for n in names):
+        assert time.monotonic() < deadline, phases
         w = watch.Watch()
         try:
             for ev in w.stream(core_v1.list_namespaced_pod, NS, label_selector=RUN,
