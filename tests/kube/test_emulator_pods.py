@@ -446,3 +446,13 @@ def test_invalid_image_name_fault_and_pull_fault_removal(core_v1: Any,
     stuck.remove()  # the image was pushed
     assert finished(core_v1, "gone")["status"]["phase"] == "Succeeded"
     assert waiting_reason(read_pod(core_v1, "odd")) == "InvalidImageName"
+
+
+@pytest.mark.kube_emulator(deadline_scale=1.0)
+def test_deadline_in_real_seconds(core_v1: Any) -> None:
+    core_v1.create_namespaced_pod(NS, pod_manifest("real", "sleep 30", deadline=1))
+    wait_phase(core_v1, "real", "Running")
+    started = time.monotonic()
+    pod = finished(core_v1, "real")
+    assert pod["status"]["reason"] == "DeadlineExceeded"
+    assert 0.5 < time.monotonic() - started < 3

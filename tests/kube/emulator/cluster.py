@@ -43,6 +43,7 @@ class Cluster:
         bookmark_interval: float | None,
         images_present: bool,
         command_map: dict[str, str],
+        deadline_scale: float,
     ) -> None:
         from .store import Store
 
@@ -64,6 +65,7 @@ class Cluster:
         self.default_bookmark_interval = bookmark_interval
         self.images_present = images_present
         self.command_map = dict(command_map)
+        self.deadline_scale = deadline_scale
         self.nodes = list(nodes)
         self.node_info: dict[str, Obj] = {}
         self.logs: dict[tuple[str, str, str], dict[str, list[ContainerLog]]] = {}

@@ -48,7 +48,9 @@ class KubeEmulator:
     bearer tokens to user names; ``inherit_env`` picks host variables for container processes
     (None: PATH/HOME/LANG/..., True: all, False: none, or a tuple of names); ``extra_env`` adds
     variables to every container; ``command_map`` replaces a command's first word (default:
-    ``python``/``python3`` run the interpreter running the tests, whatever the image).
+    ``python``/``python3`` run the interpreter running the tests, whatever the image);
+    ``deadline_scale`` scales ``activeDeadlineSeconds`` on its own (default: ``time_scale``; 1.0
+    makes deadlines real seconds).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class KubeEmulator:
         bookmark_interval: float | None = None,
         images_present: bool = False,
         command_map: dict[str, str] | None = None,
+        deadline_scale: float | None = None,
     ) -> None:
         self._state_dir = tempfile.mkdtemp(prefix="kube-emulator-")
         work = os.fspath(workdir) if workdir is not None else os.path.join(self._state_dir, "work")
@@ -89,6 +92,7 @@ class KubeEmulator:
             images_present=images_present,
             command_map=command_map if command_map is not None else {
                 "python": sys.executable, "python3": sys.executable},
+            deadline_scale=time_scale if deadline_scale is None else deadline_scale,
         )
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None

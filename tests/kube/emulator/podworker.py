@@ -114,7 +114,7 @@ class PodWorker(threading.Thread):
             raise _Deadline()
         ads = pod["spec"].get("activeDeadlineSeconds")
         if ads and self.start_time is not None and \
-                self.clock.time() >= self.start_time + self.clock.scaled(ads):
+                self.clock.time() >= self.start_time + ads * self.cluster.deadline_scale:
             raise _Deadline()
         rule = self.cluster.faults.take_disruption(pod, self.is_running_pod)
         if rule is not None:
