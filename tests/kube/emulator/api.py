@@ -387,19 +387,14 @@ def delete_collection(cluster: Cluster, req: Request) -> Response:
     opts = delete_options(req)
     deleted = []
     for item in listing["items"]:
-        name = item["metadata"]["name"]
+        meta = item["metadata"]
         sub = Request(req.method, req.path, req.query, req.headers, b"", opts, req.user,
-                      req.groups, rt, req.namespace, name, "", "delete")
+                      req.groups, rt, meta.get("namespace", ""), meta["name"], "", "delete")
         try:
-            resp = delete(cluster, sub) if rt is PODS else None
-            if rt is not PODS:
-                delete(cluster, sub)
-                deleted.append(item)
-            elif resp is not None:
-                body = dict(resp.body)
-                body.pop("kind", None)
-                body.pop("apiVersion", None)
-                deleted.append(body)
+            resp = delete(cluster, sub)
+            if rt is PODS:  # the pod as the DELETE left it (possibly still terminating)
+                item = {k: v for k, v in resp.body.items() if k not in ("kind", "apiVersion")}
+            deleted.append(item)
         except ApiError as exc:
             if exc.code != 404:
                 raise

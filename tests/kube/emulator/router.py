@@ -129,5 +129,7 @@ def _handler_for(req: Request, rt: ResourceType) -> Handler:
         verb, handler = "watch", watch.watch
     if not rt.namespaced and verb == "create" and rt is not NAMESPACES:
         raise method_not_allowed()
+    if rt.namespaced and not req.namespace and verb in ("create", "deletecollection"):
+        raise method_not_allowed()  # only list/watch exist across all namespaces
     req.verb = verb
     return handler  # type: ignore[no-any-return]

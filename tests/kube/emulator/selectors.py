@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ApiError, bad_request
+from .errors import bad_request
 
 _KEY_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 _DNS_SUB = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
@@ -235,12 +235,3 @@ def validate_label_value(value: str) -> str | None:
             "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
     return None
 
-
-__all__ = [
-    "ApiError",
-    "make_filter",
-    "parse_field_selector",
-    "parse_label_selector",
-    "validate_label_key",
-    "validate_label_value",
-]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
 from . import containers as ctr
@@ -197,5 +196,3 @@ def _os_reason(exc: OSError) -> str:
         return "permission denied"
     return str(exc)
 
-
-__all__ = ["Starter", "time"]
