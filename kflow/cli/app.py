@@ -45,6 +45,7 @@ COMMAND_MODULES = {
     "build": "kflow.cli.run_commands",
     "runs": "kflow.cli.run_commands",
     "logs": "kflow.cli.run_commands",
+    "doctor": "kflow.cli.doctor_command",
 }
 
 
