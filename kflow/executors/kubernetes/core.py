@@ -23,6 +23,7 @@ _QUERY = {
     "dry_run": "dryRun",
     "grace_period_seconds": "gracePeriodSeconds",
     "container": "container",
+    "follow": "follow",
 }
 _PODS = "/api/v1/namespaces/{namespace}/pods"
 _POD = "/api/v1/namespaces/{namespace}/pods/{name}"

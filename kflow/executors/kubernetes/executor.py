@@ -20,6 +20,7 @@ from kflow.errors import ClusterError, KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
 from kflow.executors.kubernetes import manifest as mf
 from kflow.executors.kubernetes.api import Api, ApiFailure, env_float
+from kflow.executors.kubernetes.logs import LogStreams
 from kflow.executors.kubernetes.status import Graces, Tracking, Verdict, classify, next_deadline
 from kflow.executors.kubernetes.watch import WATCH_SECONDS, Pod, RunWatch
 from kflow.model import PodCleanup
@@ -63,6 +64,7 @@ class KubernetesExecutor:
         self._adoptable: dict[str, list[Pod]] | None = None
         self._interrupted = False
         self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight > 0 else None
+        self._streams = LogStreams(api, int(env_float("KFLOW_KUBE_LOG_STREAMS", 8)))
         self._deleter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kflow-pod-delete")
         self._deletes: list[Future[None]] = []
 
@@ -290,6 +292,8 @@ class KubernetesExecutor:
             self._finish(attempt, verdict)
         elif verdict.state is not attempt.state:
             attempt.state = verdict.state
+            if verdict.state is AttemptState.RUNNING:
+                self._streams.follow(attempt.name)
             self._updates.put(
                 AttemptUpdate(
                     attempt.handle, verdict.state, reason=verdict.reason, where=attempt.name
@@ -369,6 +373,9 @@ class KubernetesExecutor:
         attempt = self._attempts.get(handle.key)
         if attempt is None:
             return b""
+        full, partial = self._streams.finished_log(attempt.name)
+        if full is not None:
+            return full  # followed to the end while it ran: no need to ask again
         try:
             return self.api.request(
                 f"get log of pod {attempt.name}",
@@ -379,8 +386,10 @@ class KubernetesExecutor:
             )
         except (ApiFailure, KflowError) as exc:
             message = getattr(exc, "message", str(exc))
-            note = f"kflow: the pod's log is unavailable ({message})\n"
-            return (note + _termination_message(attempt.last)).encode()
+            note = f"kflow: the pod's log is no longer available ({message})"
+            if partial:
+                return partial + f"\n{note}; above: what was streamed while it ran\n".encode()
+            return (note + "\n" + _termination_message(attempt.last)).encode()
 
     def release(self, handle: AttemptHandle) -> None:
         with self._lock:
@@ -411,6 +420,7 @@ class KubernetesExecutor:
             self._delete(attempt.name, attempt.uid, math.ceil(grace))
 
     def close(self) -> None:
+        self._streams.close()
         self._deleter.shutdown(wait=True)
         errors = [f.exception() for f in self._deletes if f.exception() is not None]
         try:
