@@ -21,6 +21,7 @@ from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, Attem
 from kflow.executors.kubernetes import manifest as mf
 from kflow.executors.kubernetes.api import Api, ApiFailure, env_float
 from kflow.executors.kubernetes.logs import LogStreams
+from kflow.executors.kubernetes.pods import Pods
 from kflow.executors.kubernetes.status import Graces, Tracking, Verdict, classify, next_deadline
 from kflow.executors.kubernetes.watch import WATCH_SECONDS, Pod, RunWatch
 from kflow.model import PodCleanup
@@ -51,6 +52,7 @@ class KubernetesExecutor:
         self, api: Api, project: str, graces: Graces | None = None, max_in_flight: int = 0
     ):
         self.api = api
+        self.pods = Pods(api)
         self.project = project
         self.namespace = api.namespace
         self.graces = graces or Graces()
@@ -78,7 +80,7 @@ class KubernetesExecutor:
         if self._slots is not None:
             self._slots.acquire()
         try:
-            created = self._create(pod)
+            created = self.pods.create(pod, lambda existing: self._ours(existing, pod))
         except ApiFailure as exc:
             if self._slots is not None:
                 self._slots.release()
@@ -88,34 +90,6 @@ class KubernetesExecutor:
                 self._slots.release()
             raise
         return self._track(spec, created)
-
-    def _create(self, pod: Pod) -> Pod:
-        """Create ``pod``; on AlreadyExists, take over or replace the pod that has its name."""
-        name = pod["metadata"]["name"]
-        for _ in range(3):
-            try:
-                resp = self.api.json(
-                    f"create pod {name}", self.api.core.create_namespaced_pod, self.namespace, pod
-                )
-                created: Pod = resp
-                return created
-            except ApiFailure as exc:
-                if exc.status == 404:
-                    raise ClusterError(
-                        f"namespace {self.namespace!r} not found on {self.api.cluster.describe()}"
-                    ) from None
-                if exc.status == 403:
-                    raise ClusterError(f"create pod {name}: {exc.message}") from None
-                if exc.status != 409:
-                    raise
-            existing = self._get(name)
-            if existing is None:
-                continue  # deleted meanwhile: create again
-            if self._ours(existing, pod):
-                return existing
-            self._delete(name, existing["metadata"]["uid"], 0)
-            self._wait_gone(name)
-        raise ClusterError(f"create pod {name}: the name stays taken by another pod")
 
     def _ours(self, existing: Pod, wanted: Pod) -> bool:
         """A lost create response left our pod there, or an earlier run's twin can be adopted."""
@@ -135,7 +109,7 @@ class KubernetesExecutor:
         phase = (existing.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
             return False
-        self._relabel(existing, want["labels"][mf.RUN_LABEL])
+        self.pods.relabel(existing, want["labels"][mf.RUN_LABEL])
         return True
 
     def _rejected(self, spec: AttemptSpec, name: str, exc: ApiFailure) -> AttemptHandle:
@@ -167,7 +141,7 @@ class KubernetesExecutor:
         self._raise_fatal()
         wanted = mf.pod_manifest(spec, self.project, self.namespace)
         if self._adoptable is None:
-            self._adoptable = self._running_project_pods()
+            self._adoptable = self.pods.running_in_project(self.project)
         candidates = self._adoptable.get(wanted["metadata"]["labels"][mf.INSTANCE_HASH_LABEL], [])
         fp = wanted["metadata"]["annotations"][mf.FINGERPRINT_ANNOTATION]
         for pod in sorted(candidates, key=_attempt_number, reverse=True):
@@ -175,57 +149,13 @@ class KubernetesExecutor:
                 continue
             self._ensure_watch(spec.run_id)
             candidates.remove(pod)
-            adopted = self._relabel(pod, wanted["metadata"]["labels"][mf.RUN_LABEL])
+            adopted = self.pods.relabel(pod, wanted["metadata"]["labels"][mf.RUN_LABEL])
             if adopted is None:
                 continue
             if self._slots is not None:
                 self._slots.acquire()
             return self._track(spec, adopted)
         return None
-
-    def _running_project_pods(self) -> dict[str, list[Pod]]:
-        """Non-terminal kflow pods of this project from any run, by instance hash (one LIST)."""
-        selector = f"{mf.MANAGED_BY}=kflow,{mf.PROJECT_LABEL}={mf.label_value(self.project)}"
-        resp = self.api.json(
-            "list pods", self.api.core.list_namespaced_pod, self.namespace, label_selector=selector
-        )
-        found: dict[str, list[Pod]] = {}
-        for pod in resp.get("items") or []:
-            meta = pod.get("metadata") or {}
-            phase = (pod.get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
-                continue
-            key = (meta.get("labels") or {}).get(mf.INSTANCE_HASH_LABEL)
-            if key:
-                found.setdefault(key, []).append(pod)
-        return found
-
-    def _relabel(self, pod: Pod, run_label: str) -> Pod | None:
-        """Make an earlier run's pod this run's (its watch selects by the run label)."""
-        meta = pod["metadata"]
-        old = (meta.get("labels") or {}).get(mf.RUN_LABEL, "")
-        if old == run_label:
-            return pod
-        patch = {
-            "metadata": {
-                "labels": {mf.RUN_LABEL: run_label},
-                "annotations": {mf.ADOPTED_FROM_ANNOTATION: old},
-            }
-        }
-        try:
-            resp = self.api.json(
-                f"patch pod {meta['name']}",
-                self.api.core.patch_namespaced_pod,
-                meta["name"],
-                self.namespace,
-                patch,
-            )
-        except ApiFailure as exc:
-            if exc.status == 404:
-                return None
-            raise ClusterError(f"adopt pod {meta['name']}: {exc.message}") from None
-        patched: Pod = resp
-        return patched
 
     # -- following -------------------------------------------------------------------
 
@@ -403,7 +333,7 @@ class KubernetesExecutor:
         if keep and not attempt.cancelled:
             return
         # Off the runner's thread: the log is saved already, nothing waits for the delete.
-        self._deletes.append(self._deleter.submit(self._delete, attempt.name, attempt.uid, 0))
+        self._deletes.append(self._deleter.submit(self.pods.delete, attempt.name, attempt.uid, 0))
 
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         with self._lock:
@@ -417,7 +347,7 @@ class KubernetesExecutor:
             attempt.cancel_deadline = time.monotonic() + grace + CANCEL_SLACK
         # On failure close() tries again by label; the deadline above ends the attempt.
         with contextlib.suppress(KflowError):
-            self._delete(attempt.name, attempt.uid, math.ceil(grace))
+            self.pods.delete(attempt.name, attempt.uid, math.ceil(grace))
 
     def close(self) -> None:
         self._streams.close()
@@ -425,7 +355,7 @@ class KubernetesExecutor:
         errors = [f.exception() for f in self._deletes if f.exception() is not None]
         try:
             if self._interrupted and self._run_id is not None:
-                self._delete_run_pods(self._run_id)
+                self.pods.delete_run(self._run_id)
         except KflowError:
             pass
         finally:
@@ -434,52 +364,6 @@ class KubernetesExecutor:
             self.api.cluster.api_client.close()
         if errors and isinstance(errors[0], KflowError):
             raise errors[0]  # a succeeded pod could not be deleted: say so (exit 4)
-
-    # -- API helpers ------------------------------------------------------------------
-
-    def _get(self, name: str) -> Pod | None:
-        try:
-            resp = self.api.json(
-                f"get pod {name}", self.api.core.read_namespaced_pod, name, self.namespace
-            )
-        except ApiFailure as exc:
-            if exc.status == 404:
-                return None
-            raise ClusterError(f"get pod {name}: {exc.message}") from None
-        pod: Pod = resp
-        return pod
-
-    def _delete(self, name: str, uid: str, grace: int) -> None:
-        """Delete pod ``name`` if it still is the one with ``uid``; gone already is fine."""
-        body = {"gracePeriodSeconds": grace, "preconditions": {"uid": uid}}
-        try:
-            self.api.request(
-                f"delete pod {name}",
-                self.api.core.delete_namespaced_pod,
-                name,
-                self.namespace,
-                body=body,
-            )
-        except ApiFailure as exc:
-            if exc.status in (404, 409):
-                return  # gone, or a newer pod now has the name: not ours to delete
-            raise ClusterError(f"delete pod {name}: {exc.message}") from None
-
-    def _wait_gone(self, name: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._get(name) is not None:
-            if time.monotonic() > deadline:
-                raise ClusterError(f"pod {name} was not deleted within {timeout:g}s")
-            time.sleep(0.2)
-
-    def _delete_run_pods(self, run_id: str) -> None:
-        self.api.request(
-            "delete pods",
-            self.api.core.delete_collection_namespaced_pod,
-            self.namespace,
-            label_selector=mf.run_selector(run_id),
-            grace_period_seconds=0,
-        )
 
 
 _WAKE = AttemptUpdate(
