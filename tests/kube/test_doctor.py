@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import kflow.cli.doctor_command  # registers `doctor` until app.py imports it
 from kflow.executors.kubernetes.cleanup import delete_leftover_pods
 from kflow.load import load_project
 from tests.helpers import kflow
