@@ -55,6 +55,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _gone_soon(pid: int, within: float = 3.0) -> bool:
+    """The kernel finishes a killed process's exit asynchronously: allow it a moment."""
+    deadline = time.monotonic() + within
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_command_runs_in_the_project_folder_with_kflow_environment(tmp_path: Path) -> None:
     instance = _instance(tmp_path)
     executor = LocalExecutor(tmp_path)
@@ -100,7 +110,7 @@ def test_timeout_kills_the_command_and_its_children(tmp_path: Path) -> None:
     update = _final(executor)
     assert update.state is AttemptState.FAILED and update.reason == "timed out after 0.5s"
     assert time.monotonic() - started < 5
-    assert not _alive(int(pidfile.read_text()))
+    assert _gone_soon(int(pidfile.read_text()))
     executor.close()
 
 
