@@ -221,6 +221,10 @@ def clean(
         bool, typer.Option("-n", "--dry-run", help="Only show what would be deleted.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    pods: Annotated[
+        bool,
+        typer.Option("--pods", help="Instead: delete the project's leftover pods on the cluster."),
+    ] = False,
     directory: DirectoryOption = None,
     file: FileOption = None,
     profile: ProfileOption = None,
@@ -229,6 +233,12 @@ def clean(
     """Delete the outputs of the targets' instances (default: every instance) and their records."""
     from kflow.state import StateStore
 
+    if pods:
+        from kflow.executors.kubernetes.cleanup import delete_leftover_pods
+
+        deleted = delete_leftover_pods(open_project(directory, file, profile))
+        typer.echo(f"deleted {deleted} leftover pods")
+        return
     graph = load_graph(directory, file, profile, targets, params)
     chosen = [i for i in graph.instances.values() if not targets or i.id in graph.targets]
     storage = project_storage(graph.project)

@@ -83,5 +83,7 @@ def test_leftover_pods_are_deleted(cluster_project: ClusterProject) -> None:
     proc.wait()
     project = load_project(cluster_project.folder, profile="kube")
     assert delete_leftover_pods(project, run_id="some-other-run") == 0
-    assert delete_leftover_pods(project) == 1
+    result = kflow("clean", "--pods", "-C", str(cluster_project.folder), "--profile", "kube")
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 leftover pods" in result.stdout
     assert cluster_project.pods() == []
