@@ -23,6 +23,7 @@ from kflow.cli.common import (
     TargetsArgument,
     open_project,
     parse_params,
+    paused_gc,
     reports_errors,
 )
 from kflow.cli.plan_commands import (
@@ -128,7 +129,8 @@ def build(
     graph = load_graph(directory, file, profile, targets, params)
     project = graph.project
     storage = project_storage(project)
-    plan = make_plan(graph, storage, always=always, force=check_force(graph, force))
+    with paused_gc():  # as `kflow plan`: planning allocates many small, long-lived objects
+        plan = make_plan(graph, storage, always=always, force=check_force(graph, force))
     if question:
         raise typer.Exit(EXIT_TASK_FAILED if plan.to_run else 0)
     if dry_run:

@@ -149,3 +149,9 @@ def test_init_project_builds_and_then_is_up_to_date(tmp_path: Path) -> None:
 def test_shell_completion_is_offered() -> None:
     result = kflow("--help")
     assert "--install-completion" in result.stdout
+
+
+def test_hello_example_is_what_init_writes(tmp_path: Path) -> None:
+    assert kflow("init", tmp_path / "hello").exit_code == 0
+    for name in ("kflow.toml", "steps.py"):
+        assert (tmp_path / "hello" / name).read_text() == (EXAMPLES / "hello" / name).read_text()
