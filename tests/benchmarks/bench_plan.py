@@ -180,6 +180,7 @@ def local_case(n: int, work: Path, phases: bool = False) -> None:
 def s3_case(n: int, work: Path) -> None:
     from tests.storage.s3server import FAKE_AWS_ENV, S3Server
 
+    os.environ.update(FAKE_AWS_ENV)  # this process creates the bucket too
     server = S3Server().start()
     try:
         bucket = server.create_bucket()
