@@ -237,10 +237,19 @@ class StateStore:
         """After success: the fingerprint and the stamps seen now."""
         self.record_many([instance], run_id)
 
-    def record_many(self, instances: Sequence[Instance], run_id: str) -> None:
-        """Record several instances with one batched stat (``kflow accept``, a run's end)."""
+    def record_many(
+        self,
+        instances: Sequence[Instance],
+        run_id: str,
+        stamps: Mapping[str, Stamp | None] | None = None,
+    ) -> None:
+        """Record several instances with one batched stat (``kflow accept``, a run's end).
+
+        ``stamps`` may carry a stat the caller just made of every input and output.
+        """
         locations = sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
-        stamps = self.storage.stat_many(locations)
+        if stamps is None:
+            stamps = self.storage.stat_many(locations)
         local = [loc for loc in locations if (s := stamps.get(loc)) and not s.etag and not s.is_dir]
         hashes = self.storage.content_hashes(local) if local else {}
 

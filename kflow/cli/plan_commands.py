@@ -198,7 +198,10 @@ def accept(
     graph = load_graph(directory, file, profile, targets, params)
     storage = project_storage(graph.project)
     instances = list(graph.instances.values())
-    stamps = storage.stat_many([loc for i in instances for loc in i.outputs.values()])
+    # One stat serves both the check and the records.
+    stamps = storage.stat_many(
+        sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
+    )
     missing = [
         f"{i.id} ({loc})" for i in instances for loc in i.outputs.values() if stamps[loc] is None
     ]
@@ -209,7 +212,7 @@ def accept(
         )
     store = StateStore(storage, graph.project.root)
     store.index({i.id.task for i in instances})  # so that older records get replaced
-    store.record_many(instances, "accepted")
+    store.record_many(instances, "accepted", stamps)
     typer.echo(f"accepted {len(instances)} instances")
 
 
