@@ -56,7 +56,7 @@ CASES: list[tuple[str, str, Callable[[KubeEmulator], object], list[str]]] = [
     ),
     (
         "unschedulable",
-        _project(extra='pending_timeout = "0.5s"\nresources = { cpu = "64" }'),
+        _project(extra='pending_timeout = "3s"\nresources = { cpu = "64" }'),
         lambda e: e.faults.unschedulable(message="0/1 nodes are available: 1 Insufficient cpu."),
         ["Unschedulable", "0/1 nodes are available: 1 Insufficient cpu."],
     ),

@@ -58,6 +58,9 @@ class KubernetesExecutor:
         self.graces = graces or Graces()
         self._updates: queue.Queue[AttemptUpdate] = queue.Queue()
         self._attempts: dict[str, _Attempt] = {}
+        # Watch news of a pod that arrived before its create call returned: kept so that
+        # _track does not miss a change the watch will not repeat (the newest per name).
+        self._early: dict[str, tuple[str, Pod]] = {}
         self._known_uids: set[str] = set()
         self._lock = threading.RLock()
         self._watch: RunWatch | None = None
@@ -135,6 +138,9 @@ class KubernetesExecutor:
             self._attempts[handle.key] = attempt
             self._known_uids.add(meta["uid"])
             self._observe(attempt, pod)
+            kind, early = self._early.pop(meta["name"], ("", pod))
+            if early["metadata"].get("uid") == meta["uid"] and _version(early) > _version(pod):
+                self._apply(attempt, kind, early)
         return handle
 
     def adopt(self, spec: AttemptSpec) -> AttemptHandle | None:
@@ -187,14 +193,20 @@ class KubernetesExecutor:
 
     def _on_event(self, kind: str, pod: Pod) -> None:
         with self._lock:
-            attempt = self._attempts.get(pod["metadata"]["name"])
-            if attempt is None or attempt.uid != pod["metadata"].get("uid"):
+            name = pod["metadata"]["name"]
+            attempt = self._attempts.get(name)
+            if attempt is None:
+                if pod["metadata"].get("uid") not in self._known_uids:
+                    self._early[name] = (kind, pod)
                 return
-            if kind == "DELETED":
-                self._observe(attempt, pod)
-                self._gone(attempt)
-            else:
-                self._observe(attempt, pod)
+            if attempt.uid == pod["metadata"].get("uid"):
+                self._apply(attempt, kind, pod)
+
+    def _apply(self, attempt: _Attempt, kind: str, pod: Pod) -> None:
+        """(Lock held.) One watch event for a tracked attempt."""
+        self._observe(attempt, pod)
+        if kind == "DELETED":
+            self._gone(attempt)
 
     def _on_fatal(self, error: Exception) -> None:
         if isinstance(error, KflowError):
@@ -395,3 +407,9 @@ def graces_from_env() -> Graces:
         config=env_float("KFLOW_KUBE_CONFIG_GRACE", default.config),
         other=env_float("KFLOW_KUBE_WAITING_GRACE", default.other),
     )
+
+
+def _version(pod: Pod) -> int:
+    """A pod's resourceVersion as a number (0 when absent), to tell which view is newer."""
+    text = str(pod["metadata"].get("resourceVersion") or "0")
+    return int(text) if text.isdigit() else 0
