@@ -13,7 +13,14 @@ from pathlib import Path
 
 from kflow.errors import DefinitionError, UsageError, did_you_mean
 from kflow.load.build import task_param_names
-from kflow.model import InstanceId, ParamValue, Project, TaskSpec, parse_instance_id
+from kflow.model import (
+    InstanceId,
+    ParamValue,
+    Project,
+    TaskSpec,
+    is_normal_path,
+    parse_instance_id,
+)
 from kflow.params import ParamValueError, parse_value, parse_values, value_text, zone
 from kflow.templates import (
     Renderer,
@@ -25,9 +32,13 @@ from kflow.templates import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Instance:
-    """A task with its parameter values bound and every template resolved."""
+    """A task with its parameter values bound and every template resolved.
+
+    Treat as immutable. Not frozen only because a frozen dataclass costs five times as
+    much to make, and a plan makes one per instance.
+    """
 
     id: InstanceId
     task: TaskSpec
@@ -308,7 +319,7 @@ class Expander:
                 if stack[-1] is iid:  # every requirement has its depth
                     stack.pop()
                     depth[iid] = deepest + 1
-        return sorted(requires, key=lambda i: (depth[i], rank[i.task], i.text))
+        return sorted(requires, key=lambda i: (depth[i], rank[i.task], i))
 
     def resolve(self, order: Sequence[InstanceId]) -> dict[InstanceId, Instance]:
         instances: dict[InstanceId, Instance] = {}
@@ -352,7 +363,7 @@ def _bare_name(template: str) -> str | None:
 
 def normalize_location(location: str) -> str:
     """One spelling per location: URLs untouched, local paths normalised (``./a/../b`` → ``b``)."""
-    if "://" in location:
+    if "://" in location or is_normal_path(location):  # the common case, per output
         return location
     return posixpath.normpath(location)
 

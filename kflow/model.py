@@ -179,6 +179,17 @@ def storage_root_for_templates(storage: str) -> str:
     return text or "."
 
 
+def is_normal_path(path: str) -> bool:
+    """True when ``posixpath.normpath`` would surely leave ``path`` unchanged.
+
+    Cheap on purpose (planning handles 10,000s of paths): any component starting with
+    '.' (even '.kflow') answers False, and the caller takes the slow, exact route.
+    """
+    return bool(path) and not (
+        path.startswith(".") or "/." in path or "//" in path or path.endswith("/")
+    )
+
+
 _ID_SPECIAL = set(',=[]"\\') | {" "}
 
 
@@ -190,39 +201,43 @@ def _quote_id_value(text: str) -> str:
     return f'"{escaped}"'
 
 
-@dataclass(frozen=True, order=True)
-class InstanceId:
+class InstanceId(str):
     """A task plus its parameter values as text, e.g. ``clean[date=2026-11-24,region=eu]``.
 
     Parameters are sorted by name so the id is stable whatever order they were given in.
+    The id *is* its text (a ``str``): ids are dict and set keys by the ten thousand, and a
+    str hashes and compares in C, caching its hash. ``task`` and ``params`` keep the parts.
     """
 
     task: str
-    params: tuple[tuple[str, str], ...] = ()
-    # The id's text, made once: ids are dict keys by the ten thousand, and a str caches its hash.
-    text: str = field(default="", init=False, repr=False, compare=False)
+    params: tuple[tuple[str, str], ...]
 
-    def __post_init__(self) -> None:
-        if self.params:
-            inner = ",".join(f"{k}={_quote_id_value(v)}" for k, v in self.params)
-            object.__setattr__(self, "text", f"{self.task}[{inner}]")
+    def __new__(cls, task: str, params: tuple[tuple[str, str], ...] = ()) -> InstanceId:
+        if params:
+            inner = ",".join([f"{k}={_quote_id_value(v)}" for k, v in params])
+            self = super().__new__(cls, f"{task}[{inner}]")
         else:
-            object.__setattr__(self, "text", self.task)
+            self = super().__new__(cls, task)
+        self.task = task
+        self.params = params
+        return self
 
     @classmethod
     def of(cls, task: str, params: Mapping[str, str]) -> InstanceId:
         return cls(task, tuple(sorted(params.items())))
 
+    @property
+    def text(self) -> str:
+        return str.__str__(self)
+
     def __str__(self) -> str:
-        return self.text
+        return str.__str__(self)
 
-    def __hash__(self) -> int:
-        return hash(self.text)
+    def __repr__(self) -> str:
+        return f"InstanceId({str.__repr__(self)})"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InstanceId):
-            return NotImplemented
-        return self.text == other.text
+    def __reduce__(self) -> tuple[type[InstanceId], tuple[str, tuple[tuple[str, str], ...]]]:
+        return (InstanceId, (self.task, self.params))
 
     @property
     def param_dict(self) -> dict[str, str]:

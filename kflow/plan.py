@@ -12,11 +12,10 @@ names say something changed); the decisions themselves are pure.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from kflow.errors import DefinitionError
 from kflow.graph import Graph, Instance
@@ -50,21 +49,12 @@ class Check:
     detail: str
 
 
-def _no_checks() -> tuple[Check, ...]:
-    return ()
+class Decision(NamedTuple):
+    """Whether one instance runs, and the first reason (SPEC §2 order) with its detail."""
 
-
-@dataclass(frozen=True)
-class Decision:
     instance: InstanceId
     reason: Reason | None  # None: up to date
     detail: str
-    # Redoes the decision step by step: only --why needs the checks, so they are made on demand.
-    explain: Callable[[], tuple[Check, ...]] = field(default=_no_checks, repr=False, compare=False)
-
-    @property
-    def checks(self) -> tuple[Check, ...]:
-        return self.explain()
 
     @property
     def runs(self) -> bool:
@@ -81,10 +71,27 @@ class Plan:
     to_run: list[InstanceId] = field(default_factory=list)
     # The records as the plan saw them: the runner records through it, replacing those.
     store: StateStore | None = None
+    # What the decisions were made from, to redo one step by step for --why.
+    observed: Observations | None = field(default=None, repr=False)
+    forced: Callable[[Instance], bool] = field(default=lambda _: False, repr=False)
 
     @property
     def reasons(self) -> dict[InstanceId, str]:
         return {iid: self.decisions[iid].line() for iid in self.to_run}
+
+    def checks(self, iid: InstanceId) -> tuple[Check, ...]:
+        """Every check of one instance's decision and its result, as ``plan --why`` shows them.
+
+        Made on demand: most instances are never explained. Requirements are decided before
+        their dependents, so the set of instances that run gives the same answers now.
+        """
+        if self.observed is None:
+            return ()
+        instance = self.graph.instances[iid]
+        checks: list[Check] = []
+        running = set(self.to_run)
+        _decide_one(instance, self.observed, self.forced(instance), running, checks)
+        return tuple(checks)
 
 
 @dataclass
@@ -153,26 +160,20 @@ def decide(
 ) -> Plan:
     """Pure: the decision for every instance, in build order."""
     forced_tasks = set(force)
-    plan = Plan(graph, {})
+
+    def forced(instance: Instance) -> bool:
+        return always or instance.id.task in forced_tasks
+
+    plan = Plan(graph, {}, observed=observed, forced=forced)
     running: set[InstanceId] = set()
-    for instance in graph.instances.values():
-        forced = always or instance.id.task in forced_tasks
-        reason, detail = _decide_one(instance, observed, forced, running, None)
-        # Same inputs give the same steps later: a requirement's decision never changes.
-        explain = functools.partial(_explain, instance, observed, forced, running)
-        plan.decisions[instance.id] = Decision(instance.id, reason, detail, explain)
+    decisions = plan.decisions
+    for iid, instance in graph.instances.items():
+        reason, detail = _decide_one(instance, observed, forced(instance), running, None)
+        decisions[iid] = Decision(iid, reason, detail)
         if reason is not None:
-            running.add(instance.id)
-            plan.to_run.append(instance.id)
+            running.add(iid)
+            plan.to_run.append(iid)
     return plan
-
-
-def _explain(
-    instance: Instance, observed: Observations, forced: bool, running: set[InstanceId]
-) -> tuple[Check, ...]:
-    checks: list[Check] = []
-    _decide_one(instance, observed, forced, running, checks)
-    return tuple(checks)
 
 
 def _decide_one(

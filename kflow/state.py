@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kflow.graph import Instance
 from kflow.model import InstanceId, TaskSpec
@@ -152,8 +152,7 @@ def stamp_json(stamp: Stamp | None, content_hash: str | None = None) -> dict[str
     return {"size": stamp.size, "mtime": stamp.mtime, "etag": stamp.etag, "hash": content_hash}
 
 
-@dataclass(frozen=True)
-class RecordRef:
+class RecordRef(NamedTuple):
     """What a record's name says, without reading it."""
 
     location: str
@@ -166,13 +165,25 @@ class RecordRef:
         return self.fingerprint == INCOMPLETE
 
 
+def _record_name_parts(name: str) -> tuple[str, str, str, str]:
+    """``KEY~FP~DIGEST~TIME.json`` → its four parts; TIME is "" when the name is not a record."""
+    parts = name[:-5].split("~") if name.endswith(".json") else []
+    if len(parts) != 4 or not parts[3].isdigit():
+        return "", "", "", ""
+    return parts[0], parts[1], parts[2], parts[3]
+
+
 class StateStore:
     """Reads and writes the records of one project's storage root."""
 
     def __init__(self, storage: Storage, root: str):
         self.storage = storage
         self.folder = f"{root.rstrip('/')}/.kflow/state"
-        self._seen: dict[str, set[str]] = {}  # instance key → record locations known to exist
+        # Record locations seen by instance key: what a new record replaces. Made from the
+        # listings only when a write needs it (planning alone never does).
+        self._listed: list[tuple[str, list[str]]] = []  # (folder, names) not yet in _seen
+        self._by_key: dict[str, set[str]] = {}
+        self._lock = threading.Lock()  # record_many writes from a thread pool
 
     def _task_folder(self, task: str) -> str:
         return f"{self.folder}/{task}"
@@ -182,16 +193,28 @@ class StateStore:
         newest: dict[str, RecordRef] = {}
         for task in sorted(set(tasks)):
             folder = self._task_folder(task)
-            for name in self.storage.list_folder(folder):
-                parts = name.removesuffix(".json").split("~")
-                if len(parts) != 4 or not name.endswith(".json") or not parts[3].isdigit():
+            names = self.storage.list_names(folder)
+            self._listed.append((folder, names))
+            for name in names:
+                key, fp, digest, stamp = _record_name_parts(name)
+                if not stamp:
                     continue  # a temp file or something not ours
-                ref = RecordRef(f"{folder}/{name}", parts[1], parts[2], int(parts[3]))
-                self._seen.setdefault(parts[0], set()).add(ref.location)
-                known = newest.get(parts[0])
-                if known is None or ref.time_ns > known.time_ns:
-                    newest[parts[0]] = ref
+                known = newest.get(key)
+                if known is None or int(stamp) > known.time_ns:
+                    newest[key] = RecordRef(f"{folder}/{name}", fp, digest, int(stamp))
         return newest
+
+    @property
+    def _seen(self) -> dict[str, set[str]]:
+        """Instance key → record locations known to exist (from listings and own writes)."""
+        with self._lock:
+            while self._listed:
+                folder, names = self._listed.pop()
+                for name in names:
+                    key, _, _, stamp = _record_name_parts(name)
+                    if stamp:
+                        self._by_key.setdefault(key, set()).add(f"{folder}/{name}")
+        return self._by_key
 
     def read(self, refs: Iterable[RecordRef]) -> dict[str, dict[str, Any]]:
         """Record bodies by location, read concurrently where remote; unreadable ones skipped."""

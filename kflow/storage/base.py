@@ -69,6 +69,10 @@ class Backend(Protocol):
         """Direct children of ``path`` by name; {} if the folder does not exist."""
         ...
 
+    def list_names(self, path: str) -> list[str]:
+        """Names of the direct children of ``path`` (``list_folder`` without stamps)."""
+        ...
+
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         """Content of each path, None for a missing one."""
         ...

@@ -256,6 +256,9 @@ class FsspecBackend:
             if name != folder
         }
 
+    def list_names(self, path: str) -> list[str]:
+        return list(self.list_folder(path))  # a remote listing carries stamps at no extra cost
+
     # -- reading --------------------------------------------------------------
 
     async def _aread(self, path: str) -> bytes | None:

@@ -153,6 +153,16 @@ class LocalBackend:
                 out[name] = stamp
         return out
 
+    def list_names(self, path: str) -> list[str]:
+        # Names only: no stat per entry (a folder of 10,000 records lists in milliseconds).
+        try:
+            names = os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise storage_error(exc, path, "list") from exc
+        return [name for name in names if not name.endswith(TMP_SUFFIX)]
+
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         for path in paths:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from kflow.model import is_normal_path
+
 LOCAL = "file"
 LOCAL_SCHEMES = {"file", "local"}
 
@@ -35,24 +37,13 @@ def scheme_of(location: str) -> str:
     return LOCAL if scheme in LOCAL_SCHEMES else scheme
 
 
-def _is_normal(path: str) -> bool:
-    """True when normpath would surely leave ``path`` unchanged.
-
-    Cheap on purpose (the planner resolves 10,000s of paths): any component
-    starting with '.' (even '.kflow') takes the slow, exact route.
-    """
-    return bool(path) and not (
-        path.startswith(".") or "/." in path or "//" in path or path.endswith("/")
-    )
-
-
 def local_path(location: str, project_dir: str) -> str:
     """The absolute, normalised local path for a plain path or a file:// URL.
 
     ``project_dir`` must be absolute and normalised.
     """
     path = location.split("://", 1)[1] if "://" in location else location
-    if _is_normal(path):
+    if is_normal_path(path):
         return path if path.startswith("/") else f"{project_dir.rstrip('/')}/{path}"
     if not os.path.isabs(path):
         path = os.path.join(project_dir, path)

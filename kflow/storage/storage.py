@@ -142,6 +142,14 @@ class Storage:
         backend, path = self._one(location)
         return backend.list_folder(path)
 
+    def list_names(self, location: str) -> list[str]:
+        """The names of the folder's direct children; [] if it is missing.
+
+        Cheaper than ``list_folder`` on local disk, where stamps cost a stat each.
+        """
+        backend, path = self._one(location)
+        return backend.list_names(path)
+
     def read_many(self, locations: Iterable[str]) -> dict[str, bytes | None]:
         """Content of each location, None for a missing one; concurrent on remote storage."""
         return self._batched(locations, lambda backend, paths: backend.read_many(paths))

@@ -73,6 +73,18 @@ def test_list_folder_names_children_with_stamps(
     assert storage.list_folder(f"{root}/nowhere") == {}
 
 
+def test_list_names_agrees_with_list_folder(
+    backend_root: tuple[Storage, str], write_layout: Layout
+) -> None:
+    storage, root = backend_root
+    write_layout(storage, root, LAYOUT)
+
+    for folder in ("clean", "raw/", "clean/eu", "nowhere", "raw/2026-11-24.csv"):
+        names = storage.list_names(f"{root}/{folder}")
+        assert sorted(names) == sorted(storage.list_folder(f"{root}/{folder}")), folder
+    assert sorted(storage.list_names(f"{root}/clean")) == ["eu", "us"]
+
+
 def test_exists_and_stat(backend_root: tuple[Storage, str], write_layout: Layout) -> None:
     storage, root = backend_root
     write_layout(storage, root, LAYOUT)
