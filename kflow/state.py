@@ -40,7 +40,8 @@ def _short_hash(text: str) -> str:
 
 
 def instance_key(iid: InstanceId) -> str:
-    return _short_hash(str(iid))
+    """The short hash naming an instance's records (ids can be long and hold any character)."""
+    return hashlib.sha256(iid.encode()).hexdigest()[:_HASH_LEN]
 
 
 def fingerprint_parts(instance: Instance) -> dict[str, Any]:
@@ -195,13 +196,14 @@ class StateStore:
             folder = self._task_folder(task)
             names = self.storage.list_names(folder)
             self._listed.append((folder, names))
-            for name in names:
-                key, fp, digest, stamp = _record_name_parts(name)
-                if not stamp:
+            for name in names:  # _record_name_parts, inlined: this runs once per record
+                parts = name[:-5].split("~")
+                if len(parts) != 4 or not name.endswith(".json") or not parts[3].isdigit():
                     continue  # a temp file or something not ours
-                known = newest.get(key)
-                if known is None or int(stamp) > known.time_ns:
-                    newest[key] = RecordRef(f"{folder}/{name}", fp, digest, int(stamp))
+                time_ns = int(parts[3])
+                known = newest.get(parts[0])
+                if known is None or time_ns > known.time_ns:
+                    newest[parts[0]] = RecordRef(f"{folder}/{name}", parts[1], parts[2], time_ns)
         return newest
 
     @property

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 HASH_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class Stamp:
+class Stamp(NamedTuple):
     """What storage says about one existing location, without reading its content.
 
     ``etag`` is the backend's content checksum (S3 ETag without quotes, GCS md5…)
     or None where the backend has none (local disk). ``is_dir`` marks a folder
     (or an S3 common prefix): it exists, but its stamp says nothing about content.
+    A NamedTuple, not a dataclass: a plan makes one per location, by the ten thousand.
     """
 
     size: int

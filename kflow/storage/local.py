@@ -10,7 +10,6 @@ import fcntl
 import os
 import secrets
 import stat as statmod
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
@@ -24,9 +23,12 @@ TMP_SUFFIX = ".kflow-tmp"
 MTIME_STEP_NS = 10_000
 
 
+_DIR = Stamp(size=0, mtime=None, etag=None, is_dir=True)
+
+
 def _stamp(st: os.stat_result) -> Stamp:
     if statmod.S_ISDIR(st.st_mode):
-        return Stamp(size=0, mtime=None, etag=None, is_dir=True)
+        return _DIR
     return Stamp(size=st.st_size, mtime=st.st_mtime, etag=None)
 
 
@@ -124,25 +126,18 @@ class LocalBackend:
     """The project's local disk."""
 
     def stat_many(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
-        """One scandir per parent folder; entries are stat'ed only when asked for."""
-        # Paths are absolute and normalised: rpartition is all the splitting they need.
-        by_folder: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for path in paths:
-            folder, _, name = path.rpartition("/")
-            by_folder[folder or "/"].append((path, name))
+        """One stat per path: on local disk a listing would cost as much and add bookkeeping."""
         out: dict[str, Stamp | None] = {}
-        for folder, wanted in by_folder.items():
-            entries = _scan(folder)
-            for path, name in wanted:
-                entry = entries.get(name)
-                if entry is None or entry.is_dir():  # is_dir() costs no syscall
-                    out[path] = None if entry is None else _entry_stamp(entry)
-                    continue
-                try:  # the common case, inlined: one stat per file, nothing else
-                    st = entry.stat()
-                    out[path] = Stamp(st.st_size, st.st_mtime, None)
-                except OSError:
-                    out[path] = _entry_stamp(entry)  # dangling link, race, or a real error
+        stat, is_dir = os.stat, statmod.S_ISDIR
+        for path in paths:
+            try:
+                st = stat(path)  # follows symlinks: a link to an output is that output
+            except (FileNotFoundError, NotADirectoryError):
+                out[path] = None  # missing, a dangling symlink, or below a file
+                continue
+            except OSError as exc:
+                raise storage_error(exc, path, "stat") from exc
+            out[path] = _DIR if is_dir(st.st_mode) else Stamp(st.st_size, st.st_mtime, None)
         return out
 
     def list_folder(self, path: str) -> dict[str, Stamp]:

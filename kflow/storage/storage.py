@@ -83,35 +83,31 @@ class Storage:
                 self._backends[scheme] = _make_backend(scheme, options, location)
             return self._backends[scheme]
 
-    def _route(self, locations: Iterable[str]) -> list[tuple[Backend, dict[str, list[str]]]]:
-        """Locations grouped by backend: (backend, {backend path: [locations]})."""
+    def _route(
+        self, locations: Iterable[str]
+    ) -> tuple[dict[str, tuple[Backend, dict[str, None]]], list[tuple[str, str, str]]]:
+        """Backend paths by scheme, and each location's (location, scheme, path) in order."""
         # The planner sends 10,000s of locations: this loop stays free of locks and syscalls.
-        groups: dict[str, tuple[Backend, Callable[[str], str], dict[str, list[str]]]] = {}
+        groups: dict[str, tuple[Backend, Callable[[str], str], dict[str, None]]] = {}
+        routed: list[tuple[str, str, str]] = []
         for location in locations:
             scheme = LOCAL if "://" not in location else scheme_of(location)
             group = groups.get(scheme)
             if group is None:
                 group = groups[scheme] = (*self._backend(location), {})
             path = group[1](location)
-            owners = group[2].get(path)
-            if owners is None:
-                group[2][path] = [location]
-            else:
-                owners.append(location)
-        return [(backend, paths) for backend, _, paths in groups.values()]
+            group[2][path] = None  # a dict as an ordered set: each path asked once
+            routed.append((location, scheme, path))
+        return {scheme: (backend, paths) for scheme, (backend, _, paths) in groups.items()}, routed
 
     def _batched(
         self, locations: Iterable[str], call: Callable[[Backend, list[str]], Mapping[str, T]]
     ) -> dict[str, T]:
-        locations = list(locations)
-        answers: dict[str, T] = {}
-        for backend, paths in self._route(locations):
-            by_path = call(backend, list(paths))
-            for path, owners in paths.items():
-                answer = by_path[path]
-                for location in owners:
-                    answers[location] = answer
-        return {location: answers[location] for location in locations}  # the caller's order
+        groups, routed = self._route(locations)
+        answers = {
+            scheme: call(backend, list(paths)) for scheme, (backend, paths) in groups.items()
+        }
+        return {location: answers[scheme][path] for location, scheme, path in routed}
 
     def _one(self, location: str) -> tuple[Backend, str]:
         backend, path_of = self._backend(location)
@@ -195,7 +191,7 @@ class Storage:
 
     def delete_many(self, locations: Iterable[str]) -> None:
         """Delete files or objects; missing ones are ignored; batched where the backend can."""
-        for backend, paths in self._route(locations):
+        for backend, paths in self._route(locations)[0].values():
             backend.delete_many(list(paths))
 
     def create_exclusive(self, location: str, data: bytes) -> bool:

@@ -11,10 +11,11 @@ and times, each as the median of a few runs of the real command:
 - `kflow plan` with one output missing;
 - with --s3: the up-to-date plan on moto's S3 server, with its request count.
 
-Wall times are noisy on a shared machine: each kflow figure also shows the
-CPU time (user + system) of that run. With --phases it then times, in process,
-the CPU of each phase of the up-to-date plan (import, load, expand, order,
-resolve, stat, record index, fingerprints, digests, observe, decide).
+Wall times are noisy on a shared machine: each kflow figure is the median of
+7 runs after a warm-up, and also shows the CPU time (user + system). With
+--phases it then times, in process, the CPU of each phase of the up-to-date
+plan (import, load, expand, order, resolve, stat, record index, fingerprints,
+digests, observe, decide).
 """
 
 from __future__ import annotations
@@ -82,15 +83,18 @@ def write_project(folder: Path, n: int, storage: str, options: str = "") -> None
     (folder / "Makefile").write_text("\n".join(make) + "\n")
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 5) -> float:
+def timed(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 7
+) -> float:
     return timed_cpu(argv, cwd, env, repeat)[0]
 
 
 def timed_cpu(
-    argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 5
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 7
 ) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + system) of a command."""
+    """Median wall time and median CPU time (user + system) of a command, after a warm-up run."""
     times, cpus = [], []
+    subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(repeat):
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -204,8 +208,11 @@ def s3_case(n: int, work: Path) -> None:
             kflow("accept", "all"), cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL
         )
         accept = time.perf_counter() - start
+        subprocess.run(kflow("plan"), cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
         server.reset_counts()
-        noop = timed(kflow("plan"), folder, env, repeat=1)
+        start = time.perf_counter()
+        subprocess.run(kflow("plan"), cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
+        noop = time.perf_counter() - start
         requests = server.count()
         lists = sum(1 for r in server.requests if "list-type" in r.query)
         print(f"\n## {n} instances on S3 (moto server, {layers} layer prefixes + records)")
@@ -221,6 +228,9 @@ def main() -> None:
     parser.add_argument("--s3", action="store_true")
     parser.add_argument("--phases", action="store_true", help="Also time each phase in process.")
     args = parser.parse_args()
+    # As an installed kflow runs: from compiled bytecode (PYTHONDONTWRITEBYTECODE would
+    # otherwise make every run compile kflow's modules again).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "kflow")], check=True)
     work = Path(tempfile.mkdtemp(prefix="kflow-bench-"))
     try:
         for n in args.sizes:
