@@ -190,11 +190,13 @@ class StateStore:
         return f"{self.folder}/{task}"
 
     def index(self, tasks: Iterable[str]) -> dict[str, RecordRef]:
-        """The newest record of each instance of these tasks, by instance key (a listing a task)."""
+        """The newest record of each instance of these tasks, by instance key.
+
+        One listing per task, all at once.
+        """
         newest: dict[str, RecordRef] = {}
-        for task in sorted(set(tasks)):
-            folder = self._task_folder(task)
-            names = self.storage.list_names(folder)
+        folders = [self._task_folder(task) for task in sorted(set(tasks))]
+        for folder, names in self.storage.list_names_many(folders).items():  # concurrently
             self._listed.append((folder, names))
             for name in names:  # _record_name_parts, inlined: this runs once per record
                 parts = name[:-5].split("~")

@@ -8,7 +8,7 @@ routing them to the right backend is the job of :class:`kflow.storage.Storage`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import BinaryIO, NamedTuple, Protocol
 
 HASH_CHUNK = 1 << 20
@@ -68,8 +68,8 @@ class Backend(Protocol):
         """Direct children of ``path`` by name; {} if the folder does not exist."""
         ...
 
-    def list_names(self, path: str) -> list[str]:
-        """Names of the direct children of ``path`` (``list_folder`` without stamps)."""
+    def list_names_many(self, paths: Sequence[str]) -> dict[str, list[str]]:
+        """Names of the direct children of each path ([] if missing), listed concurrently."""
         ...
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:

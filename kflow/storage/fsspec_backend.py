@@ -256,8 +256,14 @@ class FsspecBackend:
             if name != folder
         }
 
-    def list_names(self, path: str) -> list[str]:
-        return list(self.list_folder(path))  # a remote listing carries stamps at no extra cost
+    def list_names_many(self, paths: Sequence[str]) -> dict[str, list[str]]:
+        folders = [path.rstrip("/") for path in paths]
+        listings = self._list_many(folders)  # concurrently
+        out: dict[str, list[str]] = {}
+        for path, folder in zip(paths, folders, strict=True):
+            entries = entries_by_path(listings[folder] or [])
+            out[path] = [split_parent(name)[1] for name in entries if name != folder]
+        return out
 
     # -- reading --------------------------------------------------------------
 

@@ -148,15 +148,18 @@ class LocalBackend:
                 out[name] = stamp
         return out
 
-    def list_names(self, path: str) -> list[str]:
+    def list_names_many(self, paths: Iterable[str]) -> dict[str, list[str]]:
         # Names only: no stat per entry (a folder of 10,000 records lists in milliseconds).
-        try:
-            names = os.listdir(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            raise storage_error(exc, path, "list") from exc
-        return [name for name in names if not name.endswith(TMP_SUFFIX)]
+        out: dict[str, list[str]] = {}
+        for path in paths:
+            try:
+                names = os.listdir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                names = []
+            except OSError as exc:
+                raise storage_error(exc, path, "list") from exc
+            out[path] = [name for name in names if not name.endswith(TMP_SUFFIX)]
+        return out
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}

@@ -138,13 +138,17 @@ class Storage:
         backend, path = self._one(location)
         return backend.list_folder(path)
 
-    def list_names(self, location: str) -> list[str]:
-        """The names of the folder's direct children; [] if it is missing.
+    def list_names_many(self, locations: Iterable[str]) -> dict[str, list[str]]:
+        """The names of each folder's direct children ([] for a missing one), all at once.
 
-        Cheaper than ``list_folder`` on local disk, where stamps cost a stat each.
+        Cheaper than ``list_folder`` on local disk, where stamps cost a stat each;
+        concurrent listings on remote storage.
         """
-        backend, path = self._one(location)
-        return backend.list_names(path)
+        return self._batched(locations, lambda backend, paths: backend.list_names_many(paths))
+
+    def list_names(self, location: str) -> list[str]:
+        """The names of one folder's direct children; [] if it is missing."""
+        return self.list_names_many([location])[location]
 
     def read_many(self, locations: Iterable[str]) -> dict[str, bytes | None]:
         """Content of each location, None for a missing one; concurrent on remote storage."""

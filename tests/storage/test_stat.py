@@ -83,6 +83,26 @@ def test_list_names_agrees_with_list_folder(
         names = storage.list_names(f"{root}/{folder}")
         assert sorted(names) == sorted(storage.list_folder(f"{root}/{folder}")), folder
     assert sorted(storage.list_names(f"{root}/clean")) == ["eu", "us"]
+    folders = [f"{root}/{folder}" for folder in ("clean", "raw/", "clean/eu", "nowhere")]
+    assert storage.list_names_many(folders) == {f: storage.list_names(f) for f in folders}
+
+
+def test_s3_list_names_many_lists_every_folder_at_once(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    # How a plan reads the record folders of 12 tasks: one listing each, concurrently.
+    s3_server.put_objects(
+        s3_bucket, {f"state/t{t:02d}/{i}.json": b"{}" for t in range(12) for i in range(30)}
+    )
+    s3_storage.stat(f"s3://{s3_bucket}/warm-up")
+    s3_server.reset_counts()
+
+    names = s3_storage.list_names_many([f"s3://{s3_bucket}/state/t{t:02d}" for t in range(13)])
+
+    assert sorted(names[f"s3://{s3_bucket}/state/t03"]) == sorted(f"{i}.json" for i in range(30))
+    assert names[f"s3://{s3_bucket}/state/t12"] == []  # no such folder
+    assert len(s3_server.requests) == 13
+    assert s3_server.max_in_flight > 1
 
 
 def test_exists_and_stat(backend_root: tuple[Storage, str], write_layout: Layout) -> None:
