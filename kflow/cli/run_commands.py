@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -37,13 +39,12 @@ from kflow.cli.plan_commands import (
 from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId, parse_instance_id
-from kflow.plan import make_plan
-from kflow.run import Replanner, RunMeta, Runner, RunOptions
-from kflow.run.attempts import default_kill_grace
-from kflow.run.ids import new_run_id
-from kflow.run.records import RunRecord, list_run_ids, load_records
-from kflow.state import StateRecorder, StateStore
+from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
+
+if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op build is cron's
+    from kflow.run import Replanner, Runner
+    from kflow.run.records import RunRecord
 
 
 def _replanner(graph: Graph, storage: Storage) -> Replanner:
@@ -123,25 +124,74 @@ def build(
     params: ParamOption = None,
 ) -> None:
     """Run the stale instances of the targets (default: the project's default targets)."""
-    from kflow.cli.run_view import make_view
-    from kflow.executors import make_executor
+    # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
+    # would rescan their objects); when nothing runs they are gone before it comes back.
+    with paused_gc():
+        ready = _plan_build(
+            directory, file, profile, targets, params, always, force, question, dry_run, as_json
+        )
+        if isinstance(ready, Plan):
+            gc.freeze()  # the graph and plan live as long as the run: later passes skip them
+    if not isinstance(ready, Plan):
+        raise typer.Exit(ready)
+    try:
+        exit_code = _run(ready, targets, params, jobs, keep_going, no_wait, executor, as_json)
+    finally:
+        gc.unfreeze()
+    raise typer.Exit(exit_code)
 
+
+def _plan_build(
+    directory: Path | None,
+    file: Path | None,
+    profile: str | None,
+    targets: list[str] | None,
+    params: list[str] | None,
+    always: bool,
+    force: list[str] | None,
+    question: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> Plan | int:
+    """The plan of what to run, or the exit code when there is nothing to run (said so)."""
     graph = load_graph(directory, file, profile, targets, params)
-    project = graph.project
-    storage = project_storage(project)
-    with paused_gc():  # as `kflow plan`: planning allocates many small, long-lived objects
-        plan = make_plan(graph, storage, always=always, force=check_force(graph, force))
+    storage = project_storage(graph.project)
+    plan = make_plan(graph, storage, always=always, force=check_force(graph, force))
     if question:
-        raise typer.Exit(EXIT_TASK_FAILED if plan.to_run else 0)
+        return EXIT_TASK_FAILED if plan.to_run else 0
     if dry_run:
         print_plan(plan, as_json)
-        return
+        return 0
     if not plan.to_run:
         if as_json:
             typer.echo(json.dumps({"event": "up_to_date", "checked": len(plan.decisions)}))
         else:
             print_plan(plan, as_json)
-        return
+        return 0
+    return plan
+
+
+def _run(
+    plan: Plan,
+    targets: list[str] | None,
+    params: list[str] | None,
+    jobs: int | None,
+    keep_going: bool,
+    no_wait: bool,
+    executor: str | None,
+    as_json: bool,
+) -> int:
+    """Run the plan's stale instances; the run's exit code."""
+    from kflow.cli.run_view import make_view
+    from kflow.executors import make_executor
+    from kflow.run import RunMeta, Runner, RunOptions
+    from kflow.run.attempts import default_kill_grace
+    from kflow.run.ids import new_run_id
+    from kflow.state import StateRecorder, StateStore
+
+    graph = plan.graph
+    project = graph.project
+    storage = project_storage(project)
     run_id = new_run_id()
     chosen = make_executor(executor or project.profile.executor, project)
     options = RunOptions(
@@ -177,8 +227,7 @@ def build(
         chosen.close()
     if result.exit_code == EXIT_INTERRUPTED:
         sys.stderr.write("kflow: interrupted\n")
-    raise typer.Exit(result.exit_code)
-
+    return result.exit_code
 
 
 runs_app = typer.Typer(
@@ -189,6 +238,8 @@ app.add_typer(runs_app, name="runs")
 
 
 def _records_newest_first(storage: Storage, root: str, limit: int | None) -> list[RunRecord]:
+    from kflow.run.records import list_run_ids, load_records
+
     ids = list_run_ids(storage, root)
     if limit is not None:
         ids = ids[:limit]
@@ -197,6 +248,8 @@ def _records_newest_first(storage: Storage, root: str, limit: int | None) -> lis
 
 
 def _find_run(storage: Storage, root: str, wanted: str) -> RunRecord:
+    from kflow.run.records import list_run_ids, load_records
+
     ids = list_run_ids(storage, root)
     if wanted in ("latest", "last") and ids:
         matches = ids[:1]
