@@ -16,12 +16,15 @@ This module is imported only when an s3:// location is first used.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import s3fs
+from aiobotocore.session import AioSession
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from fsspec.asyn import sync
 
 from kflow.errors import StorageError
@@ -47,6 +50,30 @@ def _default_config() -> dict[str, Any]:
     return config
 
 
+def parse_timestamp(value: Any) -> dt.datetime:
+    """botocore's timestamp parser, with a fast path for the ISO 8601 of S3 listings.
+
+    botocore parses every ``LastModified`` through dateutil: about 0.3 ms a key, so
+    most of a 10,000-object plan's CPU. ``datetime.fromisoformat`` gives the same
+    value; anything else (HTTP dates in headers, epochs) goes to botocore's parser.
+    """
+    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    parsed: dt.datetime = botocore_parse_timestamp(value)
+    return parsed
+
+
+def _session(options: Mapping[str, Any]) -> AioSession:
+    """The aiobotocore session s3fs would make, with the fast timestamp parser."""
+    session = AioSession(**({"profile": options["profile"]} if "profile" in options else {}))
+    factory = session.get_component("response_parser_factory")
+    factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+    return session
+
+
 def make_s3_backend(options: Mapping[str, Any], scheme: str, location: str) -> S3Backend:
     """An S3 backend over a private s3fs instance built from ``storage_options``."""
     # A private instance (no fsspec instance cache) so that credentials and
@@ -57,6 +84,7 @@ def make_s3_backend(options: Mapping[str, Any], scheme: str, location: str) -> S
             **{
                 "use_listings_cache": False,
                 **options,
+                "session": options.get("session") or _session(options),
                 "config_kwargs": config,
                 "skip_instance_cache": True,
             }

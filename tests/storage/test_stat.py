@@ -265,3 +265,18 @@ def test_s3_a_lone_location_costs_a_head_not_a_listing_of_its_folder(
     assert all(
         r.query.get("max-keys") == ["1"] for r in s3_server.requests[:5] if r.method == "GET"
     )
+
+
+def test_s3_timestamps_parse_as_botocore_parses_them() -> None:
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    from kflow.storage.s3 import parse_timestamp
+
+    for value in (
+        "2026-11-25T08:30:00.123Z",  # ListObjectsV2 LastModified
+        "2026-11-25T08:30:00Z",
+        "Wed, 25 Nov 2026 08:30:00 GMT",  # a Last-Modified header
+        "1795163400",  # epoch seconds
+    ):
+        assert parse_timestamp(value) == botocore_parse(value), value
+        assert parse_timestamp(value).timestamp() == botocore_parse(value).timestamp()
