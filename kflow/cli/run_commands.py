@@ -350,8 +350,10 @@ def runs_show(
         for attempt in entry.attempts:
             code = "-" if attempt.exit_code is None else str(attempt.exit_code)
             where = f" {attempt.where}" if attempt.where else ""
+            said = ("", f"exit code {code}")  # no need to say the exit code twice
+            why = "" if attempt.reason in said else f" ({attempt.reason})"
             typer.echo(
-                f"            attempt {attempt.number}: {attempt.status}, exit {code}, "
+                f"            attempt {attempt.number}: {attempt.status}{why}, exit {code}, "
                 f"{_duration(attempt.duration)}{where}  log: {attempt.log or '-'}"
             )
 

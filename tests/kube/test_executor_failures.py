@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from tests.helpers import kflow
 from tests.kube.emulator import KubeEmulator
 from tests.kube.test_executor_support import ClusterProject, cluster_project
 
@@ -111,19 +114,58 @@ def test_a_failed_pod_is_kept_for_debugging_unless_cleanup_says_always(
     assert cluster_project.pods() == []  # the kept one was replaced, the new one deleted
 
 
-def test_eviction_is_retried_without_using_retries(cluster_project: ClusterProject) -> None:
-    emulator = cluster_project.emulator
+def _evict_first_pod_only(emulator: KubeEmulator) -> threading.Thread:
     rule = emulator.faults.evict("*", kind="node-pressure")
-    # The free retry is attempt 1 again (same pod name, a new pod): evict only the first pod.
     disarm = threading.Thread(target=lambda: (emulator.wait_for(lambda: rule.hits), rule.remove()))
     disarm.start()
-    cluster_project.write(_project(script="sleep 0.3; echo ok > {output}"))
+    return disarm
+
+
+def _only_run_record(cluster_project: ClusterProject) -> dict[str, Any]:
+    (path,) = (cluster_project.folder / "data/.kflow/runs").glob("*.json")
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def test_eviction_is_retried_without_using_retries(cluster_project: ClusterProject) -> None:
+    emulator = cluster_project.emulator
+    disarm = _evict_first_pod_only(emulator)
+    script = "echo attempt on $HOSTNAME; sleep 0.3; echo ok > {output}"
+    cluster_project.write(_project(script=script))
     result = cluster_project.build()
     disarm.join()
     assert result.exit_code == 0, result.output
-    assert rule.hits == 1
     assert emulator.count("POST", r"/pods$", status=201) == 2  # retries = 0, yet 2 pods
     assert (cluster_project.folder / "data/out.txt").read_text() == "ok\n"
+    # The free retry is an attempt of its own: its own number, pod, record and log.
+    first, second = _only_run_record(cluster_project)["instances"]["job"]["attempts"]
+    assert (first["number"], first["status"]) == (1, "failed")
+    assert (second["number"], second["status"]) == (2, "succeeded")
+    assert first["where"] != second["where"]
+    assert first["log"] != second["log"]
+    logs = [(cluster_project.folder / a["log"]).read_text() for a in (first, second)]
+    assert f"attempt on {first['where']}" in logs[0], logs
+    assert f"attempt on {second['where']}" in logs[1], logs
+    shown = kflow("runs", "show", "latest", "-C", str(cluster_project.folder))
+    assert shown.exit_code == 0, shown.output
+    assert "attempt 1: failed (" in shown.stdout and "attempt 2: succeeded," in shown.stdout
+    assert first["log"] in shown.stdout and second["log"] in shown.stdout
+
+
+def test_an_evicted_attempt_does_not_give_a_failing_task_an_extra_try(
+    cluster_project: ClusterProject,
+) -> None:
+    emulator = cluster_project.emulator
+    disarm = _evict_first_pod_only(emulator)
+    cluster_project.write(_project(script="sleep 0.3; exit 3"))  # retries = 0
+    result = cluster_project.build()
+    disarm.join()
+    assert result.exit_code == 1, result.output
+    # the evicted pod (free) and the one try the task has: no third pod
+    assert emulator.count("POST", r"/pods$", status=201) == 2
+    attempts = _only_run_record(cluster_project)["instances"]["job"]["attempts"]
+    assert [a["number"] for a in attempts] == [1, 2]
+    assert attempts[1]["exit_code"] == 3
 
 
 def test_a_pod_deleted_by_someone_else_is_retried_for_free(cluster_project: ClusterProject) -> None:
