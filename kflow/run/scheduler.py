@@ -37,6 +37,7 @@ from kflow.run.records import (
     AttemptRecord,
     InstanceRecord,
     RunRecord,
+    kflow_dir,
     log_location,
     record_location,
     save_record,
@@ -407,7 +408,7 @@ class Runner:
         iid = running.iid
         # Nothing partial may ever count as done: outputs go before the failure is reported.
         if instance.outputs:
-            self.storage.delete_many(instance.outputs.values())
+            self._remove_outputs(instance)
         attempt = running.record
         attempt.status, attempt.reason = "failed", reason
         data = self._store_log(running)
@@ -554,6 +555,11 @@ class Runner:
         running.record.log = location
         self._in_background(self.storage.write_atomic, location, data)
         return data
+
+    def _remove_outputs(self, instance: Instance) -> None:
+        """Files and whole folders; never the project folder or kflow's records."""
+        keep = (".", kflow_dir(self.root))
+        self.storage.delete_trees(instance.outputs.values(), keep=keep)
 
     def _instance(self, iid: InstanceId) -> InstanceRecord:
         return self.record.instances[str(iid)]

@@ -100,6 +100,10 @@ class Backend(Protocol):
         """Streaming sha256 of each file, None for a missing path or a folder."""
         ...
 
+    def delete_trees(self, paths: Iterable[str]) -> None:
+        """Delete files, and folders with everything under them; missing ones are ignored."""
+        ...
+
 
 def pick(info: Mapping[str, object], keys: Iterable[str]) -> object | None:
     """The first present, non-empty value among ``keys`` of a listing entry."""

@@ -402,3 +402,26 @@ class FsspecBackend:
         finally:
             self.fs.invalidate_cache(path)
         return True
+
+    async def _adelete_tree(self, path: str) -> None:
+        try:
+            await self.fs._rm(path, recursive=True)
+        except FileNotFoundError as exc:
+            if not is_missing(exc):
+                raise
+
+    def _delete_tree(self, path: str) -> None:
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError as exc:
+            if not is_missing(exc):
+                raise
+
+    def delete_trees(self, paths: Iterable[str]) -> None:
+        """Files, and folders with everything under them (``rm -r``), all at once."""
+        items = list(dict.fromkeys(paths))
+        results = self._run_all(items, self._adelete_tree, self._delete_tree)
+        for path, result in zip(items, results, strict=True):
+            self.fs.invalidate_cache(path)
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(path), "delete") from result

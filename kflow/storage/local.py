@@ -9,8 +9,10 @@ import errno
 import fcntl
 import os
 import secrets
+import shutil
 import stat as statmod
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 from kflow.storage.base import Stamp, sha256_stream
@@ -92,6 +94,20 @@ def _move_mtime_past(tmp: str, old: os.stat_result) -> None:
     """
     if os.stat(tmp).st_mtime_ns <= old.st_mtime_ns:
         os.utime(tmp, ns=(old.st_atime_ns, old.st_mtime_ns + MTIME_STEP_NS))
+
+
+def _ignore_missing(function: Callable[..., object], path: str, exc: BaseException) -> None:
+    """shutil.rmtree's error handler: what is already gone is fine, anything else is not."""
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
+
+
+def _remove_tree(path: str) -> None:
+    """rm -rf for one folder (not a symlink to one: that is unlinked like a file)."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_ignore_missing)
+    else:
+        shutil.rmtree(path, onerror=lambda f, p, info: _ignore_missing(f, p, info[1]))
 
 
 @contextmanager
@@ -271,3 +287,15 @@ class LocalBackend:
             except OSError as exc:
                 raise storage_error(exc, path, "hash") from exc
         return out
+
+    def delete_trees(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            try:
+                if statmod.S_ISDIR(os.lstat(path).st_mode):
+                    _remove_tree(path)
+                else:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise storage_error(exc, path, "delete") from exc

@@ -203,3 +203,36 @@ class S3Backend(FsspecBackend):
                 raise StorageError(
                     f"cannot delete {url}: {error.get('Code')}: {error.get('Message')}"
                 )
+
+    async def _akeys_of_tree(self, path: str) -> tuple[str, list[str]]:
+        """(bucket, the key at ``path`` and every key under ``path/``), listed page by page."""
+        bucket, key, _ = self.fs.split_path(path)
+        keys, prefix = ([key], f"{key}/") if key else ([], "")
+        more: dict[str, str] = {}
+        while True:
+            page = await self.fs._call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, **more)
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return bucket, keys
+            more = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def _keys_of_tree(self, path: str) -> tuple[str, list[str]]:  # pragma: no cover - async
+        raise NotImplementedError
+
+    def delete_trees(self, paths: Iterable[str]) -> None:
+        """Each path's object and every key under its prefix: listings at once, then
+        DeleteObjects batches."""
+        items = list(dict.fromkeys(paths))
+        by_bucket: dict[str, list[str]] = defaultdict(list)
+        for path, result in zip(
+            items, self._run_all(items, self._akeys_of_tree, self._keys_of_tree), strict=True
+        ):
+            self.fs.invalidate_cache(path)
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(path), "list") from result
+            bucket, keys = result
+            by_bucket[bucket].extend(keys)
+        for bucket, keys in by_bucket.items():
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), DELETE_BATCH):
+                self._delete_batch(bucket, unique[start : start + DELETE_BATCH])

@@ -219,3 +219,23 @@ class Storage:
         """
         backend, path = self._one(location)
         return backend.replace_if_unchanged(path, data, expected)
+
+    def delete_trees(self, locations: Iterable[str], keep: Iterable[str] = ()) -> None:
+        """Delete files or objects, and folders with everything in them (on object stores:
+        the object and every key under its prefix); missing ones are ignored.
+
+        A location that is one of ``keep`` or holds one of them (the project folder,
+        kflow's own records) is left alone, however it was named.
+        """
+        groups, _ = self._route(locations)
+        kept = [k for k in keep if scheme_of(k) in groups]  # route no scheme only kept
+        guarded = self._route(kept)[1]
+        for scheme, (backend, paths) in groups.items():
+            guard = [path for _, kept_scheme, path in guarded if kept_scheme == scheme]
+            backend.delete_trees([p for p in paths if not any(_holds(p, g) for g in guard)])
+
+
+def _holds(folder: str, path: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (backend paths of one scheme)."""
+    folder = folder.rstrip("/")
+    return path == folder or path.startswith(f"{folder}/") or not folder

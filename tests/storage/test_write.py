@@ -124,3 +124,54 @@ def test_s3_reads_and_writes_cost_one_request_per_object(
     assert set(contents.values()) == {b"{}"}
     assert [r.method for r in s3_server.requests] == ["GET"] * 30 + ["PUT"]
     assert s3_server.max_in_flight > 1  # the reads went out together
+
+
+def test_delete_trees_removes_folders_with_everything_in_them(
+    backend_root: tuple[Storage, str],
+) -> None:
+    storage, root = backend_root
+    for name in ("t/a", "t/sub/b", "t2/c", "file", "other"):
+        storage.write_atomic(f"{root}/{name}", b"x")
+
+    storage.delete_trees([f"{root}/t", f"{root}/file", f"{root}/missing", f"{root}/t/sub"])
+
+    assert sorted(storage.list_folder(root)) == ["other", "t2"]  # t2 only shares a prefix
+    assert storage.read_bytes(f"{root}/t2/c") == b"x"
+
+
+def test_delete_trees_leaves_alone_what_holds_a_kept_location(
+    backend_root: tuple[Storage, str],
+) -> None:
+    storage, root = backend_root
+    for name in (".kflow/runs/r.json", "out/a", "x"):
+        storage.write_atomic(f"{root}/{name}", b"x")
+
+    storage.delete_trees([root, f"{root}/.kflow", f"{root}/out"], keep=[f"{root}/.kflow/"])
+
+    assert sorted(storage.list_folder(root)) == [".kflow", "x"]
+    assert storage.read_bytes(f"{root}/.kflow/runs/r.json") == b"x"
+
+
+def test_local_delete_trees_keeps_the_project_folder_and_a_symlinked_folder(
+    tmp_path: Path,
+) -> None:
+    storage = Storage(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/keep.txt").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+
+    storage.delete_trees([".", str(tmp_path.parent), "link"], keep=["."])
+
+    assert (tmp_path / "elsewhere/keep.txt").exists()  # a symlink goes, not what it points at
+    assert not os.path.lexists(tmp_path / "link")
+
+
+def test_s3_delete_trees_lists_every_page_of_a_big_prefix(
+    s3_storage: Storage, s3_bucket: str, s3_server: S3Server
+) -> None:
+    keys = [f"tree/{i % 3}/{i:04d}" for i in range(1001)] + ["tree", "tree-sibling"]
+    s3_server.put_objects(s3_bucket, dict.fromkeys(keys, b"x"))
+
+    s3_storage.delete_trees([f"s3://{s3_bucket}/tree"])
+
+    assert list(s3_storage.list_folder(f"s3://{s3_bucket}")) == ["tree-sibling"]
