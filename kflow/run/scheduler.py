@@ -12,6 +12,7 @@ never prints.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import socket
@@ -22,7 +23,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from kflow.errors import KflowError
+from kflow.errors import EXIT_INTERRUPTED, KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
@@ -45,6 +46,7 @@ from kflow.run.records import (
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
+ABORT_TIMEOUT = 1.0  # a second Ctrl-C exits at once: what storage gets to record it
 
 
 @dataclass
@@ -141,10 +143,39 @@ class Runner:
         """First Ctrl-C/SIGTERM: no new starts, terminate what runs. Safe in a signal handler."""
         self._stop_requested.set()
 
-    def abort(self) -> None:
-        """Second Ctrl-C: kill every running attempt at once (the caller exits right after)."""
-        for running in list(self.running.values()):
+    def abort(self, timeout: float = ABORT_TIMEOUT) -> None:
+        """Second Ctrl-C: kill every running attempt at once, then record the run as
+        interrupted and remove the killed attempts' outputs, giving storage at most
+        ``timeout`` s. The caller exits right after. Safe in a signal handler: it emits
+        no event, and storage is written from another thread that is not waited for long.
+        """
+        killed = list(self.running.values())
+        for running in killed:
             self.executor.cancel(running.handle, 0)
+        now = time.time()
+        outputs: list[str] = []
+        for running in killed:
+            attempt = running.record
+            attempt.status, attempt.reason, attempt.ended = "failed", "killed", now
+            entry = self._instance(running.iid)
+            entry.status, entry.detail = "interrupted", "killed by a second interrupt"
+            if not running.lease_lost:  # else another run owns the outputs now
+                outputs.extend(self.graph.instances[running.iid].outputs.values())
+        for entry in self.record.instances.values():
+            if entry.status in ("queued", "waiting", "retrying", "preparing"):
+                entry.status, entry.detail = "skipped", "not started: interrupted"
+        self.record.status, self.record.exit_code = "interrupted", EXIT_INTERRUPTED
+        self.record.ended = now
+        data, location = self.record.to_json(), self._record_location()
+
+        def write() -> None:
+            with contextlib.suppress(Exception):  # best effort: the process is about to end
+                self.storage.write_atomic(location, data)
+                self.storage.delete_trees(outputs, keep=(".", kflow_dir(self.root)))
+
+        writer = threading.Thread(target=write, name="kflow-abort", daemon=True)
+        writer.start()
+        writer.join(timeout)
 
     # -- the loop --------------------------------------------------------------
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -112,6 +114,52 @@ def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - started < 2
     time.sleep(0.2)
     assert not any(_alive(pid) for pid in pids)
+
+
+def _wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
+    """Read kflow's output until a line holds ``text`` (it is printed once acted upon)."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    while text not in lines.get(timeout=20):
+        pass
+
+
+def _gone(pids: list[int]) -> bool:
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_second_ctrl_c_still_records_the_run_as_interrupted(tmp_path: Path) -> None:
+    proc = _start(tmp_path, trap="trap '' TERM;", grace="30")
+    pids = _pids(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _wait_for_line(proc, "interrupted: stopping 1 running")  # the first one was seen
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=10)
+    assert proc.returncode == 130
+    assert _gone(pids), "the task outlived kflow"
+    assert not (tmp_path / "data/long.txt").exists()
+    runs = subprocess.run(
+        [sys.executable, "-m", "kflow", "runs", "-C", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert runs.returncode == 0, runs.stderr
+    assert " interrupted " in runs.stdout and "running" not in runs.stdout, runs.stdout
+    record = _record(tmp_path)
+    assert record["status"] == "interrupted" and record["exit_code"] == 130
+    instances = record["instances"]
+    assert isinstance(instances, dict)
+    assert instances["long"]["status"] == "interrupted"
+    assert instances["long"]["attempts"][0]["status"] == "failed"
+    assert instances["after"]["status"] == "skipped"
 
 
 def test_build_after_an_interrupt_reruns_exactly_the_interrupted_task(tmp_path: Path) -> None:
