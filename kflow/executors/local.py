@@ -4,6 +4,8 @@ No thread per process: ``wait`` watches every running process at once (a
 pidfd per process in one epoll where Linux has them, a short poll elsewhere)
 and also enforces timeouts and the SIGTERM → SIGKILL escalation of cancels.
 The whole process group is signalled, so children a command started end too.
+Should kflow itself be killed, a watchdog process (see ``watchdog``) ends the
+groups still running, so a task never outlives the run that holds its lease.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from pathlib import Path
 
 from kflow.errors import UsageError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
+from kflow.executors.watchdog import Watchdog
 
-# After a timeout, how long a command gets between SIGTERM and SIGKILL.
+# After a timeout, or once kflow has died, how long a command gets between SIGTERM and SIGKILL.
 TIMEOUT_GRACE = 2.0
 # Without pidfds, how often running processes are polled.
 POLL_INTERVAL = 0.005
@@ -59,6 +62,7 @@ class LocalExecutor:
         self._finished: list[AttemptUpdate] = []  # produced outside wait (could not start)
         self._logs = Path(tempfile.mkdtemp(prefix="kflow-logs-"))
         self._counter = 0
+        self._watchdog: Watchdog | None = None  # started with the first attempt
         self._base_env = dict(os.environ)
         bindir = os.path.dirname(sys.executable)
         path = self._base_env.get("PATH", "")
@@ -88,6 +92,7 @@ class LocalExecutor:
                 handle = AttemptHandle(f"unstarted:{self._counter}", spec)
                 self._finished.append(AttemptUpdate(handle, AttemptState.FAILED, 127, reason))
                 return handle
+        self._watchdog_for_attempts().watch(proc.pid)  # its group id is its pid
         handle = AttemptHandle(f"pid:{proc.pid}", spec)
         attempt = _Attempt(handle, proc, log_path)
         if spec.timeout is not None:
@@ -102,8 +107,13 @@ class LocalExecutor:
         self._live[proc.pid] = attempt
         return handle
 
+    def _watchdog_for_attempts(self) -> Watchdog:
+        if self._watchdog is None:
+            self._watchdog = Watchdog(TIMEOUT_GRACE, str(self._logs))
+        return self._watchdog
+
     def adopt(self, spec: AttemptSpec) -> AttemptHandle | None:
-        return None  # local processes die with their kflow; there is nothing to re-attach to
+        return None  # local processes die with their kflow (the watchdog): nothing to re-attach to
 
     # -- watching ---------------------------------------------------------------
 
@@ -139,6 +149,7 @@ class LocalExecutor:
             # The leader is a zombie until reaped, so its group id cannot have been reused:
             # this kill reaches only what the command left behind.
             _kill_group(proc.pid, signal.SIGKILL)
+        self._watchdog_for_attempts().forget(proc.pid)  # while the id is still ours
         code = proc.wait()
         del self._live[proc.pid]
         return self._final_update(attempt, code)
@@ -214,6 +225,8 @@ class LocalExecutor:
             _kill_group(attempt.proc.pid, signal.SIGKILL)
             self._reap(attempt)
         self._selector.close()
+        if self._watchdog is not None:
+            self._watchdog.close()
         shutil.rmtree(self._logs, ignore_errors=True)
 
 

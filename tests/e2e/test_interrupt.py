@@ -32,10 +32,12 @@ outputs = ["{root}/after.txt"]
 """
 
 
-def _start(tmp_path: Path, trap: str = "", grace: str = "0.5") -> subprocess.Popen[str]:
+def _start(
+    tmp_path: Path, trap: str = "", grace: str = "0.5", lease_ttl: str = "30"
+) -> subprocess.Popen[str]:
     text = PROJECT.replace("{trap}", trap)
     (tmp_path / "kflow.toml").write_text(textwrap.dedent(text))
-    env = {**os.environ, "KFLOW_KILL_GRACE": grace}
+    env = {**os.environ, "KFLOW_KILL_GRACE": grace, "KFLOW_LEASE_TTL": lease_ttl}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
         stdout=subprocess.PIPE,
@@ -176,4 +178,26 @@ def test_build_after_an_interrupt_reruns_exactly_the_interrupted_task(tmp_path: 
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data/after.txt").read_text() == "done\n"
+
+
+@pytest.mark.parametrize("trap", ["", "trap '' TERM;"], ids=["plain", "ignoring-sigterm"])
+def test_tasks_die_with_a_killed_kflow_and_a_rerun_completes(tmp_path: Path, trap: str) -> None:
+    proc = _start(tmp_path, trap=trap, lease_ttl="1")
+    pids = _pids(tmp_path)  # the task's shell and the sleep it started
+    proc.kill()  # SIGKILL: no handler runs, kflow cannot clean up after itself
+    proc.communicate(timeout=10)
+    assert _gone(pids), "the task outlived kflow: a rerun would run it twice at once"
+    (tmp_path / "kflow.toml").write_text(
+        (tmp_path / "kflow.toml").read_text().replace("sleep 60", "sleep 0")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KFLOW_LEASE_TTL": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "started long" in done.stdout  # the killed run's attempt is not trusted
     assert (tmp_path / "data/after.txt").read_text() == "done\n"
