@@ -150,6 +150,8 @@ def test_eviction_is_retried_without_using_retries(cluster_project: ClusterProje
     assert shown.exit_code == 0, shown.output
     assert "attempt 1: failed (" in shown.stdout and "attempt 2: succeeded," in shown.stdout
     assert first["log"] in shown.stdout and second["log"] in shown.stdout
+    (kept,) = cluster_project.pods()  # the evicted pod, kept for debugging like any failed one
+    assert kept["metadata"]["name"] == first["where"]  # type: ignore[index]
 
 
 def test_an_evicted_attempt_does_not_give_a_failing_task_an_extra_try(
@@ -200,4 +202,6 @@ def test_a_pod_on_a_lost_node_is_retried_for_free(cluster_project: ClusterProjec
     helper.join()
     assert result.exit_code == 0, result.output
     assert "node lost" in result.output
+    # the pod given up on is deleted, not kept: it must not go on beside its retry
+    assert cluster_project.pods() == []
     assert emulator.count("POST", r"/pods$", status=201) == 2

@@ -342,7 +342,10 @@ class KubernetesExecutor:
         keep = policy is PodCleanup.NEVER or (
             policy is PodCleanup.ON_SUCCESS and not attempt.succeeded
         )
-        if keep and not attempt.cancelled:
+        # Only a pod that ran to its end is kept for debugging: one still pending or running
+        # (a lost node, a pending timeout) could start or go on with the task beside its retry.
+        ended = ((attempt.last or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if keep and ended and not attempt.cancelled:
             return
         # Off the runner's thread: the log is saved already, nothing waits for the delete.
         self._deletes.append(self._deleter.submit(self.pods.delete, attempt.name, attempt.uid, 0))
