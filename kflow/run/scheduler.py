@@ -3,42 +3,44 @@
 One thread decides everything: it starts instances whose requirements have
 succeeded (up to ``jobs`` at once), reacts to the executor's state changes,
 retries with exponential backoff, checks outputs, and keeps the run record.
-Slow bookkeeping (taking a lease and marking the state record incomplete
-before an attempt; recording success, releasing the lease and storing the log
-after it) runs on a small thread pool, so storage latency overlaps with
-running tasks instead of adding to each one. Library code: it emits events and
-never prints.
+Library code: it emits events and never prints. Its helpers, one job each:
+``agenda`` (what may start next, in plan order), ``bookkeeping`` (storage work
+around attempts, on a thread pool so that its latency overlaps running tasks),
+``outputs`` (missing after success, removed after failure), ``abort`` (the
+record of a run ended by a second Ctrl-C), ``leases`` (other runs), ``outcome``
+(the run's status and exit code).
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent import futures
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-from kflow.errors import EXIT_INTERRUPTED, KflowError
+from kflow.errors import KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
 from kflow.run import events as ev
+from kflow.run.abort import ABORT_TIMEOUT, briefly, mark_aborted
+from kflow.run.agenda import Agenda
 from kflow.run.attempts import backoff, log_tail, task_environment
+from kflow.run.bookkeeping import Bookkeeper
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.ids import new_run_id
 from kflow.run.leases import LeaseInfo, Leases
 from kflow.run.options import RunMeta, RunOptions, RunResult
-from kflow.run.outcome import drain, outcome
+from kflow.run.outcome import outcome
+from kflow.run.outputs import missing_outputs, outputs_replanner, remove_outputs
 from kflow.run.records import (
     AttemptRecord,
     InstanceRecord,
     RunRecord,
-    kflow_dir,
     log_location,
     record_location,
     save_record,
@@ -46,7 +48,6 @@ from kflow.run.records import (
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
-ABORT_TIMEOUT = 1.0  # a second Ctrl-C exits at once: what storage gets to record it
 
 
 @dataclass
@@ -55,15 +56,6 @@ class _Running:
     handle: AttemptHandle
     record: AttemptRecord
     lease_lost: bool = False
-
-
-def _default_replan(storage: Storage) -> Replanner:
-    def replan(instance: Instance) -> str | None:
-        stamps = storage.stat_many(instance.outputs.values())
-        missing = [loc for loc, stamp in stamps.items() if stamp is None]
-        return f"output missing: {missing[0]}" if missing else None
-
-    return replan
 
 
 class Runner:
@@ -86,8 +78,8 @@ class Runner:
         run_id: str | None = None,
     ):
         self.graph = graph
-        self.order = list(to_run)
-        self.index = {iid: n for n, iid in enumerate(self.order)}
+        self.agenda = Agenda(graph, to_run)
+        self.order = self.agenda.order
         self.reasons = dict(reasons)
         self.executor = executor
         self.storage = storage
@@ -96,7 +88,7 @@ class Runner:
         self.options = options or RunOptions()
         self.root = graph.project.root
         self.run_id = run_id or new_run_id()
-        self.replan = replan or _default_replan(storage)
+        self.replan = replan or outputs_replanner(storage)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
         meta = meta or RunMeta()
         self.record = RunRecord(
@@ -111,18 +103,9 @@ class Runner:
             pid=os.getpid(),
             instances={str(i): InstanceRecord(reason=reasons.get(i, "")) for i in self.order},
         )
-        # requirements inside this run that have not succeeded yet
-        self.blocked: dict[InstanceId, set[InstanceId]] = {
-            iid: {r for r in graph.instances[iid].requires if r in self.index}
-            for iid in self.order
-        }
-        self.ready: list[int] = [self.index[i] for i in self.order if not self.blocked[i]]
-        heapq.heapify(self.ready)
         # lease + state marking in flight (→ holder elsewhere, or None when ready to submit)
         self.preparing: dict[InstanceId, Future[LeaseInfo | None]] = {}
-        self.prepared: list[int] = []  # heap of indexes ready to submit at once
         self.running: dict[str, _Running] = {}
-        self.delayed: list[tuple[float, int]] = []  # (monotonic due time, index) of retries
         self.waiting: dict[InstanceId, tuple[LeaseInfo, float]] = {}  # lease holder, next look
         self.attempts: dict[InstanceId, int] = {}
         self.free_retries: dict[InstanceId, int] = {}
@@ -133,8 +116,7 @@ class Runner:
         # that trivial tasks never wait for it, without leasing far ahead of what runs.
         self._prepare_depth = max(8, 4 * self.options.jobs)
         workers = self._prepare_depth + 4
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kflow-run")
-        self._background: list[Future[None]] = []
+        self.books = Bookkeeper(graph, storage, hooks, self.leases, workers)
         self._started = time.monotonic()
 
     # -- control from outside (signal handlers) --------------------------------
@@ -152,30 +134,20 @@ class Runner:
         killed = list(self.running.values())
         for running in killed:
             self.executor.cancel(running.handle, 0)
-        now = time.time()
-        outputs: list[str] = []
-        for running in killed:
-            attempt = running.record
-            attempt.status, attempt.reason, attempt.ended = "failed", "killed", now
-            entry = self._instance(running.iid)
-            entry.status, entry.detail = "interrupted", "killed by a second interrupt"
-            if not running.lease_lost:  # else another run owns the outputs now
-                outputs.extend(self.graph.instances[running.iid].outputs.values())
-        for entry in self.record.instances.values():
-            if entry.status in ("queued", "waiting", "retrying", "preparing"):
-                entry.status, entry.detail = "skipped", "not started: interrupted"
-        self.record.status, self.record.exit_code = "interrupted", EXIT_INTERRUPTED
-        self.record.ended = now
+        mark_aborted(self.record, [str(running.iid) for running in killed])
         data, location = self.record.to_json(), self._record_location()
+        outputs = [  # a lost lease: another run owns the outputs now
+            location
+            for running in killed
+            if not running.lease_lost
+            for location in self.graph.instances[running.iid].outputs.values()
+        ]
 
         def write() -> None:
-            with contextlib.suppress(Exception):  # best effort: the process is about to end
-                self.storage.write_atomic(location, data)
-                self.storage.delete_trees(outputs, keep=(".", kflow_dir(self.root)))
+            self.storage.write_atomic(location, data)
+            remove_outputs(self.storage, self.root, outputs)
 
-        writer = threading.Thread(target=write, name="kflow-abort", daemon=True)
-        writer.start()
-        writer.join(timeout)
+        briefly(write, timeout)
 
     # -- the loop --------------------------------------------------------------
 
@@ -212,8 +184,9 @@ class Runner:
             self._collect_prepared()
             self._start_prepared()
             self._prepare_ahead()
-            busy = self.running or self.delayed or self.waiting or self.preparing
-            if not busy and (self.stopping or not (self.ready or self.prepared)):
+            agenda = self.agenda
+            busy = self.running or agenda.has_delayed or self.waiting or self.preparing
+            if not busy and (self.stopping or not (agenda.has_ready or agenda.prepared_count)):
                 return
             if not self.running and self.preparing:
                 # Only preparations can change anything: wake as soon as one is done.
@@ -231,17 +204,16 @@ class Runner:
         timeout = 0.2  # signal handlers only set a flag: look at it this often
         if self.preparing and len(self.running) < self.options.jobs:
             timeout = 0.001  # a free slot waits for a preparation that is about to finish
-        if self.delayed:
-            timeout = min(timeout, self.delayed[0][0] - now)
+        due = self.agenda.next_due()
+        if due is not None:
+            timeout = min(timeout, due - now)
         for _, next_look in self.waiting.values():
             timeout = min(timeout, next_look - now)
         return max(0.0, timeout)
 
     def _promote_due_retries(self) -> None:
         now = time.monotonic()
-        while self.delayed and self.delayed[0][0] <= now:
-            _, index = heapq.heappop(self.delayed)
-            iid = self.order[index]
+        while (iid := self.agenda.pop_due(now)) is not None:
             self.hooks.before_attempt(self.graph.instances[iid])
             self._submit(iid)
 
@@ -251,22 +223,13 @@ class Runner:
         """Take leases and mark state for the next few ready instances while others run."""
         depth = self._prepare_depth
         while (
-            self.ready
+            self.agenda.has_ready
             and not self.stopping
-            and len(self.preparing) + len(self.prepared) < depth
+            and len(self.preparing) + self.agenda.prepared_count < depth
         ):
-            iid = self.order[heapq.heappop(self.ready)]
+            iid = self.agenda.pop_ready()
             self._instance(iid).status = "preparing"
-            self.preparing[iid] = self._pool.submit(self._prepare, iid)
-
-    def _prepare(self, iid: InstanceId) -> LeaseInfo | None:
-        """(Worker thread.) The lease, then the state mark; the other holder if leased elsewhere."""
-        if self.leases is not None:
-            other = self.leases.try_acquire(str(iid))
-            if other is not None:
-                return other
-        self.hooks.before_attempt(self.graph.instances[iid])
-        return None
+            self.preparing[iid] = self.books.prepare(iid)
 
     def _collect_prepared(self) -> None:
         for iid, future in list(self.preparing.items()):
@@ -279,14 +242,15 @@ class Runner:
             elif other is not None:
                 self._held_elsewhere(iid, other)
             else:
-                heapq.heappush(self.prepared, self.index[iid])
+                self.agenda.add_prepared(iid)
 
     def _start_prepared(self) -> None:
-        while self.prepared and not self.stopping and len(self.running) < self.options.jobs:
-            first = self.prepared[0]
-            if any(self.index[iid] < first for iid in self.preparing):
-                return  # start in plan order, as make -j1 would: the earlier one is nearly ready
-            self._submit(self.order[heapq.heappop(self.prepared)])
+        while not self.stopping and len(self.running) < self.options.jobs:
+            # in plan order, as make -j1 would: an earlier one nearly prepared goes first
+            iid = self.agenda.next_prepared(self.preparing)
+            if iid is None:
+                return
+            self._submit(iid)
 
     def _drop_prepared(self, iid: InstanceId) -> None:
         self._instance(iid).status = "queued"
@@ -390,26 +354,19 @@ class Runner:
             self._held_elsewhere(running.iid, holder)
             return
         if update.state is AttemptState.SUCCEEDED:
-            missing = self._missing_outputs(instance)
+            missing = missing_outputs(self.storage, instance)
             if not missing:
                 self._succeeded(running, instance)
                 return
             reason = f"did not write {', '.join(missing)}"
         self._attempt_failed(running, instance, reason, update.counts_as_attempt)
 
-    def _missing_outputs(self, instance: Instance) -> list[str]:
-        if not instance.outputs:
-            return []
-        stamps = self.storage.stat_many(instance.outputs.values())
-        return [location for location, stamp in stamps.items() if stamp is None]
-
     def _succeeded(self, running: _Running, instance: Instance) -> None:
         iid = running.iid
         running.record.status = "succeeded"
         self._instance(iid).status = "succeeded"
         self._store_log(running)
-        # Recorded before the lease goes, so a run waiting for it finds the result up to date.
-        self._in_background(self._record_success, instance)
+        self.books.record_success(instance)
         self._emit(
             ev.InstanceSucceeded(
                 instance=str(iid),
@@ -419,19 +376,10 @@ class Runner:
         )
         self._unblock_dependents(iid)
 
-    def _record_success(self, instance: Instance) -> None:
-        self.hooks.after_success(instance)
-        if self.leases is not None:
-            self.leases.release(str(instance.id))
-
     def _unblock_dependents(self, iid: InstanceId) -> None:
-        for dependent in self.graph.dependents(iid):
-            waiting_on = self.blocked.get(dependent)
-            if waiting_on is None or iid not in waiting_on:
-                continue
-            waiting_on.discard(iid)
-            if not waiting_on and self._instance(dependent).status == "queued":
-                heapq.heappush(self.ready, self.index[dependent])
+        for dependent in self.agenda.unblock(iid, self.graph.dependents(iid)):
+            if self._instance(dependent).status == "queued":
+                self.agenda.make_ready(dependent)
 
     def _attempt_failed(
         self, running: _Running, instance: Instance, reason: str, counts: bool
@@ -439,7 +387,7 @@ class Runner:
         iid = running.iid
         # Nothing partial may ever count as done: outputs go before the failure is reported.
         if instance.outputs:
-            self._remove_outputs(instance)
+            remove_outputs(self.storage, self.root, instance.outputs.values())
         attempt = running.record
         attempt.status, attempt.reason = "failed", reason
         data = self._store_log(running)
@@ -474,7 +422,7 @@ class Runner:
 
     def _retry_in(self, iid: InstanceId, delay: float, reason: str) -> None:
         self._instance(iid).status = "retrying"
-        heapq.heappush(self.delayed, (time.monotonic() + delay, self.index[iid]))
+        self.agenda.delay(iid, time.monotonic() + delay)
         self._emit(
             ev.AttemptFailed(
                 instance=str(iid), attempt=self.attempts[iid], reason=reason, retry_in=delay
@@ -486,7 +434,7 @@ class Runner:
         stack = list(self.graph.dependents(iid))
         while stack:
             dependent = stack.pop()
-            if dependent not in self.index:
+            if dependent not in self.agenda:
                 continue
             entry = self._instance(dependent)
             if entry.status != "queued":
@@ -496,23 +444,20 @@ class Runner:
             stack.extend(self.graph.dependents(dependent))
         if not self.options.keep_going:
             self.stopping = True
-            for index in self.prepared:
-                self._drop_prepared(self.order[index])
-            self.prepared.clear()
+            for prepared in self.agenda.take_prepared():
+                self._drop_prepared(prepared)
 
     # -- interrupt and the end ---------------------------------------------------
 
     def _begin_interrupt(self) -> None:
         self.interrupting = self.stopping = True
         self._emit(ev.Interrupting(running=[str(r.iid) for r in self.running.values()]))
-        for iid in [self.order[i] for _, i in self.delayed] + list(self.waiting):
+        for iid in self.agenda.take_delayed() + list(self.waiting):
             entry = self._instance(iid)
             entry.status, entry.detail = "interrupted", "interrupted before it could run again"
             self._release_lease(iid)
-        for index in self.prepared:
-            self._drop_prepared(self.order[index])
-        self.prepared.clear()
-        self.delayed.clear()
+        for prepared in self.agenda.take_prepared():
+            self._drop_prepared(prepared)
         self.waiting.clear()
         for running in list(self.running.values()):
             self.executor.cancel(running.handle, self.options.kill_grace)
@@ -544,11 +489,7 @@ class Runner:
                 entry.status, entry.detail = "skipped", f"not started: {reason}"
                 if error is None and not self.interrupting:
                     self._emit(ev.InstanceSkipped(instance=str(iid), reason=entry.detail))
-        background_error = drain(self._background)
-        if self.leases is not None:
-            self.leases.stop()
-            self.leases.release_all()
-        self._pool.shutdown(wait=False)
+        background_error = self.books.finish()
         statuses = [e.status for e in self.record.instances.values()]
         status, code = outcome(statuses, error, background_error, self._stop_requested.is_set())
         self.record.status, self.record.exit_code = status, code
@@ -571,12 +512,8 @@ class Runner:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _in_background(self, work: Callable[..., None], *args: object) -> None:
-        self._background.append(self._pool.submit(work, *args))
-
     def _release_lease(self, iid: InstanceId) -> None:
-        if self.leases is not None:
-            self._in_background(self.leases.release, str(iid))
+        self.books.release(iid)
 
     def _store_log(self, running: _Running) -> bytes:
         """Keep the attempt's log on storage (in the background); returns its bytes."""
@@ -584,13 +521,8 @@ class Runner:
         self.executor.release(running.handle)
         location = log_location(self.root, self.run_id, str(running.iid), running.record.number)
         running.record.log = location
-        self._in_background(self.storage.write_atomic, location, data)
+        self.books.write(location, data)
         return data
-
-    def _remove_outputs(self, instance: Instance) -> None:
-        """Files and whole folders; never the project folder or kflow's records."""
-        keep = (".", kflow_dir(self.root))
-        self.storage.delete_trees(instance.outputs.values(), keep=keep)
 
     def _instance(self, iid: InstanceId) -> InstanceRecord:
         return self.record.instances[str(iid)]

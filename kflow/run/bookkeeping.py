@@ -1,0 +1,77 @@
+"""Storage work around attempts, off the scheduler's thread.
+
+Taking a lease and marking the state record incomplete before an attempt;
+recording success, releasing the lease and storing the log after it: all of it
+storage latency, done on a small thread pool so that it overlaps running tasks
+instead of adding to each one. The scheduler decides; this only does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from kflow.errors import KflowError
+from kflow.graph import Graph, Instance
+from kflow.model import InstanceId
+from kflow.run.hooks import StateHooks
+from kflow.run.leases import LeaseInfo, Leases
+from kflow.run.outcome import drain
+from kflow.storage import Storage
+
+
+class Bookkeeper:
+    def __init__(
+        self,
+        graph: Graph,
+        storage: Storage,
+        hooks: StateHooks,
+        leases: Leases | None,
+        workers: int,
+    ):
+        self.graph = graph
+        self.storage = storage
+        self.hooks = hooks
+        self.leases = leases
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kflow-run")
+        self._background: list[Future[None]] = []
+
+    def prepare(self, iid: InstanceId) -> Future[LeaseInfo | None]:
+        """The lease, then the state mark; the future gives the other holder if leased elsewhere."""
+        return self._pool.submit(self._prepare, iid)
+
+    def _prepare(self, iid: InstanceId) -> LeaseInfo | None:
+        if self.leases is not None:
+            other = self.leases.try_acquire(str(iid))
+            if other is not None:
+                return other
+        self.hooks.before_attempt(self.graph.instances[iid])
+        return None
+
+    def record_success(self, instance: Instance) -> None:
+        """The success record, then the lease: a run waiting for it finds the result up to date."""
+        self._in_background(self._record_success, instance)
+
+    def _record_success(self, instance: Instance) -> None:
+        self.hooks.after_success(instance)
+        if self.leases is not None:
+            self.leases.release(str(instance.id))
+
+    def release(self, iid: InstanceId) -> None:
+        if self.leases is not None:
+            self._in_background(self.leases.release, str(iid))
+
+    def write(self, location: str, data: bytes) -> None:
+        self._in_background(self.storage.write_atomic, location, data)
+
+    def finish(self) -> KflowError | None:
+        """Wait for what is in flight, give up every lease; the first storage error met."""
+        error = drain(self._background)
+        if self.leases is not None:
+            self.leases.stop()
+            self.leases.release_all()
+        self._pool.shutdown(wait=False)
+        return error
+
+    def _in_background(self, work: Callable[..., None], *args: object) -> None:
+        self._background.append(self._pool.submit(work, *args))

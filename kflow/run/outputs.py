@@ -1,0 +1,34 @@
+"""An attempt's outputs as the runner judges them: missing after success, removed after failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kflow.graph import Instance
+from kflow.run.hooks import Replanner
+from kflow.run.records import kflow_dir
+from kflow.storage import Storage
+
+
+def missing_outputs(storage: Storage, instance: Instance) -> list[str]:
+    """The instance's declared outputs that do not exist (one batched stat)."""
+    if not instance.outputs:
+        return []
+    stamps = storage.stat_many(instance.outputs.values())
+    return [location for location, stamp in stamps.items() if stamp is None]
+
+
+def remove_outputs(storage: Storage, root: str, locations: Iterable[str]) -> None:
+    """Files and whole folders, so that nothing partial ever counts as done; never the
+    project folder or kflow's own records, whatever an output was declared as."""
+    storage.delete_trees(locations, keep=(".", kflow_dir(root)))
+
+
+def outputs_replanner(storage: Storage) -> Replanner:
+    """A Replanner that asks only whether every output exists (for callers without a planner)."""
+
+    def replan(instance: Instance) -> str | None:
+        missing = missing_outputs(storage, instance)
+        return f"output missing: {missing[0]}" if missing else None
+
+    return replan
