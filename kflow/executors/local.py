@@ -72,6 +72,7 @@ class LocalExecutor:
 
     def submit(self, spec: AttemptSpec) -> AttemptHandle:
         self._counter += 1
+        watchdog = self._watchdog_for_attempts()  # up before the process: one write from it
         log_path = self._logs / f"{self._counter}.log"
         env = {**self._base_env, **spec.env}
         with open(log_path, "wb") as log:
@@ -92,7 +93,7 @@ class LocalExecutor:
                 handle = AttemptHandle(f"unstarted:{self._counter}", spec)
                 self._finished.append(AttemptUpdate(handle, AttemptState.FAILED, 127, reason))
                 return handle
-        self._watchdog_for_attempts().watch(proc.pid)  # its group id is its pid
+        watchdog.watch(proc.pid)  # its group id is its pid
         handle = AttemptHandle(f"pid:{proc.pid}", spec)
         attempt = _Attempt(handle, proc, log_path)
         if spec.timeout is not None:

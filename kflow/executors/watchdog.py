@@ -49,6 +49,7 @@ class Watchdog:
                 stdin=read,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                cwd="/",  # holds no folder busy
                 start_new_session=True,  # outlives a kill of kflow's whole process group
             )
         except OSError:
