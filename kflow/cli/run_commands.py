@@ -77,8 +77,10 @@ def _interrupts(runner: Runner) -> Iterator[None]:
         if seen == 1:
             runner.request_stop()
             return
-        runner.abort()
+        if seen > 2:  # while the second one records the run: do not wait for storage
+            os._exit(EXIT_INTERRUPTED)
         sys.stderr.write("kflow: interrupted again, exiting now\n")
+        runner.abort()  # kills what runs, records the run: bounded, about a second at most
         os._exit(EXIT_INTERRUPTED)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
