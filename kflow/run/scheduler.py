@@ -137,10 +137,10 @@ class Runner:
         mark_aborted(self.record, [str(running.iid) for running in killed])
         data, location = self.record.to_json(), self._record_location()
         outputs = [  # a lost lease: another run owns the outputs now
-            location
+            output
             for running in killed
             if not running.lease_lost
-            for location in self.graph.instances[running.iid].outputs.values()
+            for output in self.graph.instances[running.iid].outputs.values()
         ]
 
         def write() -> None:

@@ -96,20 +96,6 @@ def _move_mtime_past(tmp: str, old: os.stat_result) -> None:
         os.utime(tmp, ns=(old.st_atime_ns, old.st_mtime_ns + MTIME_STEP_NS))
 
 
-def _ignore_missing(function: Callable[..., object], path: str, exc: BaseException) -> None:
-    """shutil.rmtree's error handler: what is already gone is fine, anything else is not."""
-    if not isinstance(exc, FileNotFoundError):
-        raise exc
-
-
-def _remove_tree(path: str) -> None:
-    """rm -rf for one folder (not a symlink to one: that is unlinked like a file)."""
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=_ignore_missing)
-    else:
-        shutil.rmtree(path, onerror=lambda f, p, info: _ignore_missing(f, p, info[1]))
-
-
 @contextmanager
 def _locked_current(path: str) -> Iterator[os.stat_result | None]:
     """Hold an exclusive flock on the file now at ``path``; yield its stat (None if absent).
@@ -299,3 +285,17 @@ class LocalBackend:
                 pass
             except OSError as exc:
                 raise storage_error(exc, path, "delete") from exc
+
+
+def _ignore_missing(function: Callable[..., object], path: str, exc: BaseException) -> None:
+    """shutil.rmtree's error handler: what is already gone is fine, anything else is not."""
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
+
+
+def _remove_tree(path: str) -> None:
+    """rm -rf for one folder (not a symlink to one: that is unlinked like a file)."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_ignore_missing)
+    else:
+        shutil.rmtree(path, onerror=lambda f, p, info: _ignore_missing(f, p, info[1]))
