@@ -250,6 +250,7 @@ def clean(
     params: ParamOption = None,
 ) -> None:
     """Delete the outputs of the targets' instances (default: every instance) and their records."""
+    from kflow.run.records import kflow_dir
     from kflow.state import StateStore
 
     if pods:
@@ -270,6 +271,7 @@ def clean(
         return
     if present and sys.stdin.isatty() and not yes:
         typer.confirm(f"delete {len(present)} outputs?", abort=True)
-    storage.delete_many(present)
+    # Folder outputs go with everything in them; never the project folder or kflow's records.
+    storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))
     StateStore(storage, graph.project.root).forget(chosen)
     typer.echo(f"deleted {len(present)} outputs of {len(chosen)} instances")

@@ -6,7 +6,7 @@ locations (``data/x.csv``, ``/abs/x``, ``file://./data/x``, ``s3://bucket/key``,
 listing per folder or prefix, concurrent on remote storage), ``list_folder``,
 ``list_names`` / ``list_names_many``,
 ``read_many`` / ``read_bytes``, ``content_hashes`` / ``content_hash``,
-``write_atomic``, ``delete_many``, and the lease primitives ``create_exclusive``
+``write_atomic``, ``delete_many``, ``delete_trees``, and the lease primitives ``create_exclusive``
 and ``replace_if_unchanged``. Every failure is a ``kflow.errors.StorageError``
 naming the URL; a missing object is not a failure (None / False / ignored).
 

@@ -213,6 +213,41 @@ def test_clean_deletes_outputs_and_records(built: Path) -> None:
     assert plan(built) == {"use[day=d1,n=1]": "output missing: data/used/1/d1.txt"}
 
 
+def test_clean_deletes_folder_outputs_with_their_contents_and_keeps_the_records(
+    tmp_path: Path,
+) -> None:
+    project = write_project(
+        tmp_path / "p",
+        """
+[project]
+name = "folders"
+storage = "file://./data"
+
+[tasks.parts]
+command = ["true"]
+outputs = ["{root}/parts"]
+
+[tasks.everything]
+command = ["true"]
+outputs = ["{root}"]
+""",
+    )
+    parts = project / "data" / "parts"
+    (parts / "deep").mkdir(parents=True)
+    (parts / "deep" / "a.txt").write_text("a")
+    (project / "data" / "other.txt").write_text("b")
+    assert kflow("accept", "-C", project, "parts", "everything").exit_code == 0
+
+    result = kflow("clean", "-C", project, "parts", "--yes")
+
+    assert result.exit_code == 0, result.stderr
+    assert not parts.exists()
+    assert (project / "data" / "other.txt").exists()
+    # An output that holds kflow's own records is never deleted with them.
+    assert kflow("clean", "-C", project, "everything", "--yes").exit_code == 0
+    assert (project / "data" / ".kflow").is_dir()
+
+
 def test_accept_refuses_when_outputs_are_missing_and_records_nothing(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     result = kflow("accept", "-C", project, "use")
