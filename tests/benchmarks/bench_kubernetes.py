@@ -3,7 +3,7 @@
 
 Run by hand (not collected by pytest), from the repository root:
 
-    python tests/benchmarks/bench_kubernetes.py [N] [JOBS] [QPS]
+    python tests/benchmarks/bench_kubernetes.py [N] [JOBS] [QPS] [LATENCY_MS]
 
 `kflow build` runs as a separate process against the emulator (in this process). Prints
 the wall time, API requests per instance (by verb, from the emulator's request log) and
@@ -11,13 +11,16 @@ the delay from a pod's end (the command's last act is to write the time) to kflo
 recording the attempt's end (the run record). SPEC §6 targets: a few requests per task,
 completion seen within 1 s. QPS is kflow's client-side limit for creates and deletes
 (``KFLOW_KUBE_QPS``, default 20 in kflow; the benchmark raises it to measure kflow, not
-the limiter).
+the limiter). LATENCY_MS (default 0) delays every API request by that much, as a real API
+server's admission and etcd write do (tens of ms for a pod create): what concurrent
+creates are for.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,6 +58,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     jobs = int(sys.argv[2]) if len(sys.argv) > 2 else 50
     qps = sys.argv[3] if len(sys.argv) > 3 else "500"
+    latency_ms = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     folder = Path(tempfile.mkdtemp(prefix="kflow-bench-kube-"))
     write_project(folder, n)
     emulator = KubeEmulator(
@@ -64,6 +68,8 @@ def main() -> None:
         images_present=True,
         nodes={"node-1": {"cpu": "1000", "memory": "1000Gi", "pods": str(n + 10)}},
     ).start()
+    if latency_ms:
+        emulator.faults.latency(".*", latency_ms / 1000)
     try:
         emulator.write_kubeconfig(folder / "kubeconfig")
         env = {**os.environ, "KFLOW_KUBE_QPS": qps, "KFLOW_KUBE_BURST": qps}
@@ -97,7 +103,8 @@ def main() -> None:
         total = sum(verbs.values())
         delays.sort()
         print(
-            f"{n} pods, -j {jobs}, client QPS {qps}: {wall:.1f} s wall "
+            f"{n} pods, -j {jobs}, client QPS {qps}, API latency {latency_ms:g} ms: "
+            f"{wall:.1f} s wall "
             f"({wall / n * 1000:.1f} ms per pod, kflow start-up included)"
         )
         print(
@@ -114,6 +121,7 @@ def main() -> None:
         )
     finally:
         emulator.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -453,3 +453,49 @@ def test_huge_body_is_413(core_v1: Any) -> None:
         core_v1.create_namespaced_pod(NS, huge)
     assert err.value.status == 413
     assert status_of(err.value)["message"] == "Request entity too large: limit is 3145728"
+
+
+def test_pod_quota_refuses_with_the_real_403_until_a_pod_goes(
+    core_v1: Any, kube_emulator: KubeEmulator
+) -> None:
+    quota = kube_emulator.faults.pod_quota(1, name="compute")
+    core_v1.create_namespaced_pod(NS, pod_manifest("first", "sleep 30"))
+    for dry_run in ("All", None):
+        with pytest.raises(ApiException) as info:
+            core_v1.create_namespaced_pod(NS, pod_manifest("second"), dry_run=dry_run)
+        body = status_of(info.value)
+        assert info.value.status == 403 and body["reason"] == "Forbidden"
+        assert body["message"] == ('pods "second" is forbidden: exceeded quota: compute, '
+                                   "requested: pods=1, used: pods=1, limited: pods=1")
+        assert body["details"] == {"name": "second", "kind": "pods"}
+    assert quota.hits == 2
+    core_v1.delete_namespaced_pod("first", NS, grace_period_seconds=0)
+    core_v1.create_namespaced_pod(NS, pod_manifest("second"))  # the quota freed up
+
+
+def test_a_revoked_token_gets_401(kube_emulator: KubeEmulator, core_v1: Any) -> None:
+    core_v1.list_namespaced_pod(NS)
+    kube_emulator.rbac.revoke_token("test-token")
+    with pytest.raises(ApiException) as info:
+        core_v1.list_namespaced_pod(NS)
+    assert info.value.status == 401
+
+
+def test_clients_resetting_connections_print_nothing(
+    kube_emulator_factory: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import struct
+
+    kube = kube_emulator_factory()
+    watch = b"GET /api/v1/namespaces/kflow-test/pods?watch=true HTTP/1.1\r\n"
+    for request in (b"GET /version HTTP/1.1\r\n", watch):
+        for _ in range(3):
+            conn = socket.create_connection(("127.0.0.1", kube.port))
+            conn.sendall(request + b"Host: x\r\nAuthorization: Bearer test-token\r\n\r\n")
+            conn.recv(65536)  # an answer: the server now waits for more (or streams)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # TCP RST
+    kube.stop()  # waits for every connection thread
+    assert kube.errors == []
+    assert "Traceback" not in capfd.readouterr().err

@@ -14,10 +14,13 @@ Tuning through the environment (seconds unless said):
 ``KFLOW_KUBE_CONFIG_GRACE`` (30; CreateContainerConfigError),
 ``KFLOW_KUBE_WAITING_GRACE`` (180; unknown waiting reasons, a node not answering),
 ``KFLOW_KUBE_QPS``/``KFLOW_KUBE_BURST`` (20/30 creates+deletes per second),
+``KFLOW_KUBE_CREATES`` (8 pod creates in flight at once, within QPS/BURST),
 ``KFLOW_KUBE_MAX_PODS`` (0 = no cap beyond ``-j`` on pods in flight),
 ``KFLOW_KUBE_LOG_STREAMS`` (8 logs followed at once),
 ``KFLOW_KUBE_RETRY_DEADLINE`` (30; retrying 429/5xx/connection errors),
+``KFLOW_KUBE_QUOTA_WAIT`` (600; retrying a create refused with 403 "exceeded quota"),
 ``KFLOW_KUBE_WATCH_SECONDS`` (50; one watch request's length).
+A 401 reloads the kubeconfig (or the in-cluster token) once and repeats the request.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@
 * 429 waits for ``Retry-After`` (or backs off) on every verb, POST and DELETE
   included; 5xx and connection errors retry with exponential backoff until a
   deadline, then become ``ClusterError`` naming the context and the server.
+* 401 reloads the credentials once (``ClusterConfig.reload``: the kubeconfig,
+  its token file or exec plugin, the in-cluster token, read again) and repeats
+  the request; a second 401 is a ``ClusterError`` naming the context.
 * Other errors are raised at once as ``ApiFailure`` carrying the server's
   ``Status`` reason and message, for the caller to decide (404 on a delete is
   fine, 409 on a create means adopt, 403/422 fail fast).
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -20,11 +24,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kflow.errors import ClusterError
+from kflow.errors import ClusterError, KflowError
 from kflow.executors.kubernetes.config import ClusterConfig
 from kflow.executors.kubernetes.core import Core
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# What a reload takes from a fresh client Configuration: credentials and the TLS identity.
+AUTH_SETTINGS = ("api_key", "api_key_prefix", "refresh_api_key_hook", "username", "password")
+TLS_SETTINGS = ("cert_file", "key_file", "ssl_ca_cert")
 
 
 class ApiFailure(Exception):
@@ -109,6 +116,8 @@ class Api:
             env_float("KFLOW_KUBE_QPS", 20.0), int(env_float("KFLOW_KUBE_BURST", 30))
         )
         self.deadline = env_float("KFLOW_KUBE_RETRY_DEADLINE", 30.0)
+        self._auth_lock = threading.Lock()
+        self.credentials = 0  # how many times the credentials were reloaded
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` with retries; ``what`` names it in errors ("create pod x")."""
@@ -117,20 +126,23 @@ class Api:
         write = what.split(" ", 1)[0] in ("create", "delete", "patch")
         give_up = time.monotonic() + self.deadline
         delay = 0.1
+        reloaded = False
         while True:
             if write:
                 self.writes.take()
+            credentials = self.credentials
             try:
                 return fn(*args, **kwargs)
             except ApiException as exc:
                 status = int(exc.status or 0)
                 reason, message = _status_of(exc)
+                if status == 401 and not reloaded and self.cluster.reload is not None:
+                    self._reload_credentials(what, credentials)
+                    reloaded = True
+                    continue
                 if status not in RETRYABLE or status == 0:
                     if status == 401:
-                        raise ClusterError(
-                            f"{what}: unauthorized by {self.cluster.describe()}",
-                            hint="check the credentials in your kubeconfig",
-                        ) from None
+                        raise self._unauthorized(what, message, reloaded) from None
                     raise ApiFailure(status, reason, message) from None
                 wait = _retry_after(exc) if status == 429 else None
                 problem = f"{status} {reason}: {message}"
@@ -146,6 +158,42 @@ class Api:
                 ) from None
             time.sleep(pause)
             delay = min(delay * 2, 5.0)
+
+    def _unauthorized(self, what: str, message: str, reloaded: bool) -> ClusterError:
+        again = " again after reloading the credentials" if reloaded else ""
+        return ClusterError(
+            f"{what}: unauthorized by {self.cluster.describe()}{again} ({message})",
+            hint="check the credentials in your kubeconfig (an expired token? "
+            "run the same command with kubectl to refresh it)",
+        )
+
+    def _reload_credentials(self, what: str, seen: int) -> None:
+        """After a 401: read the credentials again, unless another thread has done so since
+        the failed request was sent (then its fresh credentials are tried)."""
+        assert self.cluster.reload is not None
+        with self._auth_lock:
+            if self.credentials != seen:
+                return
+            try:
+                fresh = self.cluster.reload()
+            except KflowError as exc:
+                raise ClusterError(
+                    f"{what}: unauthorized by {self.cluster.describe()}, and reloading the "
+                    f"credentials failed: {exc.message}"
+                ) from None
+            client = self.cluster.api_client
+            current = client.configuration
+            for name in AUTH_SETTINGS:
+                setattr(current, name, copy.copy(getattr(fresh, name, None)))
+            changed = [n for n in TLS_SETTINGS if getattr(fresh, n, None) != getattr(current, n)]
+            for name in changed:
+                setattr(current, name, getattr(fresh, name, None))
+            if changed:  # a new client certificate: new connections (in-flight ones finish)
+                from kubernetes.client import rest
+
+                old, client.rest_client = client.rest_client, rest.RESTClientObject(current)
+                old.close()
+            self.credentials += 1
 
     def request(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
         """``call`` for a plain request: the body as bytes, the connection back in the pool."""

@@ -6,12 +6,17 @@ exists and ``KUBERNETES_SERVICE_HOST`` is set, the pod's service account
 (in-cluster). The context is the profile's ``context``, else the current one.
 The namespace is the profile's, else the context's, else ``default`` (the
 client does not apply a context's namespace by itself).
+
+``ClusterConfig.reload`` reads the same source again into a fresh client
+``Configuration`` (a rewritten token file or kubeconfig, an exec plugin run
+again, the pod's rotated service-account token): ``Api`` calls it on a 401.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,9 @@ from kflow.errors import ClusterError
 from kflow.model import Profile
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# Connections kept for reuse: the watch, the log streams, concurrent creates and deletes
+# (the client's default, 5 per CPU, would make it open and drop connections on small hosts).
+POOL_SIZE = 32
 
 
 @dataclass
@@ -29,6 +37,8 @@ class ClusterConfig:
     namespace: str
     context: str  # "in-cluster" when running in a pod
     server: str
+    # A fresh client Configuration read from the same source (None: nothing to re-read).
+    reload: Callable[[], Any] | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         return f"context {self.context!r} ({self.server})"
@@ -56,14 +66,20 @@ def load_cluster(profile: Profile, directory: Path) -> ClusterConfig:
     config: Any = kubernetes.config
     paths = kubeconfig_paths(profile, directory)
     if paths is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        configuration = client.Configuration()
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException as exc:
-            raise ClusterError(f"in-cluster configuration: {exc}") from None
+
+        def in_cluster() -> Any:
+            configuration = type.__call__(client.Configuration)
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except config.ConfigException as exc:
+                raise ClusterError(f"in-cluster configuration: {exc}") from None
+            return configuration
+
+        configuration = in_cluster()
+        configuration.connection_pool_maxsize = POOL_SIZE
         namespace = profile.namespace or _service_account_namespace() or "default"
         api_client = client.ApiClient(configuration)
-        return ClusterConfig(api_client, namespace, "in-cluster", configuration.host)
+        return ClusterConfig(api_client, namespace, "in-cluster", configuration.host, in_cluster)
     if paths is None:
         raise ClusterError(
             "no kubeconfig found",
@@ -78,12 +94,25 @@ def load_cluster(profile: Profile, directory: Path) -> ClusterConfig:
         if entry is None:
             names = ", ".join(c.get("name", "?") for c in contexts) or "none"
             raise ClusterError(f"no context {chosen!r} in {paths}", hint=f"contexts: {names}")
-        api_client = config.new_client_from_config(config_file=paths, context=chosen)
     except config.ConfigException as exc:
         raise ClusterError(f"cannot use kubeconfig {paths}: {exc}") from None
+
+    def from_kubeconfig() -> Any:
+        configuration = type.__call__(client.Configuration)
+        try:
+            config.load_kube_config(
+                config_file=paths, context=chosen, client_configuration=configuration
+            )
+        except (config.ConfigException, OSError) as exc:
+            raise ClusterError(f"cannot use kubeconfig {paths}: {exc}") from None
+        return configuration
+
+    configuration = from_kubeconfig()
+    configuration.connection_pool_maxsize = POOL_SIZE
+    api_client = client.ApiClient(configuration)
     context_ns = (entry.get("context") or {}).get("namespace")
     namespace = profile.namespace or context_ns or "default"
-    return ClusterConfig(api_client, namespace, str(chosen), api_client.configuration.host)
+    return ClusterConfig(api_client, namespace, str(chosen), configuration.host, from_kubeconfig)
 
 
 def _service_account_namespace() -> str | None:

@@ -1,9 +1,14 @@
 """``KubernetesExecutor``: one pod per attempt, every pod of the run followed by one watch.
 
-The runner's thread creates, cancels and deletes pods (rate-limited, see
-``api``); the watch thread turns pod changes into ``AttemptUpdate``s on a
-queue that ``wait`` drains. Pending pods are also looked at on a timer, since
-a pod stuck in ImagePullBackOff may not change for minutes.
+``submit`` returns at once: the pod is created by a small pool of threads
+(``KFLOW_KUBE_CREATES`` at once, 8; every create still passes the client-side
+rate limit, see ``api``), so ready tasks do not wait for one another's round
+trips. A create the server refuses fails its attempt through ``wait``, like
+any other failure; one that shows the cluster unusable (RBAC, a missing
+namespace, unreachable) ends the run from ``wait``. The watch thread turns pod
+changes into ``AttemptUpdate``s on a queue that ``wait`` drains. Pending pods
+are also looked at on a timer, since a pod stuck in ImagePullBackOff may not
+change for minutes.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, Attem
 from kflow.executors.kubernetes import manifest as mf
 from kflow.executors.kubernetes.api import Api, ApiFailure, env_float
 from kflow.executors.kubernetes.logs import LogStreams
-from kflow.executors.kubernetes.pods import Pods
+from kflow.executors.kubernetes.pods import Pods, QuotaExceeded
 from kflow.executors.kubernetes.status import Graces, Tracking, Verdict, classify, next_deadline
 from kflow.executors.kubernetes.watch import WATCH_SECONDS, Pod, RunWatch
 from kflow.model import PodCleanup
@@ -33,16 +38,18 @@ CANCEL_SLACK = 10.0  # after a cancel's grace, give up waiting for the pod to go
 class _Attempt:
     handle: AttemptHandle
     name: str
-    uid: str
+    uid: str  # "" while the pod is being created
     tracking: Tracking
     created: float
     pending_timeout: float
     state: AttemptState = AttemptState.PENDING
     cancelled: bool = False
+    cancel_grace: float = 0.0
     cancel_deadline: float | None = None
     finished: bool = False
     last: Pod = field(default_factory=dict)
     succeeded: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)  # abandon the create
 
 
 class KubernetesExecutor:
@@ -59,19 +66,21 @@ class KubernetesExecutor:
         self._updates: queue.Queue[AttemptUpdate] = queue.Queue()
         self._attempts: dict[str, _Attempt] = {}
         # Watch news of a pod that arrived before its create call returned: kept so that
-        # _track does not miss a change the watch will not repeat (the newest per name).
+        # _bind does not miss a change the watch will not repeat (the newest per name).
         self._early: dict[str, tuple[str, Pod]] = {}
         self._known_uids: set[str] = set()
         self._lock = threading.RLock()
         self._watch: RunWatch | None = None
         self._run_id: str | None = None
-        self._fatal: KflowError | None = None
+        self._fatal: Exception | None = None
         self._adoptable: dict[str, list[Pod]] | None = None
         self._interrupted = False
         self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight > 0 else None
         self._streams = LogStreams(api, int(env_float("KFLOW_KUBE_LOG_STREAMS", 8)))
         self._deleter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kflow-pod-delete")
         self._deletes: list[Future[None]] = []
+        creates = max(1, int(env_float("KFLOW_KUBE_CREATES", 8)))
+        self._creator = ThreadPoolExecutor(max_workers=creates, thread_name_prefix="kflow-create")
 
     # -- starting ------------------------------------------------------------------
 
@@ -82,17 +91,61 @@ class KubernetesExecutor:
         self._ensure_watch(spec.run_id)
         if self._slots is not None:
             self._slots.acquire()
+        now = time.monotonic()
+        handle = AttemptHandle(name, spec)
+        attempt = _Attempt(
+            handle,
+            name,
+            "",
+            Tracking(first_seen=now),
+            now,
+            spec.instance.task.pending_timeout or math.inf,
+        )
+        with self._lock:
+            self._attempts[handle.key] = attempt
+        self._creator.submit(self._create, attempt, pod)
+        return handle
+
+    def _create(self, attempt: _Attempt, pod: Pod) -> None:
+        """(A create thread.) Create the attempt's pod and start tracking it."""
         try:
-            created = self.pods.create(pod, lambda existing: self._ours(existing, pod))
-        except ApiFailure as exc:
-            if self._slots is not None:
-                self._slots.release()
-            return self._rejected(spec, name, exc)
-        except BaseException:
-            if self._slots is not None:
-                self._slots.release()
-            raise
-        return self._track(spec, created)
+            if attempt.stop.is_set() or self._fatal is not None:
+                created = None
+            else:
+                created = self.pods.create(
+                    pod, lambda existing: self._ours(existing, pod), attempt.stop
+                )
+        except QuotaExceeded as exc:
+            reason = (
+                f"pod not created: the namespace's quota stayed exceeded for "
+                f"{exc.waited:.0f}s (KFLOW_KUBE_QUOTA_WAIT): {exc.message}"
+            )
+            self._not_created(attempt, Verdict(AttemptState.FAILED, reason))
+            return
+        except ApiFailure as exc:  # 422 Invalid, a webhook's denial…: the server's word
+            reason = f"pod rejected by the API server ({exc.status} {exc.reason}): {exc.message}"
+            self._not_created(attempt, Verdict(AttemptState.FAILED, reason))
+            return
+        except Exception as exc:  # the cluster cannot be used (or a bug): wait raises it
+            with self._lock:
+                if self._fatal is None:
+                    self._fatal = exc
+            self._not_created(attempt, Verdict(AttemptState.FAILED, str(exc), counts=False))
+            return
+        if created is None:
+            reason = "cancelled" if attempt.cancelled else "not started"
+            self._not_created(attempt, Verdict(AttemptState.FAILED, reason, counts=False))
+            return
+        with self._lock:
+            self._bind(attempt, created)
+            cancelled = attempt.cancelled
+        if cancelled:  # cancelled while its create was on the way
+            with contextlib.suppress(KflowError):
+                self.pods.delete(attempt.name, attempt.uid, math.ceil(attempt.cancel_grace))
+
+    def _not_created(self, attempt: _Attempt, verdict: Verdict) -> None:
+        with self._lock:
+            self._finish(attempt, verdict)
 
     def _ours(self, existing: Pod, wanted: Pod) -> bool:
         """A lost create response left our pod there, or an earlier run's twin can be adopted."""
@@ -115,33 +168,34 @@ class KubernetesExecutor:
         self.pods.relabel(existing, want["labels"][mf.RUN_LABEL])
         return True
 
-    def _rejected(self, spec: AttemptSpec, name: str, exc: ApiFailure) -> AttemptHandle:
-        """422 Invalid, a webhook's denial…: this attempt fails with the server's word."""
-        handle = AttemptHandle(name, spec)
-        reason = f"pod rejected by the API server ({exc.status} {exc.reason}): {exc.message}"
-        self._updates.put(AttemptUpdate(handle, AttemptState.FAILED, None, reason, where=name))
-        return handle
-
     def _track(self, spec: AttemptSpec, pod: Pod) -> AttemptHandle:
-        meta = pod["metadata"]
+        """Follow an adopted pod."""
         now = time.monotonic()
-        handle = AttemptHandle(meta["name"], spec)
+        handle = AttemptHandle(pod["metadata"]["name"], spec)
         attempt = _Attempt(
             handle,
-            meta["name"],
-            meta["uid"],
+            handle.key,
+            "",
             Tracking(first_seen=now),
             now,
             spec.instance.task.pending_timeout or math.inf,
         )
         with self._lock:
             self._attempts[handle.key] = attempt
-            self._known_uids.add(meta["uid"])
-            self._observe(attempt, pod)
-            kind, early = self._early.pop(meta["name"], ("", pod))
-            if early["metadata"].get("uid") == meta["uid"] and _version(early) > _version(pod):
-                self._apply(attempt, kind, early)
+            self._bind(attempt, pod)
         return handle
+
+    def _bind(self, attempt: _Attempt, pod: Pod) -> None:
+        """(Lock held.) The attempt's pod exists: follow it, with any watch news already here."""
+        meta = pod["metadata"]
+        attempt.uid = meta["uid"]
+        attempt.created = time.monotonic()
+        attempt.tracking = Tracking(first_seen=attempt.created)  # pending since it exists
+        self._known_uids.add(meta["uid"])
+        self._observe(attempt, pod)
+        kind, early = self._early.pop(meta["name"], ("", pod))
+        if early["metadata"].get("uid") == meta["uid"] and _version(early) > _version(pod):
+            self._apply(attempt, kind, early)
 
     def adopt(self, spec: AttemptSpec) -> AttemptHandle | None:
         self._raise_fatal()
@@ -185,22 +239,31 @@ class KubernetesExecutor:
             for pod in pods:
                 seen.add(pod["metadata"]["name"])
                 attempt = self._attempts.get(pod["metadata"]["name"])
-                if attempt is not None and attempt.uid == pod["metadata"].get("uid"):
+                if attempt is None or not attempt.uid:
+                    self._remember_early("MODIFIED", pod)
+                elif attempt.uid == pod["metadata"].get("uid"):
                     self._observe(attempt, pod)
             for attempt in list(self._attempts.values()):
-                if attempt.name not in seen and attempt.created < started:
+                if attempt.uid and attempt.name not in seen and attempt.created < started:
                     self._gone(attempt)
 
     def _on_event(self, kind: str, pod: Pod) -> None:
         with self._lock:
             name = pod["metadata"]["name"]
             attempt = self._attempts.get(name)
-            if attempt is None:
-                if pod["metadata"].get("uid") not in self._known_uids:
-                    self._early[name] = (kind, pod)
-                return
-            if attempt.uid == pod["metadata"].get("uid"):
+            if attempt is None or not attempt.uid:  # its create has not returned yet
+                self._remember_early(kind, pod)
+            elif attempt.uid == pod["metadata"].get("uid"):
                 self._apply(attempt, kind, pod)
+
+    def _remember_early(self, kind: str, pod: Pod) -> None:
+        """(Lock held.) News of a pod not tracked yet: keep the newest, for ``_bind``."""
+        if pod["metadata"].get("uid") in self._known_uids:
+            return
+        name = pod["metadata"]["name"]
+        earlier = self._early.get(name)
+        if earlier is None or _version(earlier[1]) <= _version(pod):
+            self._early[name] = (kind, pod)
 
     def _apply(self, attempt: _Attempt, kind: str, pod: Pod) -> None:
         """(Lock held.) One watch event for a tracked attempt."""
@@ -313,8 +376,8 @@ class KubernetesExecutor:
 
     def logs(self, handle: AttemptHandle) -> bytes:
         attempt = self._attempts.get(handle.key)
-        if attempt is None:
-            return b""
+        if attempt is None or not attempt.uid:
+            return b""  # no pod was made: the attempt's reason says why
         full, partial = self._streams.finished_log(attempt.name)
         if full is not None:
             return full  # followed to the end while it ran: no need to ask again
@@ -336,7 +399,7 @@ class KubernetesExecutor:
     def release(self, handle: AttemptHandle) -> None:
         with self._lock:
             attempt = self._attempts.pop(handle.key, None)
-        if attempt is None or not attempt.finished:
+        if attempt is None or not attempt.finished or not attempt.uid:
             return
         policy = handle.spec.instance.task.pod_cleanup
         keep = policy is PodCleanup.NEVER or (
@@ -358,13 +421,22 @@ class KubernetesExecutor:
             if attempt.cancelled and grace > 0:
                 return
             attempt.cancelled = True
+            attempt.cancel_grace = grace
             self._interrupted = True
             attempt.cancel_deadline = time.monotonic() + grace + CANCEL_SLACK
+            attempt.stop.set()
+            uid = attempt.uid
+        if not uid:
+            return  # its create thread deletes the pod if the create goes through
         # On failure close() tries again by label; the deadline above ends the attempt.
         with contextlib.suppress(KflowError):
-            self.pods.delete(attempt.name, attempt.uid, math.ceil(grace))
+            self.pods.delete(attempt.name, uid, math.ceil(grace))
 
     def close(self) -> None:
+        with self._lock:
+            for attempt in self._attempts.values():
+                attempt.stop.set()  # creates waiting for quota give up
+        self._creator.shutdown(wait=True, cancel_futures=True)
         self._streams.close()
         self._deleter.shutdown(wait=True)
         errors = [f.exception() for f in self._deletes if f.exception() is not None]

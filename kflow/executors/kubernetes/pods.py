@@ -2,31 +2,59 @@
 
 Deletes are conditional on the pod's uid (a delete never removes a newer pod
 of the same name) and "already gone" counts as done.
+
+A create refused with 403 "exceeded quota" (a ResourceQuota: the namespace's
+pods use up its limits) is tried again with capped exponential backoff, since
+quota frees up as other pods end, for ``KFLOW_KUBE_QUOTA_WAIT`` seconds (600);
+then ``QuotaExceeded``. Any other 403 (RBAC) fails at once.
 """
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from kflow.errors import ClusterError
 from kflow.executors.kubernetes import manifest as mf
-from kflow.executors.kubernetes.api import Api, ApiFailure
+from kflow.executors.kubernetes.api import Api, ApiFailure, env_float
 
 Pod = dict[str, Any]
+QUOTA_FIRST_PAUSE = 0.5
+QUOTA_MAX_PAUSE = 15.0
+
+
+class QuotaExceeded(ApiFailure):
+    """The namespace's quota stayed exceeded for as long as kflow waits for it."""
+
+    def __init__(self, failure: ApiFailure, waited: float):
+        super().__init__(failure.status, failure.reason, failure.message)
+        self.waited = waited
+
+
+def is_quota_exceeded(exc: ApiFailure) -> bool:
+    return exc.status == 403 and "exceeded quota" in exc.message
 
 
 class Pods:
     def __init__(self, api: Api):
         self.api = api
         self.namespace = api.namespace
+        self.quota_wait = env_float("KFLOW_KUBE_QUOTA_WAIT", 600.0)
 
-    def create(self, pod: Pod, ours: Callable[[Pod], bool]) -> Pod:
+    def create(
+        self, pod: Pod, ours: Callable[[Pod], bool], stop: threading.Event | None = None
+    ) -> Pod | None:
         """Create ``pod``; on AlreadyExists, take the pod that has its name if ``ours(it)``,
-        else delete that one (by uid) and create again."""
+        else delete that one (by uid) and create again. While the quota is exceeded, wait
+        and try again; None if ``stop`` is set meanwhile (nothing was created)."""
         name = pod["metadata"]["name"]
-        for _ in range(3):
+        conflicts = 0
+        quota_since: float | None = None
+        pause = QUOTA_FIRST_PAUSE
+        while conflicts < 3:
             try:
                 resp = self.api.json(
                     f"create pod {name}", self.api.core.create_namespaced_pod, self.namespace, pod
@@ -38,10 +66,22 @@ class Pods:
                     raise ClusterError(
                         f"namespace {self.namespace!r} not found on {self.api.cluster.describe()}"
                     ) from None
+                if is_quota_exceeded(exc):
+                    now = time.monotonic()
+                    quota_since = now if quota_since is None else quota_since
+                    left = quota_since + self.quota_wait - now
+                    if left <= 0:
+                        raise QuotaExceeded(exc, now - quota_since) from None
+                    wait = min(left, pause * (0.5 + random.random()))
+                    if (stop or threading.Event()).wait(wait):
+                        return None
+                    pause = min(pause * 2, QUOTA_MAX_PAUSE)
+                    continue
                 if exc.status == 403:
                     raise ClusterError(f"create pod {name}: {exc.message}") from None
                 if exc.status != 409:
                     raise
+            conflicts += 1
             existing = self.get(name)
             if existing is None:
                 continue  # deleted meanwhile: create again

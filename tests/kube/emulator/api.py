@@ -144,6 +144,8 @@ def create(cluster: Cluster, req: Request) -> Response:
     meta["managedFields"] = [_managed(req, rt, "Update", now)]
     name = meta["name"]
     if dry_run(req):
+        if rt is PODS:
+            cluster.faults.check_quota(obj, req.namespace)
         if cluster.store.get(rt.key, store_ns(req), name) is not None:
             raise already_exists(rt.plural, name, rt.group)
         return Response(201, obj)
@@ -154,7 +156,10 @@ def create(cluster: Cluster, req: Request) -> Response:
         stored = cluster.store.get(rt.key, "", name)
         assert stored is not None
         return Response(201, stored)
-    stored = cluster.store.create(rt.key, store_ns(req), name, obj)
+    with cluster.store.lock:  # quota admission and the write: one step
+        if rt is PODS:
+            cluster.faults.check_quota(obj, req.namespace)
+        stored = cluster.store.create(rt.key, store_ns(req), name, obj)
     if stored is None:
         raise already_exists(rt.plural, name, rt.group)
     if rt is PODS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import json
 import os
 import re
 import shutil
@@ -118,7 +119,10 @@ class KubeEmulator:
         self.cluster.stop()
         if self._server is not None:
             self._server.shutdown()
-            self._server.close_all()
+            stuck = self._server.close_all()
+            if stuck:
+                self.cluster.errors.append(f"connection threads still running after stop(): "
+                                           f"{', '.join(stuck)}")
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -168,14 +172,26 @@ class KubeEmulator:
 
     def write_kubeconfig(self, path: str | os.PathLike[str], token: str = DEFAULT_TOKEN,
                          context: str = "kube-emulator", namespace: str | None = "kflow-test",
-                         user: str = "tester", cluster: str = "kube-emulator") -> str:
-        """Write a kubeconfig (token auth) for this server; returns its path."""
+                         user: str = "tester", cluster: str = "kube-emulator",
+                         token_file: str | os.PathLike[str] | None = None,
+                         exec_command: list[str] | None = None) -> str:
+        """Write a kubeconfig for this server; returns its path. Credentials: ``token``, or
+        ``tokenFile: token_file`` (read by the client when it loads the kubeconfig), or an exec
+        plugin ``exec_command`` (``[command, *args]``; it prints an ExecCredential)."""
         ctx = f"{{cluster: {cluster}, user: {user}" + (
             f", namespace: {namespace}}}" if namespace else "}")
+        if exec_command:
+            auth = json.dumps({"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                                        "command": exec_command[0], "args": exec_command[1:],
+                                        "interactiveMode": "Never"}})
+        elif token_file is not None:
+            auth = json.dumps({"tokenFile": os.fspath(token_file)})
+        else:
+            auth = f"{{token: \"{token}\"}}"
         text = (
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: {cluster}\n  cluster: {{server: \"{self.url}\"}}\n"
-            f"users:\n- name: {user}\n  user: {{token: \"{token}\"}}\n"
+            f"users:\n- name: {user}\n  user: {auth}\n"
             f"contexts:\n- name: {context}\n  context: {ctx}\n"
             f"current-context: {context}\n"
         )

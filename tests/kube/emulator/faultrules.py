@@ -112,6 +112,15 @@ class Throttle(Rule):
 
 
 @dataclass
+class PodQuota(Rule):
+    """A ResourceQuota on the pod count of a namespace (None: every namespace)."""
+
+    pods: int = 0
+    name: str = "pod-count"
+    namespace: str | None = None
+
+
+@dataclass
 class RejectCreate(PodScope):
     code: int = 422
     field_path: str = "metadata.name"

@@ -23,6 +23,7 @@ from .faultrules import (
     NodeLoss,
     OomKill,
     PodDisruption,
+    PodQuota,
     PodScope,
     RejectCreate,
     RequestFailure,
@@ -115,6 +116,35 @@ class Faults:
         """A validating webhook denying matching pod creates."""
         return self._arm(RejectCreate(pod_glob=pod_glob, selector=selector, message=message,
                                       code=code, webhook=webhook, times=times))
+
+    def pod_quota(self, pods: int, name: str = "pod-count",
+                  namespace: str | None = None) -> PodQuota:
+        """A ResourceQuota ``pods: N``: a create that would make more than ``pods`` non-terminal
+        pods in the namespace gets the real 403 "exceeded quota" (quota admission and the write
+        are one step; it frees up as pods end or go; dry runs are checked too)."""
+        return self._arm(PodQuota(pods=pods, name=name, namespace=namespace))
+
+    def check_quota(self, pod: Obj, namespace: str) -> None:
+        """(Store lock held by the caller for a real create.) Quota admission for a pod."""
+        for rule in self._of(PodQuota):
+            if rule.namespace not in (None, namespace):
+                continue
+            used = 0
+
+            def _count(p: Obj) -> None:
+                nonlocal used
+                phase = (p.get("status") or {}).get("phase")
+                if p["metadata"].get("namespace") == namespace and \
+                        phase not in ("Succeeded", "Failed"):
+                    used += 1
+
+            self.cluster.store.view(PODS.key, _count)
+            if used + 1 > rule.pods:
+                rule.hits += 1
+                name = pod["metadata"].get("name", "")
+                raise ApiError(403, f'pods "{name}" is forbidden: exceeded quota: {rule.name}, '
+                               f"requested: pods=1, used: pods={used}, limited: pods={rule.pods}",
+                               "Forbidden", {"name": name, "kind": "pods"})
 
     def request_failure(self, method: str, path: str) -> RequestFailure | Throttle | None:
         for rule in self._of(RequestFailure):

@@ -7,6 +7,7 @@ import json
 import select
 import socket
 import struct
+import sys
 import threading
 import time
 import traceback
@@ -280,28 +281,63 @@ class _Canned(ApiError):
 
 
 class EmulatorServer(ThreadingHTTPServer):
+    """One daemon thread per connection, tracked: ``close_all`` shuts every connection down and
+    waits (with a time limit) for their threads, so that ``KubeEmulator.stop`` returns with no
+    stream still serving (``ThreadingMixIn`` does not track daemon threads at all)."""
+
     daemon_threads = True
     allow_reuse_address = True
+    block_on_close = False  # close_all joins the connection threads, with a time limit
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._conns: set[socket.socket] = set()
+        self._conn_threads: set[threading.Thread] = set()
         self._conn_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self.process_request_thread,
+                                  args=(request, client_address), daemon=True,
+                                  name=f"kube-emulator-conn-{client_address[1]}")
         with self._conn_lock:
             self._conns.add(request)
-        super().process_request(request, client_address)
+            self._conn_threads.add(thread)
+        thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._conn_threads.discard(threading.current_thread())
 
     def shutdown_request(self, request: Any) -> None:
         with self._conn_lock:
             self._conns.discard(request)
         super().shutdown_request(request)
 
-    def close_all(self) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets its connection (kflow exiting, a dropped stream) is no news:
+        socketserver would print a ConnectionResetError traceback. Anything else is a bug."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        self.cluster.errors.append(traceback.format_exc())
+
+    def close_all(self, timeout: float = 5.0) -> list[str]:
+        """Shut every connection down and wait for their threads; the names of any still
+        running after ``timeout`` seconds (an emulator bug: a stream that ignores stop)."""
         with self._conn_lock:
             conns = list(self._conns)
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._conn_lock:
+                threads = list(self._conn_threads)
+            alive = [t for t in threads if t.is_alive()]
+            if not alive or time.monotonic() >= deadline:
+                return [t.name for t in alive]
+            alive[0].join(max(0.0, min(0.1, deadline - time.monotonic())))

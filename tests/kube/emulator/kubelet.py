@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -271,8 +272,9 @@ class Kubelet:
             w.removed = True
             w.kill_all(9)
             w.poke()
+        deadline = time.monotonic() + 10  # for all of them: a run leaves thousands of workers
         for w in workers:
-            w.join(timeout=5)
+            w.join(timeout=max(0.0, deadline - time.monotonic()))
             for proc in w.procs.values():
                 proc.kill()
-                proc.wait(5)
+                proc.wait(max(0.0, deadline - time.monotonic()))

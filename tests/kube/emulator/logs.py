@@ -152,6 +152,8 @@ def read_log(cluster: Cluster, req: Request) -> Response | Stream:
                     if limit is not None:
                         data = data[: max(0, limit - sent)]
                     while live.stalled() and not live.abort and not cluster.stopping:
+                        if w.closed():
+                            return None
                         time.sleep(0.02)
                     if live.abort:
                         return None if live.abort == "clean" else live.abort

@@ -52,6 +52,10 @@ class Rbac:
     def add_token(self, token: str, user: str, groups: list[str] | None = None) -> None:
         self.tokens[token] = (user, groups or ["system:authenticated"])
 
+    def revoke_token(self, token: str) -> None:
+        """The token expires: requests bearing it get 401 from now on."""
+        self.tokens.pop(token, None)
+
     def _add(self, allow: bool, verbs: Any, resources: Any, group: Any, namespace: Any,
              user: Any) -> Rule:
         rule = Rule(allow, _tuple(verbs), _tuple(resources), _tuple(group), _tuple(namespace),

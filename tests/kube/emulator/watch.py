@@ -163,7 +163,9 @@ def watch(cluster: Cluster, req: Request) -> Stream:
             while True:
                 if live.abort:
                     return None if live.abort == "clean" else live.abort
-                if live.stalled():
+                if live.stalled():  # a real server still notices the client going away
+                    if cluster.stopping or w.closed():
+                        return None
                     live.wake.wait(0.02)
                     continue
                 if time.monotonic() - started >= timeout or cluster.stopping or w.closed():
