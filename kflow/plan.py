@@ -74,6 +74,7 @@ class Plan:
     # What the decisions were made from, to redo one step by step for --why.
     observed: Observations | None = field(default=None, repr=False)
     forced: Callable[[Instance], bool] = field(default=lambda _: False, repr=False)
+    _running: set[InstanceId] | None = field(default=None, init=False, repr=False)
 
     @property
     def reasons(self) -> dict[InstanceId, str]:
@@ -87,10 +88,11 @@ class Plan:
         """
         if self.observed is None:
             return ()
+        if self._running is None or len(self._running) != len(self.to_run):
+            self._running = set(self.to_run)
         instance = self.graph.instances[iid]
         checks: list[Check] = []
-        running = set(self.to_run)
-        _decide_one(instance, self.observed, self.forced(instance), running, checks)
+        _decide_one(instance, self.observed, self.forced(instance), self._running, checks)
         return tuple(checks)
 
 
