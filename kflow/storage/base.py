@@ -61,7 +61,8 @@ class Backend(Protocol):
     """
 
     def stat_many(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
-        """Stamps of ``paths`` (None if missing), one listing per parent folder."""
+        """Stamps of ``paths`` (None if missing): remote, one listing per parent folder;
+        local disk, one stat per path (a listing would cost as much)."""
         ...
 
     def list_folder(self, path: str) -> dict[str, Stamp]:

@@ -118,10 +118,10 @@ class Storage:
     def stat_many(self, locations: Iterable[str]) -> dict[str, Stamp | None]:
         """The Stamp of every location (None if missing), asked all at once.
 
-        Cost: one listing per folder or prefix holding several of the locations
-        (concurrent on remote storage); a location alone in its folder is
+        Cost on remote storage: one listing per folder or prefix holding several
+        of the locations, concurrently; a location alone in its folder is
         stat'ed by itself (one HEAD on S3) so that its cost does not grow with
-        its siblings.
+        its siblings. On local disk: one stat per location.
         """
         return self._batched(locations, lambda backend, paths: backend.stat_many(paths))
 
