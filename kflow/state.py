@@ -198,14 +198,14 @@ class StateStore:
         folders = [self._task_folder(task) for task in sorted(set(tasks))]
         for folder, names in self.storage.list_names_many(folders).items():  # concurrently
             self._listed.append((folder, names))
-            for name in names:  # _record_name_parts, inlined: this runs once per record
-                parts = name[:-5].split("~")
-                if len(parts) != 4 or not name.endswith(".json") or not parts[3].isdigit():
+            for name in names:
+                key, fp, digest, stamp = _record_name_parts(name)
+                if not stamp:
                     continue  # a temp file or something not ours
-                time_ns = int(parts[3])
-                known = newest.get(parts[0])
+                time_ns = int(stamp)
+                known = newest.get(key)
                 if known is None or time_ns > known.time_ns:
-                    newest[parts[0]] = RecordRef(f"{folder}/{name}", parts[1], parts[2], time_ns)
+                    newest[key] = RecordRef(f"{folder}/{name}", fp, digest, time_ns)
         return newest
 
     @property

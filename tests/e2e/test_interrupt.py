@@ -164,19 +164,27 @@ def test_second_ctrl_c_still_records_the_run_as_interrupted(tmp_path: Path) -> N
     assert instances["after"]["status"] == "skipped"
 
 
+def _rerun_quickly(
+    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Make the long task quick, then build the project's target again."""
+    (tmp_path / "kflow.toml").write_text(
+        (tmp_path / "kflow.toml").read_text().replace("sleep 60", "sleep 0")
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
 def test_build_after_an_interrupt_reruns_exactly_the_interrupted_task(tmp_path: Path) -> None:
     proc = _start(tmp_path)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=10)
-    (tmp_path / "kflow.toml").write_text(
-        (tmp_path / "kflow.toml").read_text().replace("sleep 60", "sleep 0")
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = _rerun_quickly(tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data/after.txt").read_text() == "done\n"
 
@@ -188,16 +196,7 @@ def test_tasks_die_with_a_killed_kflow_and_a_rerun_completes(tmp_path: Path, tra
     proc.kill()  # SIGKILL: no handler runs, kflow cannot clean up after itself
     proc.communicate(timeout=10)
     assert _gone(pids), "the task outlived kflow: a rerun would run it twice at once"
-    (tmp_path / "kflow.toml").write_text(
-        (tmp_path / "kflow.toml").read_text().replace("sleep 60", "sleep 0")
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "KFLOW_LEASE_TTL": "1"},
-    )
+    done = _rerun_quickly(tmp_path, {"KFLOW_LEASE_TTL": "1"}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "started long" in done.stdout  # the killed run's attempt is not trusted
     assert (tmp_path / "data/after.txt").read_text() == "done\n"

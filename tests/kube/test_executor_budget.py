@@ -9,24 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kube.test_executor_support import ClusterProject, cluster_project
+from tests.kube.test_executor_support import ClusterProject, cluster_project, wide_project
 
 __all__ = ["cluster_project"]
 
 N = 100
-PROJECT = f"""
-[project]
-name = "many"
-storage = "file://./data"
-
-[defaults]
-image = "busybox:1.36"
-
-[tasks.cell]
-matrix = {{ n = {[str(n) for n in range(N)]} }}
-command = ["sh", "-c", "echo {{n}} > {{output}}"]
-outputs = ["{{root}}/cell-{{n}}.txt"]
-"""
+PROJECT = wide_project("many", N)
 
 
 def test_a_100_pod_run_stays_within_its_request_budget(

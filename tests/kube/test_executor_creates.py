@@ -9,24 +9,12 @@ import signal
 import pytest
 
 from tests.kube.emulator.http import RequestRecord
-from tests.kube.test_executor_support import ClusterProject, cluster_project
+from tests.kube.test_executor_support import ClusterProject, cluster_project, wide_project
 
 __all__ = ["cluster_project"]
 
 N = 8
-PROJECT = f"""
-[project]
-name = "wide"
-storage = "file://./data"
-
-[defaults]
-image = "busybox:1.36"
-
-[tasks.cell]
-matrix = {{ n = {[str(n) for n in range(N)]} }}
-command = ["sh", "-c", "echo {{n}} > {{output}}"]
-outputs = ["{{root}}/cell-{{n}}.txt"]
-"""
+PROJECT = wide_project("wide", N)
 LATENCY = 0.5  # every pod create takes this long on the server
 
 

@@ -36,6 +36,23 @@ kubeconfig = "kubeconfig"
 """
 
 
+def wide_project(name: str, n: int) -> str:
+    """A project of ``n`` independent pods, ``cell[n=0]`` … each writing one output."""
+    return f"""
+[project]
+name = "{name}"
+storage = "file://./data"
+
+[defaults]
+image = "busybox:1.36"
+
+[tasks.cell]
+matrix = {{ n = {[str(i) for i in range(n)]} }}
+command = ["sh", "-c", "echo {{n}} > {{output}}"]
+outputs = ["{{root}}/cell-{{n}}.txt"]
+"""
+
+
 @dataclass
 class ClusterProject:
     folder: Path

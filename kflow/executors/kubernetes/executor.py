@@ -91,10 +91,15 @@ class KubernetesExecutor:
         self._ensure_watch(spec.run_id)
         if self._slots is not None:
             self._slots.acquire()
+        attempt = self._new_attempt(spec, name)
+        self._creator.submit(self._create, attempt, pod)
+        return attempt.handle
+
+    def _new_attempt(self, spec: AttemptSpec, name: str, pod: Pod | None = None) -> _Attempt:
+        """Register an attempt of pod ``name``; with ``pod`` (it exists already), follow it."""
         now = time.monotonic()
-        handle = AttemptHandle(name, spec)
         attempt = _Attempt(
-            handle,
+            AttemptHandle(name, spec),
             name,
             "",
             Tracking(first_seen=now),
@@ -102,9 +107,10 @@ class KubernetesExecutor:
             spec.instance.task.pending_timeout or math.inf,
         )
         with self._lock:
-            self._attempts[handle.key] = attempt
-        self._creator.submit(self._create, attempt, pod)
-        return handle
+            self._attempts[attempt.handle.key] = attempt
+            if pod is not None:
+                self._bind(attempt, pod)
+        return attempt
 
     def _create(self, attempt: _Attempt, pod: Pod) -> None:
         """(A create thread.) Create the attempt's pod and start tracking it."""
@@ -170,20 +176,7 @@ class KubernetesExecutor:
 
     def _track(self, spec: AttemptSpec, pod: Pod) -> AttemptHandle:
         """Follow an adopted pod."""
-        now = time.monotonic()
-        handle = AttemptHandle(pod["metadata"]["name"], spec)
-        attempt = _Attempt(
-            handle,
-            handle.key,
-            "",
-            Tracking(first_seen=now),
-            now,
-            spec.instance.task.pending_timeout or math.inf,
-        )
-        with self._lock:
-            self._attempts[handle.key] = attempt
-            self._bind(attempt, pod)
-        return handle
+        return self._new_attempt(spec, pod["metadata"]["name"], pod).handle
 
     def _bind(self, attempt: _Attempt, pod: Pod) -> None:
         """(Lock held.) The attempt's pod exists: follow it, with any watch news already here."""
