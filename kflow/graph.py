@@ -10,11 +10,14 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from kflow.errors import DefinitionError, UsageError, did_you_mean
+from kflow.errors import DefinitionError, Location, UsageError, did_you_mean
 from kflow.load.build import task_param_names
 from kflow.model import (
+    ComputedParam,
     InstanceId,
+    ParamType,
     ParamValue,
     Project,
     TaskSpec,
@@ -83,6 +86,9 @@ class Expander:
         self.param_names = {
             name: task_param_names(task, project.params) for name, task in project.tasks.items()
         }
+        for task in project.tasks.values():
+            if any(req.computed for req in task.requires):
+                self.param_names[task.name] = self._with_computed_names(task)
         self._values: dict[str, list[ParamValue]] = {}
         self._overrides = dict(overrides or {})
         for name, text in self._overrides.items():
@@ -106,6 +112,32 @@ class Expander:
         self._parsed: dict[tuple[str, str], ParamValue] = {}  # (param, text) → value
         self._ids: dict[tuple[str, tuple[tuple[str, str], ...]], InstanceId] = {}
         self._steps: dict[str, list[tuple[TaskSpec, list[_Step], bool]]] = {}
+        self._computed_ids: set[InstanceId] = set()  # reached through computed requirements
+
+    def _with_computed_names(self, task: TaskSpec) -> tuple[str, ...]:
+        """The task's parameters plus those its computed requirements read (they pick the
+        required instance, so the task has one instance per value), each name checked."""
+        names = set(self.param_names[task.name])
+        for req in task.requires:
+            theirs = task_param_names(self.project.tasks[req.task], self.project.params)
+            for pname, computed in req.computed.items():
+                if pname not in theirs and req.task in self.project.tasks:
+                    raise DefinitionError(
+                        f"task {req.task!r} has no parameter {pname!r}",
+                        computed.location,
+                        did_you_mean(pname, theirs),
+                    )
+                for name in computed.names:
+                    if name not in self.project.params and name not in task.matrix:
+                        known = [*task.matrix, *self.project.params]
+                        raise DefinitionError(
+                            f"{computed.text} (requirement {req.task}.{pname}) reads {name!r}, "
+                            f"which is not a parameter of task {task.name!r}",
+                            computed.location,
+                            did_you_mean(name, known) or f"parameters: {', '.join(known)}",
+                        )
+                    names.add(name)
+        return tuple(sorted(names))
 
     def values_of(self, task: TaskSpec, name: str) -> list[ParamValue]:
         """Every value a task's parameter takes: its matrix, else the project parameter's values."""
@@ -164,8 +196,14 @@ class Expander:
         scope: dict[str, ParamValue] | None = None
         for theirs, steps, complete in self._requirement_steps(task):
             fixed: dict[str, tuple[ParamValue, str]] = {}
+            spread: list[tuple[str, list[tuple[ParamValue, str]]]] = []
             for name, kind, arg, matrix in steps:
                 value: ParamValue | None
+                if kind is _COMPUTED:  # a function of the requirer's values: 0, 1 or more
+                    assert isinstance(arg, ComputedParam)
+                    spread.append((name, self._computed(theirs, name, arg, values, iid, matrix)))
+                    continue
+                assert isinstance(arg, str)
                 if kind is _PASSED:  # the same parameter on both sides
                     text, value = texts[name], values[name]
                     if matrix is not None and matrix.get(text) != value:
@@ -183,7 +221,10 @@ class Expander:
                     if value is None:  # parse it (and remember), or raise
                         value = self._typed(theirs, name, text, iid)
                 fixed[name] = (value, text)
-            if complete:  # every parameter given: one id, most often made already
+            if spread:
+                ids = self._spread_ids(theirs.name, fixed, spread, task.location)
+                found.update(dict.fromkeys(ids))
+            elif complete:  # every parameter given: one id, most often made already
                 params = tuple([(name, fixed[name][1]) for name, _, _, _ in steps])
                 key = (theirs.name, params)
                 rid = self._ids.get(key)
@@ -196,6 +237,107 @@ class Expander:
                 for rid in self._ids_with_pairs(theirs.name, fixed):
                     found[rid] = None
         return tuple(found)
+
+    def _spread_ids(
+        self,
+        task_name: str,
+        fixed: Mapping[str, tuple[ParamValue, str]],
+        spread: Sequence[tuple[str, Sequence[tuple[ParamValue, str]]]],
+        where: Location,
+    ) -> list[InstanceId]:
+        """The instances a requirement with computed parameters names: one per combination."""
+        names = [name for name, _ in spread]
+        ids: list[InstanceId] = []
+        for combo in itertools.product(*(choices for _, choices in spread)):
+            pairs = {**fixed, **dict(zip(names, combo, strict=True))}
+            ids.extend(self._ids_with_pairs(task_name, pairs))
+        for rid in ids:
+            if rid not in self._computed_ids:
+                self._computed_ids.add(rid)
+                if len(self._computed_ids) > MAX_COMPUTED:
+                    self._endless(task_name, where)
+        return ids
+
+    def _endless(self, task_name: str, where: Location) -> None:
+        raise DefinitionError(
+            f"computed requirements reach more than {MAX_COMPUTED} instances "
+            f"(the last of {task_name}): a chain of a task's own earlier instances needs an end",
+            where,
+            "in Python, return [] or None when the chain should stop "
+            "(lambda date: date - timedelta(days=1) if date > START else None)",
+        )
+
+    def _computed(
+        self,
+        theirs: TaskSpec,
+        name: str,
+        computed: ComputedParam,
+        values: Mapping[str, ParamValue],
+        iid: InstanceId,
+        matrix: Mapping[str, ParamValue] | None,
+    ) -> list[tuple[ParamValue, str]]:
+        """The values (with their texts) a computed requirement parameter takes for ``iid``."""
+        what = f"{iid}: requirement {theirs.name}.{name} = {computed.text}"
+        try:
+            raw = computed.function(**{n: values[n] for n in computed.names})
+            if raw is None:
+                return []
+            many = isinstance(raw, Iterable) and not isinstance(raw, (str, bytes))
+            items: list[object] = list(raw) if isinstance(raw, Iterable) and many else [raw]
+        except DefinitionError:
+            raise
+        except Exception as exc:  # the user's function: any error is theirs to fix
+            raise DefinitionError(
+                f"{what} raised {type(exc).__name__}: {exc}", computed.location
+            ) from None
+        found: list[tuple[ParamValue, str]] = []
+        for item in items:
+            pair = self._computed_value(theirs, name, item, matrix, computed, what)
+            if pair is not None and computed.clip and theirs.name == iid.task and matrix is None:
+                self._choices_of(theirs, name)  # a chain of its own instances: clipped to the
+                if pair[1] not in self._by_text[(theirs.name, name)]:  # run's values
+                    continue
+            if pair is not None:
+                found.append(pair)
+        return found
+
+    def _computed_value(
+        self,
+        theirs: TaskSpec,
+        name: str,
+        item: object,
+        matrix: Mapping[str, ParamValue] | None,
+        computed: ComputedParam,
+        what: str,
+    ) -> tuple[ParamValue, str] | None:
+        """One returned value, checked against the required parameter's type or matrix."""
+        if matrix is not None:
+            text = item if isinstance(item, str) else value_text(item)  # type: ignore[arg-type]
+            value = matrix.get(text)
+            if value is not None and (isinstance(item, str) or value == item):
+                return value, text
+            if computed.clip:  # a window ends at the matrix's edge
+                return None
+            raise DefinitionError(
+                f"{what} returned {item!r}, which is not in {theirs.name}'s matrix "
+                f"({', '.join(matrix)})",
+                computed.location,
+            )
+        ptype = self.project.params[name].type
+        if isinstance(item, str):
+            try:
+                parsed = parse_value(ptype, item, self.tz)
+            except ParamValueError as exc:
+                raise DefinitionError(f"{what}: {exc}", computed.location) from None
+            return parsed, value_text(parsed)
+        if not _fits(ptype, item):
+            raise DefinitionError(
+                f"{what} returned {item!r} ({type(item).__name__}), "
+                f"expected a {ptype.value} (or a list of them)",
+                computed.location,
+            )
+        typed = cast(ParamValue, float(item) if ptype is ParamType.FLOAT else item)  # type: ignore[arg-type]
+        return typed, value_text(typed)
 
     def _requirement_steps(self, task: TaskSpec) -> list[tuple[TaskSpec, list[_Step], bool]]:
         """Per requirement: where each of the required task's parameters comes from, and
@@ -215,7 +357,9 @@ class Expander:
                     if name in theirs.matrix:
                         self._choices_of(theirs, name)
                         matrix = self._by_text[(theirs.name, name)]
-                    if name in req.params:
+                    if name in req.computed:
+                        found.append((name, _COMPUTED, req.computed[name], matrix))
+                    elif name in req.params:
                         template = req.params[name]
                         source = _bare_name(template)
                         if source in mine:
@@ -299,27 +443,50 @@ class Expander:
         return value, text
 
     def ordered(self) -> list[InstanceId]:
-        """Topological order; ties broken by task definition order, then id."""
+        """Topological order; ties broken by task definition order, then id.
+
+        Cycles are found here, on instances: a task may require its own earlier instances
+        (``daily[date]`` → ``daily[date-1d]``), but never an instance itself.
+        """
         rank = {name: i for i, name in enumerate(self.project.tasks)}
         requires = self._requires
         depth: dict[InstanceId, int] = {}
         for start in requires:
             if start in depth:
                 continue
-            stack = [start]  # iterative: long chains must not hit the recursion limit
-            while stack:
-                iid = stack[-1]
-                deepest = -1
-                for req in requires[iid]:
-                    d = depth.get(req)
-                    if d is None:
-                        stack.append(req)
-                    elif d > deepest:
-                        deepest = d
-                if stack[-1] is iid:  # every requirement has its depth
-                    stack.pop()
-                    depth[iid] = deepest + 1
+            # iterative depth-first walk: long chains must not hit the recursion limit
+            path = [start]
+            on_path = {start}
+            next_index = [0]
+            while path:
+                iid = path[-1]
+                reqs = requires[iid]
+                index = next_index[-1]
+                while index < len(reqs) and reqs[index] in depth:
+                    index += 1
+                if index < len(reqs):
+                    next_index[-1] = index + 1
+                    req = reqs[index]
+                    if req in on_path:
+                        self._cycle([*path[path.index(req) :], req])
+                    path.append(req)
+                    on_path.add(req)
+                    next_index.append(0)
+                    continue
+                depth[iid] = 1 + max([depth[r] for r in reqs], default=-1)
+                path.pop()
+                on_path.discard(iid)
+                next_index.pop()
         return sorted(requires, key=lambda i: (depth[i], rank[i.task], i))
+
+    def _cycle(self, cycle: Sequence[InstanceId]) -> None:
+        task = self.project.tasks[cycle[0].task]
+        where = task.location
+        raise DefinitionError(
+            f"requirement cycle: {' -> '.join(cycle)}",
+            where,
+            "an instance cannot require itself, directly or through others",
+        )
 
     def resolve(self, order: Sequence[InstanceId]) -> dict[InstanceId, Instance]:
         instances: dict[InstanceId, Instance] = {}
@@ -346,10 +513,31 @@ class Expander:
 
 # Where a required task's parameter gets its value: (parameter, kind, argument, and
 # the parameter's values by text when it is in the required task's matrix).
-_Step = tuple[str, str, str, Mapping[str, ParamValue] | None]
+_Step = tuple[str, str, str | ComputedParam, Mapping[str, ParamValue] | None]
 _MAPPED = "mapped"  # "{a}": the text of the requirer's parameter a
 _RENDERED = "rendered"  # any other template: rendered over the requirer's values
 _PASSED = "passed"  # not named: the requirer's own value of that parameter
+_COMPUTED = "computed"  # a function of the requirer's values (Python, or a TOML offset/range)
+# Distinct instances computed requirements may reach: a chain of a task's own earlier
+# instances with no end (no base case) fails here instead of eating the machine.
+MAX_COMPUTED = 100_000
+
+
+def _fits(ptype: ParamType, value: object) -> bool:
+    """Whether a value a function returned has the parameter's type (bool is not an int)."""
+    if ptype is ParamType.BOOL:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if ptype is ParamType.INT:
+        return isinstance(value, int)
+    if ptype is ParamType.FLOAT:
+        return isinstance(value, (int, float))
+    if ptype is ParamType.DATETIME:
+        return isinstance(value, dt.datetime)
+    if ptype is ParamType.DATE:
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    return False
 
 
 @functools.lru_cache(maxsize=1024)
@@ -460,7 +648,12 @@ def build_graph(
 
 def default_targets(project: Project) -> list[str]:
     """Without ``[project] default``: every task no other task requires (the end products)."""
-    required = {req.task for task in project.tasks.values() for req in task.requires}
+    required = {
+        req.task
+        for task in project.tasks.values()
+        for req in task.requires
+        if req.task != task.name
+    }
     return [name for name in project.tasks if name not in required]
 
 

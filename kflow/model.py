@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -56,6 +56,30 @@ class Requirement:
 
     task: str
     params: Mapping[str, str] = field(default_factory=dict)
+    # Parameters whose value is computed from the requirer's values (a Python function,
+    # or a TOML offset/range such as "{date-1d}" or "{date-6d}..{date}").
+    computed: Mapping[str, ComputedParam] = field(default_factory=dict)
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class ComputedParam:
+    """A required parameter as a function of the requirer's typed values.
+
+    ``function`` is called with the requirer's values named in ``names`` as keyword
+    arguments; it returns one value, a list of values (a fan-in over them), or None / an
+    empty list (no requirement: how a chain of a task's own earlier instances ends).
+    """
+
+    function: Callable[..., object]
+    names: tuple[str, ...]
+    text: str  # as written, for messages: "{date-1d}" or the function's name
+    location: Location | None = None
+    # TOML offsets and ranges have no `if`, so their values are clipped: one outside the
+    # required task's matrix is dropped (a window ends at the matrix's edge), and so is one
+    # outside the run's own values when a task requires its own instances (a chain ends
+    # where the --param range does). A Python function decides for itself: no clipping.
+    clip: bool = False
 
 
 @dataclass(frozen=True)

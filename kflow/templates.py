@@ -286,3 +286,171 @@ def pattern_regex(
             regex.append(f"(?P<g{len(groups)}>{allowed})")
             groups.append(part)
     return re.compile("".join(regex) + r"\Z"), groups
+
+
+# Requirement values with arithmetic: "{date-1d}", "{n+1}", and ranges "{date-6d}..{date}".
+# Only the values of `requires` entries take these: they pick other instances, and a
+# window or yesterday's instance is what data pipelines most often need after pass-through.
+_OFFSET = re.compile(r"^\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*([+-])\s*(\d+)\s*([A-Za-z]*)\s*\}$")
+_OFFSET_LIKE = re.compile(r"\{\s*[A-Za-z_][A-Za-z0-9_]*\s*[+-][^{}]*\}")
+_UNITS = {"d": 1, "w": 7}  # days per unit, for dates and datetimes
+_HOUR_UNITS = {"h": 1}  # hours, for datetimes only
+_RANGE_LIMIT = 100_000  # as --param ranges: a typo must fail, not eat the machine
+OFFSET_HELP = (
+    "write {date-1d}, {date+2w} (days, weeks; h for hours of a datetime), {n+1} for ints, "
+    "or a range {date-6d}..{date}"
+)
+
+
+@dataclass(frozen=True)
+class _End:
+    """One end of a requirement value: a placeholder with an offset, or a template."""
+
+    template: str
+    name: str | None = None  # set for "{name}" and "{name±N[unit]}"
+    amount: int = 0
+    unit: str = ""
+
+
+def compile_requirement_value(
+    text: str, where: Location
+) -> tuple[tuple[str, ...], Callable[..., object]] | None:
+    """``"{date-1d}"`` or ``"A..B"`` → (the names it reads, a function of their values).
+
+    None for a plain template (it is rendered as any other). The function returns one
+    typed value for an offset and the list of values for a range (dates by day, ints by
+    one). Bad syntax raises DefinitionError at ``where``; a value of the wrong kind (an
+    offset in days on an int) raises it when the function runs.
+    """
+    ends = _split_range(text)
+    if ends is None:
+        if not _OFFSET_LIKE.search(text):
+            return None
+        end = _end(text, text, where)
+        return _names(end, where), lambda **values: _evaluate(end, values, text, where)
+    first, last = (_end(part, text, where) for part in ends)
+    names = tuple(dict.fromkeys(_names(first, where) + _names(last, where)))
+
+    def window(**values: ParamValue) -> list[ParamValue]:
+        start = _evaluate(first, values, text, where)
+        end = _evaluate(last, values, text, where)
+        start, end = _same_type(start, end, text, where)
+        return _range(start, end, text, where)
+
+    return names, window
+
+
+def _split_range(text: str) -> tuple[str, str] | None:
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0 and text.startswith("..", index):
+            first, last = text[:index], text[index + 2 :]
+            return (first, last) if first and last else None
+    return None
+
+
+def _end(part: str, text: str, where: Location) -> _End:
+    match = _OFFSET.match(part.strip())
+    if match is not None:
+        name, sign, amount, unit = match.groups()
+        if unit and unit not in _UNITS and unit not in _HOUR_UNITS:
+            raise DefinitionError(f"bad offset unit {unit!r} in {text!r}", where, OFFSET_HELP)
+        return _End(part, name, int(amount) * (-1 if sign == "-" else 1), unit)
+    if _OFFSET_LIKE.search(part):
+        raise DefinitionError(f"bad offset in {text!r}", where, OFFSET_HELP)
+    lone = parse(part.strip(), where)
+    if len(lone) == 1 and isinstance(lone[0], Placeholder) and not lone[0].spec:
+        return _End(part, lone[0].name)
+    return _End(part)
+
+
+def _names(end: _End, where: Location) -> tuple[str, ...]:
+    return (end.name,) if end.name else tuple(names_in(end.template, where))
+
+
+def _evaluate(end: _End, values: Mapping[str, ParamValue], text: str, where: Location) -> object:
+    if end.name is None:  # a literal or a template: its text, typed later
+        return render(end.template.strip(), values, where)
+    value = values[end.name]
+    if not end.amount and not end.unit:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, dt.date)):
+        raise DefinitionError(
+            f"{text!r}: {end.name} is {type(value).__name__} {value!r}; offsets apply to "
+            "dates, datetimes and ints",
+            where,
+        )
+    if isinstance(value, int):
+        if end.unit:
+            raise DefinitionError(
+                f"{text!r}: {end.name} is an int; an offset on it is a plain number",
+                where,
+                f"write {{{end.name}{end.amount:+d}}}",
+            )
+        return value + end.amount
+    if end.unit in _UNITS:
+        return value + dt.timedelta(days=end.amount * _UNITS[end.unit])
+    if end.unit in _HOUR_UNITS and isinstance(value, dt.datetime):
+        return value + dt.timedelta(hours=end.amount)
+    unit = "d (days) or w (weeks)" + (", h (hours)" if isinstance(value, dt.datetime) else "")
+    raise DefinitionError(
+        f"{text!r}: {end.name} is a {type(value).__name__}; its offset needs a unit: {unit}",
+        where,
+        f"write {{{end.name}{end.amount:+d}d}}",
+    )
+
+
+def _same_type(start: object, end: object, text: str, where: Location) -> tuple[object, object]:
+    """A literal end of a range takes the type of the other end (or int, else date)."""
+    if isinstance(start, str) and isinstance(end, str):
+        start = _literal(start, None, text, where)
+    if isinstance(start, str):
+        start = _literal(start, end, text, where)
+    if isinstance(end, str):
+        end = _literal(end, start, text, where)
+    return start, end
+
+
+def _literal(part: str, other: object, text: str, where: Location) -> object:
+    try:
+        if isinstance(other, dt.datetime):
+            return dt.datetime.fromisoformat(part)
+        if isinstance(other, dt.date):
+            return dt.date.fromisoformat(part)
+        if isinstance(other, int) and not isinstance(other, bool):
+            return int(part)
+        try:
+            return int(part)
+        except ValueError:
+            return dt.date.fromisoformat(part)
+    except ValueError:
+        raise DefinitionError(
+            f"range {text!r}: {part!r} is not a date (YYYY-MM-DD) or an int", where
+        ) from None
+
+
+def _range(start: object, end: object, text: str, where: Location) -> list[ParamValue]:
+    """Every value from ``start`` to ``end`` inclusive; empty when the end comes first."""
+    if isinstance(start, dt.datetime) or isinstance(end, dt.datetime):
+        raise DefinitionError(f"range {text!r}: a range needs dates or ints, not datetimes", where)
+    if isinstance(start, dt.date) and isinstance(end, dt.date):
+        count = (end - start).days + 1
+        _check_count(count, text, where)
+        return [start + dt.timedelta(days=i) for i in range(max(count, 0))]
+    if (
+        isinstance(start, int)
+        and isinstance(end, int)
+        and not isinstance(start, bool)
+        and not isinstance(end, bool)
+    ):
+        _check_count(end - start + 1, text, where)
+        return list(range(start, end + 1))
+    raise DefinitionError(
+        f"range {text!r}: from {start!r} to {end!r}: a range needs two dates or two ints", where
+    )
+
+
+def _check_count(count: int, text: str, where: Location) -> None:
+    if count > _RANGE_LIMIT:
+        raise DefinitionError(f"range {text!r} has {count} values, more than {_RANGE_LIMIT}", where)

@@ -277,6 +277,8 @@ def _check_cycles(doc: Document, tasks: Mapping[str, TaskSpec]) -> None:
         state[name] = 1
         path.append(name)
         for req in tasks[name].requires:
+            if req.computed:  # a computed edge picks other instances: cycles are found on those
+                continue
             if state.get(req.task) == 1:
                 cycle = [*path[path.index(req.task) :], req.task]
                 raise DefinitionError(

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from kflow.errors import DefinitionError, Location
 from kflow.load.document import Document
 from kflow.load.values import Reader
-from kflow.model import EnvVar, ParamValue, PodCleanup, Requirement, Resources, TaskSpec
+from kflow.model import (
+    ComputedParam,
+    EnvVar,
+    ParamValue,
+    PodCleanup,
+    Requirement,
+    Resources,
+    TaskSpec,
+)
+from kflow.templates import compile_requirement_value
 
 # Settings a task inherits from [defaults] and from the selected profile.
 SETTING_KEYS = (
@@ -161,13 +173,54 @@ def _requires(reader: Reader) -> tuple[Requirement, ...]:
         task = entry.string("task")
         if not task:
             raise entry.fail(None, "missing key 'task'")
-        params = {}
+        params: dict[str, str] = {}
+        computed: dict[str, ComputedParam] = {}
         for pname, pvalue in entry.table_of("params").items():
+            where = reader.doc.location(entry.key(f"params.{pname}"))
+            if callable(pvalue):
+                computed[pname] = _function_param(pvalue, where)
+                continue
             if isinstance(pvalue, bool) or not isinstance(pvalue, (str, int, float)):
-                raise entry.fail(f"params.{pname}", "expected a value or a template string")
-            params[pname] = str(pvalue)
-        requirements.append(Requirement(task, params))
+                raise entry.fail(
+                    f"params.{pname}", "expected a value, a template string or a function"
+                )
+            arithmetic = compile_requirement_value(str(pvalue), where)
+            if arithmetic is None:
+                params[pname] = str(pvalue)
+            else:
+                names, function = arithmetic
+                computed[pname] = ComputedParam(
+                    function, names, str(pvalue), where, clip=True
+                )
+        location = reader.doc.location(entry.path)
+        requirements.append(Requirement(task, params, computed, location))
     return tuple(requirements)
+
+
+def _function_param(function: Callable[..., object], where: Location) -> ComputedParam:
+    """A Python function of the requirer's parameters, named by its own arguments."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        raise DefinitionError(f"cannot read the arguments of {function!r}", where) from None
+    names = []
+    for arg in signature.parameters.values():
+        if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD):
+            raise DefinitionError(
+                f"{_describe_function(function)}: name the parameters it reads "
+                f"(lambda date: ...), not *{arg.name}",
+                where,
+            )
+        names.append(arg.name)
+    code = getattr(function, "__code__", None)
+    if code is not None and Path(code.co_filename).name == Path(where.file).name:
+        where = Location(where.file, where.key, code.co_firstlineno)  # the function's own line
+    return ComputedParam(function, tuple(names), _describe_function(function), where)
+
+
+def _describe_function(function: Callable[..., object]) -> str:
+    name = getattr(function, "__name__", type(function).__name__)
+    return "a lambda" if name == "<lambda>" else f"function {name}()"
 
 
 def _matrix(reader: Reader) -> dict[str, tuple[ParamValue, ...]]:
