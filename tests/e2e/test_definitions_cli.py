@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +157,20 @@ def test_hello_example_is_what_init_writes(tmp_path: Path) -> None:
     assert kflow("init", tmp_path / "hello").exit_code == 0
     for name in ("kflow.toml", "steps.py"):
         assert (tmp_path / "hello" / name).read_text() == (EXAMPLES / "hello" / name).read_text()
+
+
+def test_etl_rolling_window_builds_over_a_backfill_and_reads_seven_days(tmp_path: Path) -> None:
+    project = tmp_path / "etl"
+    shutil.copytree(EXAMPLES / "etl", project, ignore=shutil.ignore_patterns("data", ".kflow*"))
+    result = kflow("build", "-C", project, "weekly", "--param", "date=2026-11-07..2026-11-08")
+    assert result.exit_code == 0, result.output
+    for day in ("2026-11-07", "2026-11-08"):
+        with (project / "data" / "weekly" / f"{day}.csv").open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert {row["region"] for row in rows} == {"eu", "us", "apac"}
+        assert {row["days"] for row in rows} == {"7"}  # the window read seven daily reports
+    # the window reached back before the backfill: 2026-11-01..2026-11-08, each made once
+    reports = sorted(p.name for p in (project / "data" / "reports").iterdir())
+    assert reports == [f"2026-11-0{d}.csv" for d in range(1, 9)]
+    again = kflow("build", "-C", project, "weekly", "--param", "date=2026-11-07..2026-11-08")
+    assert again.exit_code == 0 and "nothing to do" in again.stdout
