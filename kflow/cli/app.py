@@ -29,9 +29,10 @@ from kflow.cli.common import (
     parse_params,
     reports_errors,
 )
-from kflow.errors import UsageError
-from kflow.graph import Expander, build_graph
+from kflow.errors import KflowError, UsageError
+from kflow.graph import Expander, Graph, Instance, build_graph
 from kflow.load.build import task_param_names
+from kflow.model import Project
 
 if TYPE_CHECKING:
     from typer._click import Command, Context  # typer's own copy of click
@@ -251,7 +252,8 @@ def check(
     profile: ProfileOption = None,
     params: ParamOption = None,
 ) -> None:
-    """Validate the definitions and expand every task, without running or touching anything."""
+    """Validate the definitions under every profile, expand every task and build the pod of
+    each task for Kubernetes profiles, without running or touching anything."""
     project = open_project(directory, file, profile)
     overrides = parse_params(params)
     missing = [
@@ -259,19 +261,76 @@ def check(
         for name, spec in project.params.items()
         if spec.default is None and name not in overrides
     ]
+    built = _check_expansion(project, overrides, missing)
+    count = len(built.instances) if built else 0
+    notes = [_check_profile(project, built)]
+    # Every profile, not only the selected one: a profile is checked where it is written,
+    # before a build that selects it (or a cron job) meets its mistakes.
+    for name in project.profile_names:
+        if name != project.profile.name:
+            other = open_project(directory, file, name)
+            notes.append(_check_profile(other, _check_expansion(other, overrides, missing)))
+    typer.echo(f"ok: {project.name}: {len(project.tasks)} tasks, {count} instances")
+    for line in dict.fromkeys(line for lines in notes for line in lines):
+        typer.echo(line)
+    for name in missing:
+        typer.echo(
+            f"note: parameter {name!r} has no default; tasks using it need --param {name}=..."
+        )
+
+
+def _check_expansion(
+    project: Project, overrides: dict[str, str], missing: list[str]
+) -> Graph | None:
+    """Every task's instances (those whose parameters all have values), or None."""
     expandable = [
         name
         for name, task in project.tasks.items()
         if not set(task_param_names(task, project.params)) & set(missing)
     ]
-    built = build_graph(project, expandable, overrides) if expandable else None
-    count = len(built.instances) if built else 0
-    Expander(project, overrides)  # validates --param values even when nothing expands
-    typer.echo(f"ok: {project.name}: {len(project.tasks)} tasks, {count} instances")
-    for name in missing:
-        typer.echo(
-            f"note: parameter {name!r} has no default; tasks using it need --param {name}=..."
-        )
+    try:
+        built = build_graph(project, expandable, overrides) if expandable else None
+        Expander(project, overrides)  # validates --param values even when nothing expands
+    except KflowError as exc:
+        raise _in_profile(project, exc) from None
+    return built
+
+
+def _check_profile(project: Project, built: Graph | None) -> list[str]:
+    """A profile's pods (Kubernetes) or what it ignores (local): lines for check's output."""
+    profile = project.profile
+    label = f"profile {profile.name!r} ({profile.executor})"
+    if profile.executor != "kubernetes":
+        from kflow.executors.local import ignored_locally
+
+        return [f"{label}: note: {line}" for line in ignored_locally(project.tasks.values())]
+    from kflow.executors.base import AttemptSpec
+    from kflow.executors.kubernetes.manifest import pod_manifest
+    from kflow.executors.kubernetes.validation import check_pod
+    from kflow.run.attempts import task_environment
+
+    first: dict[str, Instance] = {}
+    for instance in built.instances.values() if built else ():
+        first.setdefault(instance.task.name, instance)
+    notes: list[str] = []
+    for instance in first.values():
+        spec = AttemptSpec("check", instance, 1, instance.argv, task_environment(instance, "check"))
+        try:
+            pod = pod_manifest(spec, project.name, profile.namespace)
+            notes.extend(check_pod(pod, instance.task))
+        except KflowError as exc:
+            raise _in_profile(project, exc, instance.task.name) from None
+    lines = [f"{label}: {len(first)} pod manifest{'' if len(first) == 1 else 's'} valid"]
+    return lines + [f"{label}: note: {note}" for note in dict.fromkeys(notes)]
+
+
+def _in_profile(project: Project, exc: KflowError, task: str | None = None) -> KflowError:
+    """The same error, saying which profile (and task) it was found under."""
+    if project.profile.name == "default" and "default" not in project.profile_names:
+        return exc  # the built-in profile: nothing to name
+    named = task is None or exc.message.startswith(f"task {task!r}")
+    where = f"profile {project.profile.name!r}" + ("" if named else f", task {task!r}")
+    return type(exc)(f"{where}: {exc.message}", exc.location, exc.hint)
 
 
 @app.command()

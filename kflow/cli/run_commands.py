@@ -195,9 +195,11 @@ def _run(
     project = graph.project
     storage = project_storage(project)
     run_id = new_run_id()
-    chosen = make_executor(executor or project.profile.executor, project)
+    jobs = jobs or project.profile.jobs or os.cpu_count() or 1
+    # Locally, -j is also the CPU budget that tasks' `resources.cpu` count against.
+    chosen = make_executor(executor or project.profile.executor, project, cpus=jobs)
     options = RunOptions(
-        jobs=jobs or project.profile.jobs or os.cpu_count() or 1,
+        jobs=jobs,
         keep_going=keep_going,
         wait_for_others=not no_wait,
         kill_grace=default_kill_grace(),

@@ -19,12 +19,12 @@ from kflow.model import Project
 EXECUTORS = ("local", "kubernetes")
 
 
-def make_executor(name: str, project: Project) -> Executor:
-    """The executor called ``name`` for ``project``."""
+def make_executor(name: str, project: Project, cpus: int | None = None) -> Executor:
+    """The executor called ``name`` for ``project``; ``cpus`` is the local CPU budget (-j)."""
     if name == "local":
         from kflow.executors.local import make_local_executor
 
-        return make_local_executor(project.directory)
+        return make_local_executor(project.directory, cpus)
     if name == "kubernetes":
         from kflow.executors.kubernetes import make_kubernetes_executor
 

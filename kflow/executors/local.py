@@ -6,12 +6,19 @@ and also enforces timeouts and the SIGTERM → SIGKILL escalation of cancels.
 The whole process group is signalled, so children a command started end too.
 Should kflow itself be killed, a watchdog process (see ``watchdog``) ends the
 groups still running, so a task never outlives the run that holds its lease.
+
+Resources apply locally as they would in a pod: ``cpu`` is counted against a budget
+of CPUs (``-j``), as Snakemake's ``--cores`` counts threads, so an attempt whose CPUs
+do not fit waits (like a Pending pod) until running ones end; the memory limit becomes
+the process's RLIMIT_DATA, so a task over it fails here as it would be OOMKilled there.
+``gpu`` and ``limits.cpu`` have no local effect.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -19,11 +26,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kflow.errors import UsageError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
 from kflow.executors.watchdog import Watchdog
+from kflow.model import Resources, TaskSpec
+
+try:
+    import resource
+except ImportError:  # not on Windows: no memory limit there
+    resource = None  # type: ignore[assignment]
 
 # After a timeout, or once kflow has died, how long a command gets between SIGTERM and SIGKILL.
 TIMEOUT_GRACE = 2.0
@@ -47,6 +61,7 @@ class _Attempt:
         self.kill_at: float | None = None  # monotonic time SIGTERM becomes SIGKILL
         self.cancelled = False
         self.timed_out = False
+        self.cpus = 0.0  # of the executor's CPU budget, given back when it ends
 
 
 class LocalExecutor:
@@ -54,8 +69,12 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, cpus: int | None = None):
         self.directory = Path(directory)
+        self._cpu_budget = cpus  # None: attempts start as submitted (the runner counts jobs)
+        self._cpu_used = 0.0
+        # attempts whose CPUs do not fit yet: (handle, log number, CPUs), first come first
+        self._cpu_waiting: list[tuple[AttemptHandle, int, float]] = []
         self._selector = selectors.DefaultSelector()
         self._attempts: dict[str, _Attempt] = {}  # every attempt not yet released
         self._live: dict[int, _Attempt] = {}  # by pid, until reaped
@@ -72,8 +91,34 @@ class LocalExecutor:
 
     def submit(self, spec: AttemptSpec) -> AttemptHandle:
         self._counter += 1
+        cpus = self._cpus_of(spec.instance.task)
+        if self._cpu_waiting or not self._cpus_fit(cpus):
+            handle = AttemptHandle(f"cpu-wait:{self._counter}", spec)
+            self._cpu_waiting.append((handle, self._counter, cpus))
+            return handle
+        return self._start(spec, self._counter, cpus)
+
+    def _cpus_of(self, task: TaskSpec) -> float:
+        if self._cpu_budget is None:
+            return 0.0
+        # As Snakemake's threads: 1 unless said, and never more than the whole budget.
+        cpus = quantity(task.resources.cpu) if task.resources.cpu else 1.0
+        return min(cpus, float(self._cpu_budget))
+
+    def _cpus_fit(self, cpus: float) -> bool:
+        budget = self._cpu_budget
+        return budget is None or not self._live or self._cpu_used + cpus <= budget + 1e-9
+
+    def _start_waiting(self) -> None:
+        while self._cpu_waiting and self._cpus_fit(self._cpu_waiting[0][2]):
+            handle, number, cpus = self._cpu_waiting.pop(0)
+            self._start(handle.spec, number, cpus, handle)
+
+    def _start(
+        self, spec: AttemptSpec, number: int, cpus: float, handle: AttemptHandle | None = None
+    ) -> AttemptHandle:
         watchdog = self._watchdog_for_attempts()  # up before the process: one write from it
-        log_path = self._logs / f"{self._counter}.log"
+        log_path = self._logs / f"{number}.log"
         env = {**self._base_env, **spec.env}
         with open(log_path, "wb") as log:
             try:
@@ -85,17 +130,20 @@ class LocalExecutor:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_memory_limiter(spec.instance.task.resources),
                 )
             except OSError as exc:
                 # A command that cannot start fails like one that exits non-zero.
                 reason = f"cannot start {spec.argv[0]!r}: {exc.strerror}"
                 log.write(f"kflow: {reason}\n".encode())
-                handle = AttemptHandle(f"unstarted:{self._counter}", spec)
+                handle = handle or AttemptHandle(f"unstarted:{number}", spec)
                 self._finished.append(AttemptUpdate(handle, AttemptState.FAILED, 127, reason))
                 return handle
         watchdog.watch(proc.pid)  # its group id is its pid
-        handle = AttemptHandle(f"pid:{proc.pid}", spec)
+        handle = handle or AttemptHandle(f"pid:{proc.pid}", spec)
         attempt = _Attempt(handle, proc, log_path)
+        attempt.cpus = cpus
+        self._cpu_used += cpus
         if spec.timeout is not None:
             attempt.deadline = time.monotonic() + spec.timeout
         if _HAS_PIDFD:
@@ -133,11 +181,10 @@ class LocalExecutor:
             ended = [key.data for key, _ in self._selector.select(timeout)]
         elif timeout > 0:
             time.sleep(timeout)
-        ended += [
-            a for a in self._live.values() if a.pidfd is None and a.proc.poll() is not None
-        ]
+        ended += [a for a in self._live.values() if a.pidfd is None and a.proc.poll() is not None]
         for attempt in ended:
             updates.append(self._reap(attempt))
+        self._start_waiting()
         self._enforce_deadlines()
         return updates
 
@@ -153,6 +200,7 @@ class LocalExecutor:
         self._watchdog_for_attempts().forget(proc.pid)  # while the id is still ours
         code = proc.wait()
         del self._live[proc.pid]
+        self._cpu_used = max(0.0, self._cpu_used - attempt.cpus)
         return self._final_update(attempt, code)
 
     def _enforce_deadlines(self) -> None:
@@ -193,6 +241,10 @@ class LocalExecutor:
             except ValueError:
                 name = f"signal {-code}"
             return AttemptUpdate(handle, failed, code, f"killed by {name}", where=where)
+        limit = handle.spec.instance.task.resources.memory_limit
+        if limit and resource is not None and _out_of_memory(attempt.log_path):
+            reason = f"out of memory: over its memory limit {limit} (exit code {code})"
+            return AttemptUpdate(handle, failed, code, reason, where=where)
         return AttemptUpdate(handle, failed, code, f"exit code {code}", where=where)
 
     # -- the rest of the protocol ---------------------------------------------------
@@ -206,6 +258,11 @@ class LocalExecutor:
             return b""
 
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
+        for n, (waiting, _, _) in enumerate(self._cpu_waiting):
+            if waiting.key == handle.key:  # never started: nothing to stop
+                del self._cpu_waiting[n]
+                self._finished.append(AttemptUpdate(handle, AttemptState.FAILED, None, "cancelled"))
+                return
         attempt = self._attempts.get(handle.key)
         if attempt is None or attempt.proc.pid not in self._live:
             return
@@ -222,6 +279,7 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Kill whatever still runs (and reap it), drop the temporary logs."""
+        self._cpu_waiting.clear()
         for attempt in list(self._live.values()):
             _kill_group(attempt.proc.pid, signal.SIGKILL)
             self._reap(attempt)
@@ -231,7 +289,78 @@ class LocalExecutor:
         shutil.rmtree(self._logs, ignore_errors=True)
 
 
-def make_local_executor(directory: Path | str) -> LocalExecutor:
+def make_local_executor(directory: Path | str, cpus: int | None = None) -> LocalExecutor:
     if not Path(directory).is_dir():
         raise UsageError(f"project folder {directory} does not exist")
-    return LocalExecutor(directory)
+    return LocalExecutor(directory, cpus)
+
+
+_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][+-]?[0-9]+)?)([A-Za-z]*)$")
+_SUFFIXES = {
+    "": 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes quantity (validated when loaded) as a number: ``250m`` → 0.25, ``1Gi``."""
+    match = _QUANTITY.match(text.strip().lstrip("+"))
+    if match is None or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a quantity: {text!r}")
+    return float(match.group(1)) * _SUFFIXES[match.group(2)]
+
+
+def _memory_limiter(resources: Resources) -> Callable[[], None] | None:
+    """What the child runs before the command: its memory limit, as RLIMIT_DATA (heap and
+    private writable memory; address space reserved but unused does not count, unlike
+    RLIMIT_AS). None without a limit, so the usual fast spawn is kept."""
+    limit = resources.memory_limit
+    if not limit or resource is None:
+        return None
+    size = int(quantity(limit))
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (size, size))
+
+    return apply
+
+
+# What a program says when an allocation fails under RLIMIT_DATA (Python, libc, C++, Go).
+_OOM_WORDS = (b"MemoryError", b"Cannot allocate memory", b"out of memory", b"bad_alloc")
+
+
+def _out_of_memory(log_path: Path) -> bool:
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 8192))
+            tail = log.read()
+    except OSError:
+        return False
+    return any(word in tail for word in _OOM_WORDS)
+
+
+def ignored_locally(tasks: Iterable[TaskSpec]) -> list[str]:
+    """Task settings that have no effect on the local executor, one line each (for check)."""
+    tasks = list(tasks)
+    found = {
+        "resources.gpu": [t.name for t in tasks if t.resources.gpu],
+        "resources.limits.cpu": [t.name for t in tasks if t.resources.limits_cpu],
+    }
+    return [
+        f"{what} has no effect on the local executor (tasks: {', '.join(names)})"
+        for what, names in found.items()
+        if names
+    ]

@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kflow.errors import DefinitionError
+from kflow.errors import DefinitionError, did_you_mean
 from kflow.executors.base import AttemptSpec
 from kflow.model import TaskSpec
 from kflow.state import fingerprint, fingerprint_parts, instance_key
@@ -58,6 +58,10 @@ _HASH_LEN = 10
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 _VOLUME_SOURCES = ("persistent_volume_claim", "config_map", "secret", "empty_dir")
+_VOLUME_KEYS = ("name", "mount_path", "read_only", "sub_path", *_VOLUME_SOURCES)
+_TOLERATION_KEYS = ("key", "operator", "value", "effect", "toleration_seconds")
+_OPERATORS = ("Exists", "Equal")
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 def _dns_part(text: str) -> str:
@@ -152,7 +156,7 @@ def _pod_spec(spec: AttemptSpec, task: TaskSpec) -> dict[str, Any]:
     if task.node_selector:
         pod_spec["nodeSelector"] = {str(k): str(v) for k, v in task.node_selector.items()}
     if task.tolerations:
-        pod_spec["tolerations"] = [_camel_keys(t) for t in task.tolerations]
+        pod_spec["tolerations"] = [_toleration(n, t, task) for n, t in enumerate(task.tolerations)]
     if task.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": name} for name in task.image_pull_secrets]
     if volumes:
@@ -218,6 +222,7 @@ def _volumes(task: TaskSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     mounts: list[dict[str, Any]] = []
     for n, entry in enumerate(task.volumes):
         where = f"volumes[{n}]"
+        _known_keys(entry, _VOLUME_KEYS, where, task)
         name, path = entry.get("name"), entry.get("mount_path")
         if not isinstance(name, str) or not isinstance(path, str) or not name or not path:
             raise DefinitionError(f"{where}: needs a name and a mount_path", task.location)
@@ -235,6 +240,48 @@ def _volumes(task: TaskSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             mount["subPath"] = str(entry["sub_path"])
         mounts.append(mount)
     return volumes, mounts
+
+
+def _known_keys(
+    table: Mapping[str, Any], known: tuple[str, ...], where: str, task: TaskSpec
+) -> None:
+    for key in table:
+        if key not in known:
+            raise DefinitionError(
+                f"{where}: unknown key {key!r}",
+                task.location,
+                did_you_mean(key, known) or f"valid keys: {', '.join(known)}",
+            )
+
+
+def _toleration(n: int, entry: Mapping[str, Any], task: TaskSpec) -> dict[str, Any]:
+    """A toleration as the API wants it; what the API server would refuse fails here first."""
+    where = f"tolerations[{n}]"
+    snake = {_snake(str(k)): v for k, v in entry.items()}
+    _known_keys(snake, _TOLERATION_KEYS, where, task)
+    operator = snake.get("operator", "Equal")
+    if operator not in _OPERATORS:
+        raise DefinitionError(
+            f"{where}: unknown operator {operator!r}",
+            task.location,
+            did_you_mean(str(operator), _OPERATORS) or f"use {' or '.join(_OPERATORS)}",
+        )
+    effect = snake.get("effect")
+    if effect not in (None, "", *_EFFECTS):
+        raise DefinitionError(
+            f"{where}: unknown effect {effect!r}",
+            task.location,
+            did_you_mean(str(effect), _EFFECTS) or f"use one of {', '.join(_EFFECTS)}",
+        )
+    if operator == "Exists" and snake.get("value"):
+        raise DefinitionError(f"{where}: operator Exists takes no value", task.location)
+    if operator == "Equal" and not snake.get("key"):
+        raise DefinitionError(f"{where}: operator Equal needs a key", task.location)
+    return _camel_keys(entry)
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
 def _volume_source(kind: str, value: Any) -> dict[str, Any]:
