@@ -656,7 +656,7 @@ def check_places(expander: Expander, instances: Mapping[InstanceId, Instance]) -
                     "each output must be made by one instance",
                 )
             owners[key] = (instance.id, location)
-    _check_nesting(owners, reach)
+    _check_nesting(owners)
     _check_sources(expander, instances, owners, project_dir)
 
 
@@ -689,23 +689,31 @@ def _ancestors(key: tuple[str, str, str]) -> Iterable[tuple[str, str, str]]:
         yield scheme, host, path
 
 
-def _check_nesting(
-    owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]], reach: Reach
-) -> None:
+def _check_nesting(owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]]) -> None:
     """An output inside another instance's (folder) output: that instance's failure would
-    delete it. Reported like a duplicate."""
-    stops = {reach.project.key(), reach.root.key()}
-    for key, (iid, location) in owners.items():
-        for parent in _ancestors(key):
-            if parent in stops:
-                break
-            other = owners.get(parent)
-            if other is not None and other[0] != iid:
-                raise DefinitionError(
-                    f"output {location!r} of {iid} lies inside output {other[1]!r} of {other[0]}",
-                    None,
-                    "an output folder belongs to one instance: move one of them",
-                )
+    delete it. Reported like a duplicate.
+
+    Sorted with a trailing '/', everything under a folder directly follows it: one pass with
+    a stack of the folders above the current place finds every nesting.
+    """
+    entries = sorted(
+        ((scheme, host, path.rstrip("/") + "/"), owner)
+        for (scheme, host, path), owner in owners.items()
+    )
+    stack: list[tuple[tuple[str, str, str], tuple[InstanceId, str]]] = []
+    for key, owner in entries:
+        while stack and not (
+            stack[-1][0][:2] == key[:2] and key[2].startswith(stack[-1][0][2])
+        ):
+            stack.pop()
+        if stack and stack[-1][1][0] != owner[0]:
+            other = stack[-1][1]
+            raise DefinitionError(
+                f"output {owner[1]!r} of {owner[0]} lies inside output {other[1]!r} of {other[0]}",
+                None,
+                "an output folder belongs to one instance: move one of them",
+            )
+        stack.append((key, owner))
 
 
 def _check_sources(

@@ -22,10 +22,14 @@ _SAME_SCHEME = {"s3a": "s3", "gcs": "gs"}  # aliases fsspec serves with one file
 RECORDS = ".kflow"  # kflow's own records under {root}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Place:
     """A canonical location: ``scheme`` ('file' for local disk), ``host`` (bucket; '' locally)
-    and a normalised absolute ``path``. ``dotted`` says the spelling had '.' or '..' segments."""
+    and a normalised absolute ``path``. ``dotted`` says the spelling had '.' or '..' segments.
+
+    Treat as immutable (not frozen: a graph check makes one per output, and frozen
+    dataclasses are slow to make).
+    """
 
     scheme: str
     host: str
@@ -119,9 +123,23 @@ class Reach:
         self.records = Place(
             self.root.scheme, self.root.host, posixpath.join(self.root.path, RECORDS)
         )
+        # The common case, answered by two prefix tests: a local place strictly under a
+        # local {root} that is not above the project folder, and not in the records.
+        simple = self.root.scheme == LOCAL and not self.root.holds(self.project)
+        self._fast = (self.root.path.rstrip("/") + "/") if simple else None
+        self._records_prefix = self.records.path + "/"
 
     def problem(self, place: Place) -> str | None:
         """Why ``place`` may not be an output (or be deleted as one); None when it may."""
+        fast = self._fast
+        if (
+            fast is not None
+            and place.scheme == LOCAL
+            and place.path.startswith(fast)
+            and not place.path.startswith(self._records_prefix)
+            and place.path != self.records.path
+        ):
+            return None
         if place.key() == self.project.key():
             return "is the project folder itself"
         if place.key() == self.root.key():
