@@ -817,11 +817,13 @@ def check_instance_count(expander: Expander, targets: Sequence[str]) -> None:
         total += product
         if product > MAX_INSTANCES or total > MAX_INSTANCES:
             factors = " x ".join(f"{count:,} {p}" for p, count in counts.items() if count > 1)
-            subject = f"task {name!r} has" if product > MAX_INSTANCES else "the targets have"
+            what = (
+                f"task {name!r} would have {factors} = {product:,} instances"
+                if product > MAX_INSTANCES
+                else f"the targets' tasks would have {total:,} instances in all"
+            )
             raise UsageError(
-                f"{subject} too many instances: {factors} makes {product:,}"
-                + ("" if product > MAX_INSTANCES else f", {total:,} in all so far")
-                + f", more than the limit of {MAX_INSTANCES:,}",
+                f"too many instances: {what}, more than the limit of {MAX_INSTANCES:,}",
                 hint="narrow the --param ranges or the matrices, or build in parts",
             )
 

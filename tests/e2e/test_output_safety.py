@@ -255,6 +255,24 @@ def test_instance_count_beyond_the_limit_is_refused_before_expanding(tmp_path: P
         assert "too many instances" in result.stderr and "1,000,000" in result.stderr
 
 
+def test_instance_count_of_all_the_targets_together_is_capped(tmp_path: Path) -> None:
+    task = """
+        [tasks.NAME]
+        command = ["true"]
+        matrix = { m = [1, 2, 3, 4, 5, 6] }
+        outputs = ["NAME/{n}-{m}.txt"]
+        """
+    project = write_project(
+        tmp_path / "p",
+        '[params]\nn = { type = "int", default = 1 }\n'
+        + task.replace("NAME", "a")
+        + task.replace("NAME", "b"),
+    )
+    result = kflow("plan", "-C", project, "--param", "n=1..99999")
+    assert result.exit_code == 2, result.output
+    assert "1,199,988 instances in all" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("storage", "words"),
     [
