@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kflow.model import ParamSpec, ParamType, ParamValue
@@ -10,6 +11,9 @@ from kflow.model import ParamSpec, ParamType, ParamValue
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 MAX_RANGE = 100_000  # a typo like 1..10000000 should fail, not eat the machine
+# Ranges and matrices multiply: two ranges under MAX_RANGE can still ask for billions of
+# instances. Checked from the value counts before anything is expanded.
+MAX_INSTANCES = 1_000_000
 
 
 class ParamValueError(ValueError):
@@ -40,7 +44,10 @@ def parse_value(
         if ptype is ParamType.INT:
             return int(text)
         if ptype is ParamType.FLOAT:
-            return float(text)
+            number = float(text)
+            if not math.isfinite(number):  # nan never equals itself; inf is no parameter
+                raise ValueError
+            return number
         if ptype is ParamType.BOOL:
             lowered = text.lower()
             if lowered in _TRUE:
@@ -60,7 +67,7 @@ def parse_value(
 _EXAMPLES = {
     ParamType.STR: "any text",
     ParamType.INT: "e.g. 42",
-    ParamType.FLOAT: "e.g. 0.5",
+    ParamType.FLOAT: "a finite number, e.g. 0.5",
     ParamType.BOOL: "true or false",
     ParamType.DATE: "YYYY-MM-DD, today or yesterday",
     ParamType.DATETIME: "YYYY-MM-DDTHH:MM[:SS], or now",

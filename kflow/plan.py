@@ -190,6 +190,13 @@ def _decide_one(
     With a ``checks`` list, also every step taken, for ``--why`` (planning passes None:
     most instances are never explained).
     """
+    # Before anything else, forced or not: the instance would run into the missing file.
+    for loc in instance.source_inputs:
+        if observed.stamps.get(loc) is None:
+            raise MissingSourceInput(
+                f"{instance.id}: source input {loc!r} does not exist and no task makes it",
+                instance.task.location,
+            )
     if checks is not None:
         checks.append(Check("forced", forced, "forced by -B/--force" if forced else "no"))
     if forced:
@@ -201,13 +208,6 @@ def _decide_one(
         checks.append(Check("outputs exist", bool(missing), _missing_text(missing, instance)))
     if missing:
         return Reason.OUTPUT_MISSING, missing[0]
-    for loc in instance.source_inputs:
-        if stamps.get(loc) is None:
-            raise MissingSourceInput(
-                f"{instance.id}: source input {loc!r} does not exist and no task makes it",
-                instance.task.location,
-            )
-
     ref = observed.refs.get(instance.id)
     if ref is not None and ref.incomplete:
         if checks is not None:

@@ -101,6 +101,11 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        if name.strip() in params:  # silently keeping the last would build the wrong dates
+            raise UsageError(
+                f"--param {name.strip()} given twice",
+                hint="give one value, or a range for a date or int: date=2026-11-01..2026-11-07",
+            )
         params[name.strip()] = value
     return params
 

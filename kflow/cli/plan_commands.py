@@ -24,7 +24,7 @@ from kflow.cli.common import (
     reports_errors,
 )
 from kflow.errors import UsageError
-from kflow.graph import Graph, build_graph
+from kflow.graph import Graph, Instance, build_graph
 from kflow.model import InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
@@ -58,7 +58,53 @@ def load_graph(
 ) -> Graph:
     with paused_gc():
         project = open_project(directory, file, profile)
-        return build_graph(project, targets or [], parse_params(params), base_directory(directory))
+        graph = build_graph(
+            project, targets or [], parse_params(params), base_directory(directory)
+        )
+        check_backends(graph)
+        return graph
+
+
+def check_backends(graph: Graph) -> None:
+    """Exit 2 (a definition error, not an outage) when no installed backend can serve the
+    storage or an output's or input's URL scheme."""
+    from kflow.errors import DefinitionError
+    from kflow.storage.locations import backend_problem, scheme_of
+
+    by_scheme = {scheme_of(graph.project.storage): graph.project.storage}
+    for instance in graph.instances.values():
+        for location in (*instance.outputs.values(), *instance.inputs):
+            if "://" in location:
+                by_scheme.setdefault(scheme_of(location), location)
+    for location in by_scheme.values():
+        problem = backend_problem(location)
+        if problem is not None:
+            raise DefinitionError(f"cannot use {location}: {problem[0]}", hint=problem[1])
+
+
+def check_sources_exist(graph: Graph) -> None:
+    """Exit 2 when a local source input of any instance is missing (one batched stat).
+
+    Remote source inputs are left to plan and build, so that check needs no credentials.
+    """
+    from kflow.plan import MissingSourceInput
+    from kflow.storage.locations import LOCAL, scheme_of
+
+    users: dict[str, Instance] = {}
+    for instance in graph.instances.values():
+        for location in instance.source_inputs:
+            if scheme_of(location) == LOCAL:
+                users.setdefault(location, instance)
+    if not users:
+        return
+    stamps = Storage(graph.project.directory).stat_many(users)
+    for location, stamp in stamps.items():
+        if stamp is None:
+            user = users[location]
+            raise MissingSourceInput(
+                f"{user.id}: source input {location!r} does not exist and no task makes it",
+                user.task.location,
+            )
 
 
 def check_force(graph: Graph, force: list[str] | None) -> list[str]:
@@ -250,8 +296,10 @@ def clean(
     params: ParamOption = None,
 ) -> None:
     """Delete the outputs of the targets' instances (default: every instance) and their records."""
+    from kflow.run.outputs import protected_locations
     from kflow.run.records import kflow_dir
     from kflow.state import StateStore
+    from kflow.storage.guard import DeletionGuard
 
     if pods:
         from kflow.executors.kubernetes.cleanup import delete_leftover_pods
@@ -259,17 +307,33 @@ def clean(
         deleted = delete_leftover_pods(open_project(directory, file, profile))
         typer.echo(f"deleted {deleted} leftover pods")
         return
+    interactive = sys.stdin.isatty()
+    if not (dry_run or yes or interactive):
+        # cron or a script: nobody can answer the question, and a bare clean means everything
+        raise UsageError(
+            "kflow clean deletes outputs and there is no terminal to confirm it",
+            hint="use --yes to delete without asking, or -n to see what would be deleted",
+        )
     graph = load_graph(directory, file, profile, targets, params)
     chosen = [i for i in graph.instances.values() if not targets or i.id in graph.targets]
     storage = project_storage(graph.project)
     locations = [loc for i in chosen for loc in i.outputs.values()]
     present = [loc for loc, stamp in storage.stat_many(locations).items() if stamp is not None]
+    # A second guard, whatever the definitions say: nothing outside the project's reach.
+    guard = DeletionGuard(graph.project.directory, graph.project.root, protected_locations(graph))
+    present, refused = guard.split(present)
+    if refused:
+        location, problem = next(iter(refused.items()))
+        raise UsageError(
+            f"kflow clean refuses to delete {location}: it {problem}",
+            hint=f"{len(refused)} location(s) refused; nothing was deleted",
+        )
     for loc in present:
         typer.echo(f"{'would delete' if dry_run else 'delete'} {loc}")
     if dry_run:
         typer.echo(f"{len(present)} outputs of {len(chosen)} instances would be deleted")
         return
-    if present and sys.stdin.isatty() and not yes:
+    if present and interactive and not yes:
         typer.confirm(f"delete {len(present)} outputs?", abort=True)
     # Folder outputs go with everything in them; never the project folder or kflow's records.
     storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ PROFILE_KEYS = (
 )
 EXECUTORS = ("local", "kubernetes")
 BUILTIN_NAMES = ("root", "task")
+# "s3:/bucket" or "s3:bucket": a scheme without "//" would silently become a local folder "s3:"
+_HALF_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!//)")
+ALLOW_MEMORY = "KFLOW_ALLOW_MEMORY_STORAGE"  # tests only: tasks run in other processes
 
 
 def build_project(doc: Document, directory: Path, profile_name: str | None) -> Project:
@@ -63,6 +68,14 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
         _check_task_references(doc, task, tasks, params)
     _check_cycles(doc, tasks)
     _check_duplicate_outputs(doc, tasks)
+    for task in tasks.values():
+        for _, template in task.outputs:
+            if _HALF_URL.match(template):
+                raise DefinitionError(
+                    f"output {template!r}: a scheme must be followed by '//'",
+                    doc.location(f"tasks.{task.name}.outputs"),
+                    "write s3://bucket/key, or ./NAME for a local path",
+                )
 
     default_targets = project.string_list("default")
     for index, target in enumerate(default_targets):
@@ -72,6 +85,12 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
                 f"default[{index}]", f"unknown task {name!r}", did_you_mean(name, tasks)
             )
     storage = profile.storage or project.string("storage", "file://./.kflow-data") or ""
+    storage_key = f"profiles.{profile.name}.storage" if profile.storage else "project.storage"
+    problem = storage_problem(storage)
+    if problem is not None:
+        raise DefinitionError(
+            f"storage {storage!r}: {problem[0]}", doc.location(storage_key), problem[1]
+        )
     storage_options = dict(project.table_of("storage_options"))
     storage_options.update(profile.storage_options)
     return Project(
@@ -156,6 +175,10 @@ def _read_profile(
         entry.check_keys(PROFILE_KEYS)
         own = {k: v for k, v in entry.table.items() if k in SETTING_KEYS}
         read_settings(Reader(reader.doc, own, entry.path))
+        own_storage = entry.string("storage")
+        problem = storage_problem(own_storage) if own_storage else None
+        if problem is not None:
+            raise entry.fail("storage", f"storage {own_storage!r}: {problem[0]}", problem[1])
         executor = entry.string("executor", "local") or "local"
         if executor not in EXECUTORS:
             raise entry.fail(
@@ -308,3 +331,25 @@ def _check_duplicate_outputs(doc: Document, tasks: Mapping[str, TaskSpec]) -> No
                     "each output must be made by one task",
                 )
             seen[normalized] = task.name
+
+
+def storage_problem(url: str) -> tuple[str, str] | None:
+    """What is wrong with a storage URL that no run could use, and the fix; None if fine.
+
+    Only the spelling is judged here; whether a backend is installed is for the CLI to ask.
+    """
+    half = _HALF_URL.match(url)
+    if half:
+        scheme = half.group(1)
+        rest = url[half.end() :].lstrip("/")
+        return (
+            f"'{scheme}:' is not followed by '//'",
+            f"write {scheme}://{rest} (or ./{url} for a local folder of that name)",
+        )
+    if url.lower().startswith("memory://") and os.environ.get(ALLOW_MEMORY) != "1":
+        return (
+            "memory:// storage lives in one process, but tasks run in other processes "
+            "and could never see it",
+            "use a local folder (file://./data) or an object store (s3://bucket/prefix)",
+        )
+    return None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kflow.graph import Instance
+from kflow.graph import Graph, Instance
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
 from kflow.storage import Storage
+from kflow.storage.guard import DeletionGuard
 
 
 def missing_outputs(storage: Storage, instance: Instance) -> list[str]:
@@ -18,10 +19,21 @@ def missing_outputs(storage: Storage, instance: Instance) -> list[str]:
     return [location for location, stamp in stamps.items() if stamp is None]
 
 
-def remove_outputs(storage: Storage, root: str, locations: Iterable[str]) -> None:
+def remove_outputs(
+    storage: Storage, root: str, locations: Iterable[str], protected: Iterable[str] = ()
+) -> None:
     """Files and whole folders, so that nothing partial ever counts as done; never the
-    project folder or kflow's own records, whatever an output was declared as."""
-    storage.delete_trees(locations, keep=(".", kflow_dir(root)))
+    project folder, {root}, kflow's own records, anything outside the project's reach or
+    ``protected`` (definition files, source inputs), whatever an output was declared as."""
+    allowed, _ = DeletionGuard(storage.project_dir, root, protected).split(locations)
+    storage.delete_trees(allowed, keep=(".", kflow_dir(root)))
+
+
+def protected_locations(graph: Graph) -> list[str]:
+    """What clean-up must never delete besides what the guard knows: definition files
+    and source inputs."""
+    sources = {loc for i in graph.instances.values() for loc in i.source_inputs}
+    return [*(str(p) for p in graph.project.files), *sorted(sources)]
 
 
 def outputs_replanner(storage: Storage) -> Replanner:

@@ -36,7 +36,12 @@ from kflow.run.ids import new_run_id
 from kflow.run.leases import LeaseInfo, Leases
 from kflow.run.options import RunMeta, RunOptions, RunResult
 from kflow.run.outcome import outcome
-from kflow.run.outputs import missing_outputs, outputs_replanner, remove_outputs
+from kflow.run.outputs import (
+    missing_outputs,
+    outputs_replanner,
+    protected_locations,
+    remove_outputs,
+)
 from kflow.run.records import (
     AttemptRecord,
     InstanceRecord,
@@ -87,6 +92,7 @@ class Runner:
         self.sink = sink
         self.options = options or RunOptions()
         self.root = graph.project.root
+        self.protected = protected_locations(graph)  # never deleted, whatever the outputs
         self.run_id = run_id or new_run_id()
         self.replan = replan or outputs_replanner(storage)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
@@ -145,7 +151,7 @@ class Runner:
 
         def write() -> None:
             self.storage.write_atomic(location, data)
-            remove_outputs(self.storage, self.root, outputs)
+            remove_outputs(self.storage, self.root, outputs, self.protected)
 
         briefly(write, timeout)
 
@@ -387,7 +393,7 @@ class Runner:
         iid = running.iid
         # Nothing partial may ever count as done: outputs go before the failure is reported.
         if instance.outputs:
-            remove_outputs(self.storage, self.root, instance.outputs.values())
+            remove_outputs(self.storage, self.root, instance.outputs.values(), self.protected)
         attempt = running.record
         attempt.status, attempt.reason = "failed", reason
         data = self._store_log(running)

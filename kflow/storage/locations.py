@@ -56,3 +56,38 @@ def split_parent(path: str) -> tuple[str, str]:
     path = path.rstrip("/")
     parent, _, name = path.rpartition("/")
     return parent, name
+
+
+def backend_problem(location: str) -> tuple[str, str] | None:
+    """Why no installed backend can serve ``location``'s scheme, and the fix; None if one can.
+
+    Asks fsspec's registry without opening anything (no network); imports the backend
+    library only for schemes other than local disk and S3.
+    """
+    scheme = scheme_of(location)
+    if scheme == LOCAL:
+        return None
+    extra = "s3" if scheme in ("s3", "s3a") else "gcs" if scheme in ("gs", "gcs") else None
+    if scheme in ("s3", "s3a"):
+        import importlib.util
+
+        if importlib.util.find_spec("s3fs") is None:
+            hint = "pip install 'kflow[s3]'"
+            return f"the storage backend for {scheme}:// is not installed", hint
+        return None
+    try:
+        import fsspec
+    except ImportError:  # pragma: no cover - fsspec is a dependency
+        return "fsspec is not installed", "pip install fsspec"
+    known = set(fsspec.available_protocols())
+    if scheme not in known:
+        return (
+            f"unknown storage protocol '{scheme}://'",
+            "use a local path, file://, s3:// or another fsspec protocol",
+        )
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as exc:
+        hint = f"pip install 'kflow[{extra}]'" if extra else f"install the package for {scheme}"
+        return f"the storage backend for {scheme}:// is not installed ({exc})", hint
+    return None

@@ -89,7 +89,10 @@ def test_init_writes_a_valid_project_and_refuses_to_overwrite(tmp_path: Path) ->
     assert (tmp_path / "new" / "kflow.toml").read_text() == before
 
 
-def test_profile_overrides_storage_and_settings(tmp_path: Path) -> None:
+def test_profile_overrides_storage_and_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KFLOW_ALLOW_MEMORY_STORAGE", "1")  # refused for real projects
     project = write_project(
         tmp_path / "p",
         """

@@ -66,10 +66,11 @@ def test_failed_task_leaves_no_folder_output_on_s3(
     assert [o["Key"] for o in listed.get("Contents", [])] == ["sales/parts-old/keep.txt"]
 
 
-def test_failed_task_whose_output_is_the_root_keeps_the_run_records(tmp_path: Path) -> None:
+def test_task_whose_output_is_the_root_is_refused_before_it_runs(tmp_path: Path) -> None:
+    # A failed attempt would delete {root}, records and all: exit 2 before anything runs.
     write_project(tmp_path, LOCAL.replace('outputs = ["{root}/parts"]', 'outputs = ["{root}"]'))
     result = kflow("build", "-C", tmp_path)
-    assert result.exit_code == 1, result.output
-    runs = kflow("runs", "-C", tmp_path)
-    assert "1 failed" in runs.stdout, runs.output
+    assert result.exit_code == 2, result.output
+    assert "is {root} itself" in result.stderr
+    assert not (tmp_path / "data").exists()
     assert (tmp_path / "kflow.toml").exists()
