@@ -12,11 +12,13 @@ names say something changed); the decisions themselves are pure.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
+from kflow.changes import change_diff, change_line, changed_names, value_diff
 from kflow.errors import DefinitionError
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
@@ -47,6 +49,7 @@ class Check:
     name: str
     stale: bool
     detail: str
+    lines: tuple[str, ...] = ()  # the change in full (a diff), below the detail
 
 
 class Decision(NamedTuple):
@@ -265,16 +268,22 @@ def _newer_input(instance: Instance, stamps: Mapping[str, Stamp | None]) -> str 
 def _compare_with_record(
     instance: Instance, ref: RecordRef, observed: Observations, checks: list[Check] | None
 ) -> tuple[Reason, str] | None:
-    def check(name: str, stale: bool, detail: str) -> None:
+    def check(name: str, stale: bool, detail: str, lines: tuple[str, ...] = ()) -> None:
         if checks is not None:
-            checks.append(Check(name, stale, detail))
+            checks.append(Check(name, stale, detail, lines))
 
     body = observed.bodies.get(ref.location)
     if ref.fingerprint != observed.fingerprints[instance.id]:
+        before = body.get("fingerprint") if body else None
+        if not before:
+            changed = "the fingerprint changed (the record's details could not be read)"
+            check("fingerprint", True, changed)
+            return Reason.FINGERPRINT_CHANGED, changed
         parts = fingerprint_parts(instance)
-        changed = _changed_parts(parts, body.get("fingerprint", {}) if body else {})
-        check("fingerprint", True, changed)
-        return Reason.FINGERPRINT_CHANGED, changed
+        if checks is not None:
+            names = ", ".join(changed_names(before, parts)) or "the hash"
+            checks.append(Check("fingerprint", True, f"changed: {names}", _diff(before, parts)))
+        return Reason.FINGERPRINT_CHANGED, change_line(before, parts)
     check("fingerprint", False, "unchanged")
     if body is None:
         if ref.digest != observed.digests[instance.id]:
@@ -287,11 +296,12 @@ def _compare_with_record(
     sources = set(instance.source_inputs)
     for loc in instance.inputs:
         if _changed(loc, recorded.get(loc), observed):
+            stamps = _stamp_diff(loc, recorded.get(loc), observed) if checks is not None else ()
             if loc in sources:
                 detail = f"source input {loc} changed"
-                check("source inputs unchanged", True, detail)
+                check("source inputs unchanged", True, detail, stamps)
                 return Reason.FINGERPRINT_CHANGED, detail
-            check("inputs unchanged", True, f"{loc} changed")
+            check("inputs unchanged", True, f"{loc} changed", stamps)
             return Reason.INPUT_CHANGED, f"{loc} changed"
     check("inputs unchanged", False, "same content as recorded")
     return None
@@ -311,20 +321,33 @@ def _changed(loc: str, old: Mapping[str, Any] | None, observed: Observations) ->
     return current is None or current != old.get("hash")
 
 
-def _changed_parts(now: Mapping[str, Any], before: Mapping[str, Any]) -> str:
-    names = [name for name in now if now.get(name) != before.get(name)]
-    if not names:
-        return "the fingerprint changed"
-    return "; ".join(f"{n}: {_short(before.get(n))} → {_short(now.get(n))}" for n in names)
+def _diff(before: Mapping[str, Any], now: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(change_diff(before, now))
 
 
-def _short(value: Any, limit: int = 120) -> str:
-    text = (
-        " ".join(value)
-        if isinstance(value, list) and all(isinstance(v, str) for v in value)
-        else str(value)
-    )
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _stamp_diff(loc: str, old: Mapping[str, Any] | None, observed: Observations) -> tuple[str, ...]:
+    """An input's recorded stamp and today's, for ``--why``."""
+    now = observed.stamps.get(loc)
+    current = None
+    if now is not None:
+        current = {"size": now.size, "mtime": now.mtime, "etag": now.etag}
+        if observed.hashes.get(loc):
+            current["hash"] = observed.hashes[loc]
+    return tuple(value_diff(_stamp_text(old), _stamp_text(current)))
+
+
+def _stamp_text(stamp: Mapping[str, Any] | None) -> str:
+    if not stamp:
+        return "missing"
+    words = [f"size {stamp.get('size')}"]
+    if stamp.get("etag"):
+        words.append(f"etag {stamp['etag']}")
+    elif stamp.get("mtime") is not None:
+        when = dt.datetime.fromtimestamp(float(stamp["mtime"]), dt.timezone.utc)
+        words.append(f"modified {when.isoformat(timespec='milliseconds')}")
+    if stamp.get("hash"):
+        words.append(f"sha256 {stamp['hash']}")
+    return ", ".join(words)
 
 
 def instances_of(plan: Plan, ids: Iterable[InstanceId]) -> list[Instance]:

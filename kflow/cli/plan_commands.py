@@ -24,7 +24,7 @@ from kflow.cli.common import (
     reports_errors,
 )
 from kflow.errors import UsageError
-from kflow.graph import Graph, Instance, build_graph
+from kflow.graph import Graph, Instance, build_graph, default_targets
 from kflow.model import InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
@@ -112,8 +112,10 @@ def check_force(graph: Graph, force: list[str] | None) -> list[str]:
 
     for name in force or []:
         if name not in graph.project.tasks:
+            tasks = graph.project.tasks
             raise UsageError(
-                f"--force {name}: unknown task", hint=did_you_mean(name, graph.project.tasks)
+                f"--force {name}: unknown task",
+                hint=did_you_mean(name, tasks) or f"tasks: {', '.join(tasks)}",
             )
     return list(force or [])
 
@@ -181,10 +183,7 @@ def _why(plan: Plan, subject: str) -> None:
     if subject in graph.project.tasks:
         chosen = [iid for iid in plan.decisions if iid.task == subject]
     else:
-        try:
-            wanted = parse_instance_id(subject)
-        except ValueError as exc:
-            raise UsageError(f"--why {subject}: {exc}") from None
+        wanted = parse_instance_id(subject)  # checked by _why_target already
         chosen = [iid for iid in plan.decisions if _matches(iid, wanted)]
     if not chosen:
         raise UsageError(f"--why {subject}: no such task or instance in this plan")
@@ -195,6 +194,32 @@ def _why(plan: Plan, subject: str) -> None:
         for check in plan.checks(iid):
             mark = "stale" if check.stale else "ok"
             typer.echo(f"  {check.name:<26} {mark:<5} {check.detail}")
+            for line in check.lines:  # the change in full: never cut to a width
+                typer.echo(f"      {line}")
+
+
+def _why_target(project: Project, subject: str) -> str:
+    """The ``--why`` subject, checked: a task name or an instance id of a known task."""
+    from kflow.errors import did_you_mean
+
+    tasks = project.tasks
+    if subject in tasks:
+        return subject
+    if "[" not in subject:
+        raise UsageError(
+            f"--why {subject}: unknown task",
+            hint=did_you_mean(subject, tasks) or f"tasks: {', '.join(tasks)}",
+        )
+    try:
+        wanted = parse_instance_id(subject)
+    except ValueError as exc:
+        raise UsageError(f"--why {subject}: {exc}") from None
+    if wanted.task not in tasks:
+        raise UsageError(
+            f"--why {subject}: unknown task {wanted.task!r}",
+            hint=did_you_mean(wanted.task, tasks) or f"tasks: {', '.join(tasks)}",
+        )
+    return subject
 
 
 def _matches(iid: InstanceId, wanted: InstanceId) -> bool:
@@ -235,7 +260,10 @@ def _plan(
     profile: str | None,
     params: list[str] | None,
 ) -> None:
-    graph = load_graph(directory, file, profile, targets, params)
+    if why:
+        graph = _graph_with_why(directory, file, profile, targets, params, why)
+    else:
+        graph = load_graph(directory, file, profile, targets, params)
     result = make_plan(
         graph, project_storage(graph.project), always=always, force=check_force(graph, force)
     )
@@ -243,6 +271,24 @@ def _plan(
         _why(result, why)
     else:
         print_plan(result, as_json)
+
+
+def _graph_with_why(
+    directory: Path | None,
+    file: Path | None,
+    profile: str | None,
+    targets: list[str] | None,
+    params: list[str] | None,
+    why: str,
+) -> Graph:
+    """The targets' graph with the ``--why`` subject added to the targets: a task outside the
+    default targets is planned as ``kflow plan TASK --why TASK`` would plan it."""
+    with paused_gc():
+        project = open_project(directory, file, profile)
+        wanted = list(targets or []) or list(project.default_targets) or default_targets(project)
+        subject = _why_target(project, why)
+        overrides = parse_params(params)
+        return build_graph(project, [*wanted, subject], overrides, base_directory(directory))
 
 
 @app.command()
