@@ -199,3 +199,8 @@ def test_editing_one_function_reruns_only_its_task(tmp_path: Path) -> None:
     }
     why = kflow("plan", "-C", project, "--why", "one")
     assert "KFLOW_CODE_HASH" in why.stdout, why.output
+
+
+def test_sys_exit_while_loading_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
+    code, _, err = _check(tmp_path, "import sys\n\nsys.exit(3)\n")
+    assert code == 2 and "kflow.py:3" in err and "SystemExit(3)" in err
