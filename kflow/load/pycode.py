@@ -31,10 +31,11 @@ class ModuleCode:
         tree = ast.parse(path.read_bytes(), filename=str(path))
         self.defs: dict[str, list[_Def]] = {}
         statements: list[ast.stmt] = []
+        api = _api_names(tree.body)
         for node in tree.body:
             if isinstance(node, _Def):
                 self.defs.setdefault(node.name, []).append(node)
-            else:
+            elif not _is_api_call(node, api):
                 statements.append(node)
         self._dumps: dict[int, str] = {}
         # What import runs, with the definitions those statements use; a task named there
@@ -80,6 +81,32 @@ class ModuleCode:
             if first_line in starts:
                 return node
         return candidates[-1] if candidates else ast.Pass()
+
+
+# kflow's definition calls: what they define is in the model (and so in each task's own
+# fingerprint), so a top-level `task("x", ...)` or `param(...)` is not import-time code.
+_API = {"task", "param", "project", "defaults", "profile"}
+
+
+def _api_names(body: Iterable[ast.stmt]) -> set[str]:
+    """Names the file binds to kflow's API (``from kflow import task``) or to kflow itself."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.ImportFrom) and node.module == "kflow":
+            names.update(a.asname or a.name for a in node.names if a.name in _API)
+        elif isinstance(node, ast.Import):
+            names.update(a.asname or a.name for a in node.names if a.name == "kflow")
+    return names
+
+
+def _is_api_call(node: ast.stmt, api: set[str]) -> bool:
+    """A top-level statement that is only a call of kflow's API: ``task("x", ...)``."""
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+        return False
+    func = node.value.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return func.value.id in api and func.attr in _API
+    return isinstance(func, ast.Name) and func.id in api
 
 
 def _names_in(nodes: Iterable[ast.AST]) -> set[str]:

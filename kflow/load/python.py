@@ -239,7 +239,11 @@ def _function_task(
     # Not `python -m kflow.pyfunc`: a project's own kflow.py would shadow the package.
     entry["command"] = ["python", "-c", BOOTSTRAP, relative, function.__name__]
     wanted = inspect.signature(function).parameters
-    extra = [p for p in wanted if p not in ("inputs", "outputs")]
+    extra = [
+        name
+        for name, p in wanted.items()
+        if name not in ("inputs", "outputs") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     entry["params"] = sorted(
         (set(entry.get("params", [])) | set(extra)) - set(entry.get("matrix", {}))
     )

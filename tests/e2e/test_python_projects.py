@@ -160,6 +160,9 @@ def two(outputs):
 
 def unrelated():
     return 1
+
+
+task("other", command=["cp", "kflow.py", "{output}"], outputs=["{root}/other.txt"])
 """
 
 
@@ -183,6 +186,9 @@ def test_editing_one_function_reruns_only_its_task(tmp_path: Path) -> None:
     # comments, blank lines and an unrelated function: nothing reruns
     assert edit("def helper", "# a comment\n\n\ndef helper") == {}
     assert edit("return 1", "return 2  # changed") == {}
+    # another task defined in the same file by a call: that task only
+    assert edit('"cp", "kflow.py"', '"cp", "-p", "kflow.py"') == {"other": "fingerprint changed"}
+    assert kflow("build", "-C", project).exit_code == 0
     # one task's own function: that task only
     assert edit('helper("two")', 'helper("TWO")') == {"two": "fingerprint changed"}
     assert kflow("build", "-C", project).exit_code == 0
