@@ -7,8 +7,10 @@ that is not a function or class definition: imports, constants, loops, calls).
 Comments, blank lines, moved code and the other tasks beside it leave the
 fingerprint alone.
 
-The hash is over the syntax tree without positions (``ast.dump``), so it is the
-same on every machine that parses the file alike, whatever its line numbers.
+The hash is over the code as ``ast.unparse`` writes it back (no comments, no
+positions, one layout), which for ordinary code stays the same across Python versions,
+unlike ``ast.dump`` (whose fields grow with the grammar): two cron hosts on
+different Pythons agree.
 """
 
 from __future__ import annotations
@@ -37,16 +39,16 @@ class ModuleCode:
                 self.defs.setdefault(node.name, []).append(node)
             elif not _is_api_call(node, api):
                 statements.append(node)
-        self._dumps: dict[int, str] = {}
+        self._texts: dict[int, str] = {}
         # What import runs, with the definitions those statements use; a task named there
         # (say, called under ``if __name__ == "__main__"``) is not every task's code.
-        self.import_time = _dump_all(statements)
+        self.import_time = _text_all(statements)
         self.import_names = self._closure(_names_in(statements), skip=self.tasks)
 
-    def _dump(self, node: ast.AST) -> str:
-        known = self._dumps.get(id(node))
+    def _text(self, node: ast.AST) -> str:
+        known = self._texts.get(id(node))
         if known is None:
-            known = self._dumps[id(node)] = ast.dump(node)
+            known = self._texts[id(node)] = ast.unparse(node)
         return known
 
     def _closure(self, names: Iterable[str], skip: set[str]) -> list[str]:
@@ -68,9 +70,9 @@ class ModuleCode:
         own = self._own_node(function)
         names = self._closure(_names_in([own]), skip={function.__name__})
         names = sorted(set(names) | set(self.import_names))
-        parts = [self._dump(own), self.import_time]
+        parts = [self._text(own), self.import_time]
         for name in names:
-            parts.extend(self._dump(node) for node in self.defs[name])
+            parts.extend(self._text(node) for node in self.defs[name])
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:_HASH_LEN]
 
     def _own_node(self, function: Callable[..., Any]) -> ast.AST:
@@ -114,5 +116,5 @@ def _names_in(nodes: Iterable[ast.AST]) -> set[str]:
     return {node.id for top in nodes for node in ast.walk(top) if isinstance(node, ast.Name)}
 
 
-def _dump_all(nodes: Iterable[ast.AST]) -> str:
-    return "\n".join(ast.dump(node) for node in nodes)
+def _text_all(nodes: Iterable[ast.AST]) -> str:
+    return "\n".join(ast.unparse(node) for node in nodes)
