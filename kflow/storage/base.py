@@ -19,7 +19,9 @@ class Stamp(NamedTuple):
 
     ``etag`` is the backend's content checksum (S3 ETag without quotes, GCS md5…)
     or None where the backend has none (local disk). ``is_dir`` marks a folder
-    (or an S3 common prefix): it exists, but its stamp says nothing about content.
+    (or an S3 prefix, or the files a glob matches): as ``Storage`` answers, its
+    ``etag`` is a digest of its listing (see :func:`tree_stamp`); a backend's own
+    ``stat_many`` answers a folder with no etag, to be completed by ``tree_stamps``.
     A NamedTuple, not a dataclass: a plan makes one per location, by the ten thousand.
     """
 
@@ -36,12 +38,65 @@ class Stamp(NamedTuple):
         shortcut of its own) when this returns None.
         """
         if self.is_dir or other.is_dir:
-            return None if self.is_dir and other.is_dir else False
+            if not (self.is_dir and other.is_dir):
+                return False
+            return None if self.etag is None or other.etag is None else self.etag == other.etag
         if self.size != other.size:
             return False
         if self.etag is not None and other.etag is not None:
             return self.etag == other.etag
         return None
+
+
+# Not part of a folder's content: what running Python code in it (or kflow's own
+# atomic writes) leaves behind, which would make a source folder differ after each run.
+IGNORED_IN_FOLDERS = ("__pycache__",)
+IGNORED_SUFFIXES = (".pyc", ".kflow-tmp")
+GLOB_MAGIC = ("*", "?")
+
+
+def has_glob(location: str) -> bool:
+    """Whether a location is a pattern (``lib/*.py``, ``data/**/x?.csv``) to stamp as a set."""
+    return any(c in location for c in GLOB_MAGIC)
+
+
+def glob_base(pattern: str) -> str:
+    """The part of a pattern before its first wildcard component: matches are named from it."""
+    parts = pattern.split("/")
+    for index, part in enumerate(parts):
+        if has_glob(part):
+            return "/".join(parts[:index])
+    return pattern
+
+
+def relative_to(path: str, base: str) -> str:
+    """``path`` below ``base`` ('/'-separated), or ``path`` itself when it is not below."""
+    base = base.rstrip("/")
+    return path[len(base) + 1 :] if base and path.startswith(f"{base}/") else path
+
+
+def tree_stamp(entries: Iterable[tuple[str, Stamp]]) -> Stamp | None:
+    """The stamp of a folder (or a glob's matches) from its files: (relative name, stamp).
+
+    Names and each file's size and etag (else mtime) make the digest, so adding,
+    changing or deleting a file changes it. None when there is no file: an empty
+    folder counts as missing, on every backend (S3 has no empty prefixes).
+    """
+    lines = []
+    size = 0
+    newest: float | None = None
+    for name, stamp in entries:
+        parts = name.split("/")
+        if any(p in IGNORED_IN_FOLDERS for p in parts) or name.endswith(IGNORED_SUFFIXES):
+            continue
+        lines.append(f"{name}\t{stamp.size}\t{stamp.etag or repr(stamp.mtime)}")
+        size += stamp.size
+        if stamp.mtime is not None and (newest is None or stamp.mtime > newest):
+            newest = stamp.mtime
+    if not lines:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:32]
+    return Stamp(size=size, mtime=newest, etag=f"tree-{digest}", is_dir=True)
 
 
 def sha256_stream(stream: BinaryIO) -> str:
@@ -67,6 +122,16 @@ class Backend(Protocol):
 
     def list_folder(self, path: str) -> dict[str, Stamp]:
         """Direct children of ``path`` by name; {} if the folder does not exist."""
+        ...
+
+    def tree_stamps(self, paths: Sequence[str]) -> dict[str, Stamp | None]:
+        """Each folder's :func:`tree_stamp`, from one recursive listing per folder (concurrent
+        where remote); None for a missing or empty folder."""
+        ...
+
+    def glob_stamps(self, patterns: Sequence[str]) -> dict[str, Stamp | None]:
+        """Each pattern's matches (folders with all their files) as one :func:`tree_stamp`;
+        None when nothing matches."""
         ...
 
     def list_names_many(self, paths: Sequence[str]) -> dict[str, list[str]]:

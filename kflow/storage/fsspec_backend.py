@@ -21,7 +21,14 @@ import fsspec
 from fsspec.asyn import sync
 
 from kflow.errors import StorageError
-from kflow.storage.base import Stamp, pick, sha256_stream
+from kflow.storage.base import (
+    Stamp,
+    glob_base,
+    pick,
+    relative_to,
+    sha256_stream,
+    tree_stamp,
+)
 from kflow.storage.failures import (
     is_missing,
     is_precondition_failed,
@@ -245,6 +252,72 @@ class FsspecBackend:
                 action, target = ("list", to_list) if to_list else ("stat", wanted[0])
                 raise storage_error(result, self.url(target), action) from result
             out.update(result)
+        return out
+
+    # -- folders and globs, stamped by their files ----------------------------
+
+    async def _afind(self, path: str) -> dict[str, Any]:
+        """Every file under ``path``: one recursive listing (on S3, one paginated LIST)."""
+        self.fs.invalidate_cache(path)
+        found: dict[str, Any] = await self.fs._find(path, detail=True)
+        return found
+
+    def _find(self, path: str) -> dict[str, Any]:
+        self.fs.invalidate_cache(path)
+        found: dict[str, Any] = self.fs.find(path, detail=True)
+        return found
+
+    def _files(self, found: Mapping[str, Any], base: str) -> list[tuple[str, Stamp]]:
+        out = []
+        for name, info in found.items():
+            name = str(name)
+            if info.get("type") == "directory" or name.endswith("/"):
+                continue  # a folder marker object holds no content
+            relative = relative_to(name, base)
+            if relative != name or not base:
+                out.append((relative, stamp_of(info)))
+        return out
+
+    def tree_stamps(self, paths: Sequence[str]) -> dict[str, Stamp | None]:
+        folders = [path.rstrip("/") for path in paths]
+        out: dict[str, Stamp | None] = {}
+        results = self._run_all(folders, self._afind, self._find)
+        for path, folder, result in zip(paths, folders, results, strict=True):
+            if isinstance(result, BaseException):
+                if is_missing(result):
+                    out[path] = None
+                    continue
+                raise storage_error(result, self.url(folder), "list") from result
+            out[path] = tree_stamp(self._files(result, folder))
+        return out
+
+    async def _aglob(self, pattern: str) -> dict[str, Any]:
+        self.fs.invalidate_cache(glob_base(pattern))
+        found: dict[str, Any] = await self.fs._glob(pattern, detail=True)
+        return found
+
+    def _glob(self, pattern: str) -> dict[str, Any]:
+        self.fs.invalidate_cache(glob_base(pattern))
+        found: dict[str, Any] = self.fs.glob(pattern, detail=True)
+        return found
+
+    def glob_stamps(self, patterns: Sequence[str]) -> dict[str, Stamp | None]:
+        items = list(dict.fromkeys(patterns))
+        results = self._run_all(items, self._aglob, self._glob)
+        out: dict[str, Stamp | None] = {}
+        for pattern, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(pattern), "list") from result
+            base = glob_base(pattern)
+            folders = [str(n) for n, info in result.items() if info.get("type") == "directory"]
+            files = self._files({n: i for n, i in result.items() if str(n) not in folders}, base)
+            listings = self._run_all(folders, self._afind, self._find)  # matched folders' files
+            for folder, listing in zip(folders, listings, strict=True):
+                if isinstance(listing, BaseException):
+                    raise storage_error(listing, self.url(folder), "list") from listing
+                prefix = relative_to(folder.rstrip("/"), base)
+                files.extend((f"{prefix}/{n}", s) for n, s in self._files(listing, folder))
+            out[pattern] = tree_stamp(files)
         return out
 
     def list_folder(self, path: str) -> dict[str, Stamp]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import os
 import secrets
 import shutil
@@ -15,7 +16,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
-from kflow.storage.base import Stamp, sha256_stream
+from kflow.storage.base import (
+    IGNORED_IN_FOLDERS,
+    Stamp,
+    glob_base,
+    relative_to,
+    sha256_stream,
+    tree_stamp,
+)
 from kflow.storage.failures import storage_error
 
 # Temporary files live next to their target (os.replace must not cross devices)
@@ -52,6 +60,29 @@ def _entry_stamp(entry: os.DirEntry[str]) -> Stamp | None:
         return None  # a dangling symlink, or deleted since the scan
     except OSError as exc:
         raise storage_error(exc, entry.path, "stat") from exc
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _files_under(root: str) -> Iterator[tuple[str, Stamp]]:
+    """Every file below ``root`` as (name relative to it, stamp): one walk of the tree."""
+    try:
+        for folder, dirs, files in os.walk(root, onerror=_raise):
+            dirs[:] = [d for d in dirs if d not in IGNORED_IN_FOLDERS]
+            prefix = "" if folder == root else f"{relative_to(folder, root)}/"
+            for name in files:
+                try:
+                    st = os.stat(os.path.join(folder, name))  # a link counts as its target
+                except FileNotFoundError:
+                    continue  # a dangling link, or deleted since the walk
+                if not statmod.S_ISDIR(st.st_mode):
+                    yield f"{prefix}{name}", Stamp(st.st_size, st.st_mtime, None)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise storage_error(exc, root, "list") from exc
 
 
 def _fsync_dir(folder: str) -> None:
@@ -148,6 +179,26 @@ class LocalBackend:
             stamp = None if name.endswith(TMP_SUFFIX) else _entry_stamp(entry)
             if stamp is not None:
                 out[name] = stamp
+        return out
+
+    def tree_stamps(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
+        return {path: tree_stamp(_files_under(path)) for path in paths}
+
+    def glob_stamps(self, patterns: Iterable[str]) -> dict[str, Stamp | None]:
+        out: dict[str, Stamp | None] = {}
+        for pattern in patterns:
+            base = glob_base(pattern)
+            found: list[tuple[str, Stamp]] = []
+            for match in sorted(glob.glob(pattern, recursive=True)):
+                name = relative_to(match, base)
+                stamp = self.stat_many([match])[match]
+                if stamp is None:
+                    continue
+                if stamp.is_dir:
+                    found.extend((f"{name}/{n}", s) for n, s in _files_under(match))
+                else:
+                    found.append((name, stamp))
+            out[pattern] = tree_stamp(found)
         return out
 
     def list_names_many(self, paths: Iterable[str]) -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kflow.errors import StorageError
-from kflow.storage.base import Backend, Stamp
+from kflow.storage.base import Backend, Stamp, has_glob
 from kflow.storage.failures import missing_backend
 from kflow.storage.local import LocalBackend
 from kflow.storage.locations import LOCAL, local_path, scheme_of
@@ -49,8 +49,8 @@ class Storage:
     credentials otherwise come from where each library looks (AWS_PROFILE,
     AWS_ENDPOINT_URL, ~/.aws…).
 
-    A location that is a folder (or an S3 prefix with keys under it) exists:
-    its Stamp has ``is_dir=True`` and carries no content identity.
+    A location that is a folder with files in it (or an S3 prefix with keys under
+    it) exists: its Stamp has ``is_dir=True`` and an ``etag`` digest of its listing.
     """
 
     def __init__(
@@ -118,12 +118,23 @@ class Storage:
     def stat_many(self, locations: Iterable[str]) -> dict[str, Stamp | None]:
         """The Stamp of every location (None if missing), asked all at once.
 
+        A folder (or prefix) is stamped by its files: names and each one's stamp, from
+        one recursive listing, so a change inside is a change of the folder; an empty
+        folder counts as missing. A location with ``*`` or ``?`` is a glob, stamped the
+        same way as the set of what it matches (None when nothing matches).
+
         Cost on remote storage: one listing per folder or prefix holding several
         of the locations, concurrently; a location alone in its folder is
         stat'ed by itself (one HEAD on S3) so that its cost does not grow with
         its siblings. On local disk: one stat per location.
         """
-        return self._batched(locations, lambda backend, paths: backend.stat_many(paths))
+        wanted = list(locations)
+        plain = [loc for loc in wanted if "*" not in loc and "?" not in loc]
+        out = self._batched(plain, _stat_with_folders)
+        if len(plain) < len(wanted):
+            patterns = [loc for loc in wanted if has_glob(loc)]
+            out.update(self._batched(patterns, lambda backend, paths: backend.glob_stamps(paths)))
+        return out
 
     def stat(self, location: str) -> Stamp | None:
         """The Stamp of one location, None if it does not exist."""
@@ -233,6 +244,14 @@ class Storage:
         for scheme, (backend, paths) in groups.items():
             guard = [path for _, kept_scheme, path in guarded if kept_scheme == scheme]
             backend.delete_trees([p for p in paths if not any(_holds(p, g) for g in guard)])
+
+
+def _stat_with_folders(backend: Backend, paths: list[str]) -> dict[str, Stamp | None]:
+    stamps = backend.stat_many(paths)
+    folders = [path for path, stamp in stamps.items() if stamp is not None and stamp.is_dir]
+    if folders:
+        stamps.update(backend.tree_stamps(folders))
+    return stamps
 
 
 def _holds(folder: str, path: str) -> bool:

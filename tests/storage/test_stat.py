@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+
+import pytest
 
 from kflow.storage import Stamp, Storage
 from tests.storage.s3server import S3Server
@@ -46,8 +49,8 @@ def test_stat_many_answers_the_same_on_every_backend(
         "clean/us/2026-11-24.parquet": (0, False),
         "raw/2026-11-26.csv": None,
         "missing/2026-11-24.csv": None,
-        "clean/eu": (0, True),
-        "clean/eu/": (0, True),
+        "clean/eu": (40, True),  # a folder is stamped by its files
+        "clean/eu/": (40, True),
         "raw/2026-11-24.csv/below": None,
     }
     file_stamp = stamps[f"{root}/raw/2026-11-24.csv"]
@@ -280,3 +283,57 @@ def test_s3_timestamps_parse_as_botocore_parses_them() -> None:
     ):
         assert parse_timestamp(value) == botocore_parse(value), value
         assert parse_timestamp(value).timestamp() == botocore_parse(value).timestamp()
+
+
+def test_a_folder_is_stamped_by_its_files_and_an_empty_one_is_missing(
+    backend_root: tuple[Storage, str], write_layout: Layout, request: pytest.FixtureRequest
+) -> None:
+    storage, root = backend_root
+    folder = f"{root}/out"
+    write_layout(storage, root, {"out/a.txt": b"a", "out/sub/b.txt": b"b"})
+    first = storage.stat(folder)
+    assert first is not None and first.is_dir and first.etag
+
+    def stamp_after(change: Callable[[], None]) -> Stamp | None:
+        change()
+        return storage.stat(folder)
+
+    added = stamp_after(lambda: storage.write_atomic(f"{folder}/sub/c.txt", b"c"))
+    changed = stamp_after(lambda: storage.write_atomic(f"{folder}/a.txt", b"A, longer"))
+    deleted = stamp_after(lambda: storage.delete_many([f"{folder}/sub/c.txt"]))
+    etags = [s.etag if s else None for s in (first, added, changed, deleted)]
+    assert len(set(etags)) == 4, etags  # every change inside is a change of the folder
+    assert storage.stat(folder) == deleted  # and asking again changes nothing
+    storage.delete_many([f"{folder}/a.txt", f"{folder}/sub/b.txt"])
+    _make_empty_folder(storage, folder, request)
+    assert storage.stat(folder) is None  # an empty folder output counts as missing
+
+
+def _make_empty_folder(storage: Storage, folder: str, request: pytest.FixtureRequest) -> None:
+    """Leave an empty folder where the backend has them (S3: a zero-byte marker key)."""
+    if folder.startswith("s3://"):
+        bucket, key = folder[len("s3://") :].split("/", 1)
+        server: S3Server = request.getfixturevalue("s3_server")
+        server.client().put_object(Bucket=bucket, Key=f"{key}/", Body=b"")
+    elif folder.startswith("memory://"):
+        import fsspec
+
+        fsspec.filesystem("memory").mkdir(folder, create_parents=True)
+    else:
+        os.makedirs(os.path.join(storage.project_dir, folder, "sub"), exist_ok=True)
+
+
+def test_a_glob_is_stamped_as_the_set_it_matches(
+    backend_root: tuple[Storage, str], write_layout: Layout
+) -> None:
+    storage, root = backend_root
+    pattern = f"{root}/lib/*.py"
+    assert storage.stat(pattern) is None  # nothing matches: missing
+    write_layout(storage, root, {"lib/a.py": b"a", "lib/notes.txt": b"n"})
+    first = storage.stat(pattern)
+    assert first is not None and first.is_dir and first.size == 1
+    storage.write_atomic(f"{root}/lib/other.txt", b"not matched")
+    assert storage.stat(pattern) == first
+    storage.write_atomic(f"{root}/lib/b.py", b"b")
+    second = storage.stat(pattern)
+    assert second is not None and second.etag != first.etag and second.size == 2

@@ -7,6 +7,7 @@ import pytest
 from kflow.errors import UsageError
 from kflow.graph import build_graph
 from kflow.load import load_project
+from kflow.pyfunc import BOOTSTRAP
 from tests.helpers import write_project
 
 ETL = """
@@ -173,7 +174,7 @@ def test_order_is_deterministic_and_requirements_come_first(etl: Path) -> None:
         assert all(position[r] < position[instance.id] for r in instance.requires)
 
 
-def test_decorated_python_function_is_a_task_whose_file_is_a_source_input(tmp_path: Path) -> None:
+def test_decorated_python_function_is_a_task_fingerprinted_by_its_code(tmp_path: Path) -> None:
     project = write_project(
         tmp_path / "p",
         "[project]\ninclude = ['pipelines/*.py']\n[params]\nwho = 'world'\n",
@@ -190,5 +191,6 @@ def test_decorated_python_function_is_a_task_whose_file_is_a_source_input(tmp_pa
     graph = build_graph(load_project(project), ["hello"])
     instance = graph.instances[graph.targets[0]]
     assert str(instance.id) == "hello[who=world]"
-    assert instance.argv == ("python", "-m", "kflow.pyfunc", "pipelines/greet.py", "hello")
-    assert instance.source_inputs == ("pipelines/greet.py",)
+    assert instance.argv == ("python", "-c", BOOTSTRAP, "pipelines/greet.py", "hello")
+    assert instance.source_inputs == ()  # the function's code is in the fingerprint instead
+    assert len(instance.env["KFLOW_CODE_HASH"]) == 16
