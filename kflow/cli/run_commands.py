@@ -37,9 +37,9 @@ from kflow.cli.plan_commands import (
     project_storage,
 )
 from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId, parse_instance_id
-from kflow.plan import Plan, make_plan
+from kflow.graph import Instance
+from kflow.model import parse_instance_id
+from kflow.plan import Plan, make_plan, recheck
 from kflow.storage import Storage
 
 if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op build is cron's
@@ -47,21 +47,12 @@ if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op
     from kflow.run.records import RunRecord
 
 
-def _replanner(graph: Graph, storage: Storage) -> Replanner:
-    """Re-plan one instance (after another run released it) against what storage says now."""
+def _replanner(plan: Plan, storage: Storage) -> Replanner:
+    """Decide one instance again against what storage says now (its lease held)."""
 
-    def replan(instance: Instance) -> str | None:
-        wanted: dict[InstanceId, Instance] = {}
-        stack = [instance.id]
-        while stack:
-            iid = stack.pop()
-            if iid not in wanted:
-                wanted[iid] = graph.instances[iid]
-                stack.extend(graph.instances[iid].requires)
-        ordered = {iid: wanted[iid] for iid in graph.instances if iid in wanted}
-        sub = Graph(graph.project, ordered, (instance.id,))
-        plan = make_plan(sub, storage)
-        return plan.reasons.get(instance.id)
+    def replan(instance: Instance, waited: bool) -> str | None:
+        decision = recheck(plan, instance.id, storage, waited=waited)
+        return decision.line() if decision.runs else None
 
     return replan
 
@@ -218,7 +209,7 @@ def _run(
             params=parse_params(params),
             profile=project.profile.name,
         ),
-        replan=_replanner(graph, storage),
+        replan=_replanner(plan, storage),
         run_id=run_id,
     )
     try:

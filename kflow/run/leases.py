@@ -50,6 +50,8 @@ class LeaseInfo:
         return self.expires <= (time.time() if now is None else now)
 
     def __str__(self) -> str:
+        if not self.holder:
+            return "another run"  # known only by having taken our lease over
         where = f" on {self.host} pid {self.pid}" if self.host else ""
         return f"run {self.holder}{where}"
 
