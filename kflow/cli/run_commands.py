@@ -288,6 +288,9 @@ def runs(
         return
     project = open_project(directory, file, profile)
     records = _records_newest_first(project_storage(project), project.root, limit)
+    for record in records:
+        if record.died():  # no kflow left to finish it: never "running" forever
+            record.status = "died"
     if as_json:
         typer.echo(json.dumps([json.loads(r.to_json()) for r in records], indent=1))
         return
@@ -323,6 +326,8 @@ def runs_show(
         profile or given.get("profile"),
     )
     record = _find_run(project_storage(project), project.root, run)
+    if record.died():
+        record.status = "died"
     if as_json:
         typer.echo(record.to_json().decode())
         return

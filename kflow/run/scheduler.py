@@ -14,7 +14,6 @@ record of a run ended by a second Ctrl-C), ``leases`` (other runs), ``outcome``
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 
 from kflow.errors import KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
+from kflow.executors.liveness import my_start_time, this_place
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
 from kflow.run import events as ev
@@ -91,6 +91,7 @@ class Runner:
         self.replan = replan or outputs_replanner(storage, self.reasons)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
         meta = meta or RunMeta()
+        place = this_place()
         self.record = RunRecord(
             run_id=self.run_id,
             project=graph.project.name,
@@ -99,8 +100,11 @@ class Runner:
             profile=meta.profile,
             executor=executor.name,
             jobs=self.options.jobs,
-            host=socket.gethostname(),
+            host=place.host,
+            boot=place.boot,
+            pidns=place.pidns,
             pid=os.getpid(),
+            pid_start=my_start_time(),
             instances={str(i): InstanceRecord(reason=reasons.get(i, "")) for i in self.order},
         )
         # lease, a second look and state marking in flight (see Prepared)
@@ -148,6 +152,9 @@ class Runner:
         def write() -> None:
             self.storage.write_atomic(location, data)
             remove_outputs(self.storage, self.root, outputs)
+            if self.leases is not None:  # else the next run waits for them to expire
+                self.leases.stop(wait=False)
+                self.leases.release_all()
 
         briefly(write, timeout)
 
