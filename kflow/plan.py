@@ -71,6 +71,8 @@ class Plan:
     to_run: list[InstanceId] = field(default_factory=list)
     # The records as the plan saw them: the runner records through it, replacing those.
     store: StateStore | None = None
+    # Up to date with outputs but no record ("adopted"): `kflow build` records them.
+    adopted: list[InstanceId] = field(default_factory=list)
     # What the decisions were made from, to redo one step by step for --why.
     observed: Observations | None = field(default=None, repr=False)
     forced: Callable[[Instance], bool] = field(default=lambda _: False, repr=False)
@@ -175,6 +177,8 @@ def decide(
         if reason is not None:
             running.add(iid)
             plan.to_run.append(iid)
+        elif instance.outputs and iid not in observed.refs:
+            plan.adopted.append(iid)
     return plan
 
 

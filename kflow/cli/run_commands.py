@@ -31,6 +31,7 @@ from kflow.cli.common import (
 from kflow.cli.plan_commands import (
     AlwaysOption,
     ForceOption,
+    adopted_note,
     check_force,
     load_graph,
     print_plan,
@@ -154,14 +155,31 @@ def _plan_build(
         return EXIT_TASK_FAILED if plan.to_run else 0
     if dry_run:
         print_plan(plan, as_json)
+        if plan.adopted and not as_json:
+            typer.echo(adopted_note(plan))
         return 0
+    _record_adopted(plan)
     if not plan.to_run:
         if as_json:
-            typer.echo(json.dumps({"event": "up_to_date", "checked": len(plan.decisions)}))
+            event: dict[str, object] = {"event": "up_to_date", "checked": len(plan.decisions)}
+            if plan.adopted:
+                event["recorded"] = len(plan.adopted)
+            typer.echo(json.dumps(event))
         else:
             print_plan(plan, as_json)
+            if plan.adopted:
+                typer.echo(adopted_note(plan, done=True))
         return 0
     return plan
+
+
+def _record_adopted(plan: Plan) -> None:
+    """Outputs found up to date without a record get one (as `kflow accept` would), so that
+    a later change of their command or inputs is seen (SPEC §2)."""
+    if plan.adopted and plan.store is not None:
+        instances = [plan.graph.instances[iid] for iid in plan.adopted]
+        observed = plan.observed.stamps if plan.observed is not None else None
+        plan.store.record_many(instances, "adopted", observed)
 
 
 def _run(
