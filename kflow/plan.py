@@ -74,6 +74,8 @@ class Plan:
     to_run: list[InstanceId] = field(default_factory=list)
     # The records as the plan saw them: the runner records through it, replacing those.
     store: StateStore | None = None
+    # Up to date with outputs but no record ("adopted"): `kflow build` records them.
+    adopted: list[InstanceId] = field(default_factory=list)
     # What the decisions were made from, to redo one step by step for --why.
     observed: Observations | None = field(default=None, repr=False)
     forced: Callable[[Instance], bool] = field(default=lambda _: False, repr=False)
@@ -178,6 +180,8 @@ def decide(
         if reason is not None:
             running.add(iid)
             plan.to_run.append(iid)
+        elif instance.outputs and iid not in observed.refs:
+            plan.adopted.append(iid)
     return plan
 
 
@@ -352,3 +356,35 @@ def _stamp_text(stamp: Mapping[str, Any] | None) -> str:
 
 def instances_of(plan: Plan, ids: Iterable[InstanceId]) -> list[Instance]:
     return [plan.graph.instances[i] for i in ids]
+
+
+def recheck(plan: Plan, iid: InstanceId, storage: Storage, *, waited: bool = False) -> Decision:
+    """One instance decided again just before it starts, its lease held (SPEC §3).
+
+    Another run may have built it since the plan: the lease was free because that run
+    finished and released it, or we waited for it. Cheap on purpose (it runs before
+    every attempt): when we did not wait, the plan did not see an attempt in progress
+    and the outputs' stamps are still those the plan saw, nobody has built the instance
+    since (every kflow attempt rewrites its outputs, or fails and removes them), and the
+    plan's decision stands. Otherwise that one instance is observed again (its outputs,
+    inputs and its task's records) and decided as the plan would, upstream aside: its
+    requirements are done by the time it starts.
+    """
+    decision = plan.decisions[iid]
+    if decision.reason is Reason.FORCED:
+        return decision  # forced means run it, whoever built it meanwhile
+    instance = plan.graph.instances[iid]
+    seen = plan.observed
+    if seen is not None and not waited and decision.reason is not Reason.INCOMPLETE:
+        outputs = list(instance.outputs.values())
+        if outputs:
+            now = storage.stat_many(outputs)
+            if all(now.get(loc) == seen.stamps.get(loc) for loc in outputs):
+                return decision
+    alone = Graph(plan.graph.project, {iid: instance}, (iid,))
+    store = plan.store or StateStore(storage, plan.graph.project.root)
+    try:
+        reason, detail = _decide_one(instance, observe(alone, storage, store), False, set(), None)
+    except DefinitionError:
+        return decision  # e.g. a source input gone meanwhile: let the attempt say so
+    return Decision(iid, reason, detail)

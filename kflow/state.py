@@ -153,6 +153,13 @@ def stamp_json(stamp: Stamp | None, content_hash: str | None = None) -> dict[str
     return {"size": stamp.size, "mtime": stamp.mtime, "etag": stamp.etag, "hash": content_hash}
 
 
+class InputStamps(NamedTuple):
+    """An instance's input stamps at one moment, with content hashes of local files."""
+
+    stamps: Mapping[str, Stamp | None]
+    hashes: Mapping[str, str | None]
+
+
 class RecordRef(NamedTuple):
     """What a record's name says, without reading it."""
 
@@ -260,42 +267,71 @@ class StateStore:
         )
         self._seen.setdefault(key, set()).add(location)
 
-    def record_success(self, instance: Instance, run_id: str) -> None:
-        """After success: the fingerprint and the stamps seen now."""
-        self.record_many([instance], run_id)
+    def input_stamps(self, instance: Instance) -> InputStamps:
+        """The instance's input stamps now (with content hashes of local files): taken as
+        an attempt starts, they are what its record keeps (SPEC §2), so that an input
+        edited while the attempt runs leaves the instance stale."""
+        locations = list(instance.inputs)
+        stamps = self.storage.stat_many(locations)
+        local = [loc for loc in locations if (s := stamps.get(loc)) and not s.etag and not s.is_dir]
+        if not local:
+            return InputStamps(stamps, {})
+        hashes = self.storage.content_hashes(local)
+        # A file changed while it was hashed: its hash vouches for neither version.
+        again = self.storage.stat_many(local)
+        return InputStamps(stamps, {k: v for k, v in hashes.items() if again.get(k) == stamps[k]})
+
+    def record_success(
+        self, instance: Instance, run_id: str, inputs: InputStamps | None = None
+    ) -> None:
+        """After success: the fingerprint, the input stamps taken as the attempt started
+        (``inputs``; else now) and the output stamps now."""
+        self.record_many([instance], run_id, started={instance.id: inputs} if inputs else None)
 
     def record_many(
         self,
         instances: Sequence[Instance],
         run_id: str,
         stamps: Mapping[str, Stamp | None] | None = None,
+        started: Mapping[InstanceId, InputStamps] | None = None,
     ) -> None:
         """Record several instances with one batched stat (``kflow accept``, a run's end).
 
-        ``stamps`` may carry a stat the caller just made of every input and output.
+        ``stamps`` may carry a stat the caller just made of every input and output;
+        ``started`` the input stamps of instances whose attempt took them as it started.
         """
-        locations = sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
+        started = started or {}
+        locations = sorted(
+            {
+                loc
+                for i in instances
+                for loc in (*(() if i.id in started else i.inputs), *i.outputs.values())
+            }
+        )
         if stamps is None:
             stamps = self.storage.stat_many(locations)
         local = [loc for loc in locations if (s := stamps.get(loc)) and not s.etag and not s.is_dir]
         hashes = self.storage.content_hashes(local) if local else {}
+        now = InputStamps(stamps, hashes)
 
         def record(instance: Instance) -> None:
             parts = fingerprint_parts(instance)
+            inputs = started.get(instance.id, now)
             body = {
                 "instance": str(instance.id),
                 "run": run_id,
                 "time": time.time(),
                 "fingerprint": parts,
                 "inputs": {
-                    loc: stamp_json(stamps.get(loc), hashes.get(loc)) for loc in instance.inputs
+                    loc: stamp_json(inputs.stamps.get(loc), inputs.hashes.get(loc))
+                    for loc in instance.inputs
                 },
                 "outputs": {
                     loc: stamp_json(stamps.get(loc), hashes.get(loc))
                     for loc in instance.outputs.values()
                 },
             }
-            digest = inputs_digest(instance.inputs, stamps)
+            digest = inputs_digest(instance.inputs, inputs.stamps)
             self._replace(instance.id, fingerprint(parts), digest, body)
 
         from concurrent.futures import ThreadPoolExecutor  # here: planning never needs it
@@ -313,14 +349,18 @@ class StateStore:
 
 
 class StateRecorder:
-    """The runner's hooks: mark an attempt incomplete before it starts, record it after success."""
+    """The runner's hooks: before an attempt, take its input stamps and mark it incomplete;
+    after success, record it with those stamps."""
 
     def __init__(self, store: StateStore, run_id: str):
         self.store = store
         self.run_id = run_id
+        self._started: dict[InstanceId, InputStamps] = {}  # written from several threads
 
     def before_attempt(self, instance: Instance) -> None:
+        self._started[instance.id] = self.store.input_stamps(instance)
         self.store.mark_incomplete(instance, self.run_id)
 
     def after_success(self, instance: Instance) -> None:
-        self.store.record_success(instance, self.run_id)
+        inputs = self._started.pop(instance.id, None)
+        self.store.record_success(instance, self.run_id, inputs)

@@ -271,6 +271,17 @@ def _plan(
         _why(result, why)
     else:
         print_plan(result, as_json)
+        if result.adopted and not as_json:
+            typer.echo(adopted_note(result))
+
+
+def adopted_note(plan: Plan, done: bool = False) -> str:
+    """What `kflow build` does (or did) with outputs that exist without a record."""
+    n = len(plan.adopted)
+    what = f"{n} up-to-date instance{'s' if n != 1 else ''} with outputs but no record"
+    if done:
+        return f"recorded {what} (as `kflow accept` would)"
+    return f"{what}: `kflow build` will record {'them' if n != 1 else 'it'}"
 
 
 def _graph_with_why(

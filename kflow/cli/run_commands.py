@@ -31,15 +31,16 @@ from kflow.cli.common import (
 from kflow.cli.plan_commands import (
     AlwaysOption,
     ForceOption,
+    adopted_note,
     check_force,
     load_graph,
     print_plan,
     project_storage,
 )
 from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId, parse_instance_id
-from kflow.plan import Plan, make_plan
+from kflow.graph import Instance
+from kflow.model import parse_instance_id
+from kflow.plan import Plan, make_plan, recheck
 from kflow.storage import Storage
 
 if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op build is cron's
@@ -47,21 +48,12 @@ if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op
     from kflow.run.records import RunRecord
 
 
-def _replanner(graph: Graph, storage: Storage) -> Replanner:
-    """Re-plan one instance (after another run released it) against what storage says now."""
+def _replanner(plan: Plan, storage: Storage) -> Replanner:
+    """Decide one instance again against what storage says now (its lease held)."""
 
-    def replan(instance: Instance) -> str | None:
-        wanted: dict[InstanceId, Instance] = {}
-        stack = [instance.id]
-        while stack:
-            iid = stack.pop()
-            if iid not in wanted:
-                wanted[iid] = graph.instances[iid]
-                stack.extend(graph.instances[iid].requires)
-        ordered = {iid: wanted[iid] for iid in graph.instances if iid in wanted}
-        sub = Graph(graph.project, ordered, (instance.id,))
-        plan = make_plan(sub, storage)
-        return plan.reasons.get(instance.id)
+    def replan(instance: Instance, waited: bool) -> str | None:
+        decision = recheck(plan, instance.id, storage, waited=waited)
+        return decision.line() if decision.runs else None
 
     return replan
 
@@ -163,14 +155,31 @@ def _plan_build(
         return EXIT_TASK_FAILED if plan.to_run else 0
     if dry_run:
         print_plan(plan, as_json)
+        if plan.adopted and not as_json:
+            typer.echo(adopted_note(plan))
         return 0
+    _record_adopted(plan)
     if not plan.to_run:
         if as_json:
-            typer.echo(json.dumps({"event": "up_to_date", "checked": len(plan.decisions)}))
+            event: dict[str, object] = {"event": "up_to_date", "checked": len(plan.decisions)}
+            if plan.adopted:
+                event["recorded"] = len(plan.adopted)
+            typer.echo(json.dumps(event))
         else:
             print_plan(plan, as_json)
+            if plan.adopted:
+                typer.echo(adopted_note(plan, done=True))
         return 0
     return plan
+
+
+def _record_adopted(plan: Plan) -> None:
+    """Outputs found up to date without a record get one (as `kflow accept` would), so that
+    a later change of their command or inputs is seen (SPEC §2)."""
+    if plan.adopted and plan.store is not None:
+        instances = [plan.graph.instances[iid] for iid in plan.adopted]
+        observed = plan.observed.stamps if plan.observed is not None else None
+        plan.store.record_many(instances, "adopted", observed)
 
 
 def _run(
@@ -220,7 +229,7 @@ def _run(
             params=parse_params(params),
             profile=project.profile.name,
         ),
-        replan=_replanner(graph, storage),
+        replan=_replanner(plan, storage),
         run_id=run_id,
     )
     try:
@@ -299,6 +308,9 @@ def runs(
         return
     project = open_project(directory, file, profile)
     records = _records_newest_first(project_storage(project), project.root, limit)
+    for record in records:
+        if record.died():  # no kflow left to finish it: never "running" forever
+            record.status = "died"
     if as_json:
         typer.echo(json.dumps([json.loads(r.to_json()) for r in records], indent=1))
         return
@@ -334,6 +346,8 @@ def runs_show(
         profile or given.get("profile"),
     )
     record = _find_run(project_storage(project), project.root, run)
+    if record.died():
+        record.status = "died"
     if as_json:
         typer.echo(record.to_json().decode())
         return

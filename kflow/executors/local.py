@@ -81,7 +81,9 @@ class LocalExecutor:
         self._finished: list[AttemptUpdate] = []  # produced outside wait (could not start)
         self._logs = Path(tempfile.mkdtemp(prefix="kflow-logs-"))
         self._counter = 0
-        self._watchdog: Watchdog | None = None  # started with the first attempt
+        # Up before any lease is taken: a lease names it, so that no run takes the lease
+        # over while it is still ending the attempts of a kflow that died.
+        self._watchdog: Watchdog | None = Watchdog(TIMEOUT_GRACE, str(self._logs))
         self._base_env = dict(os.environ)
         bindir = os.path.dirname(sys.executable)
         path = self._base_env.get("PATH", "")

@@ -31,6 +31,15 @@ import time
 
 POLL = 0.05  # how often the watchdog looks whether signalled groups are gone
 
+# The watchdogs this kflow process has running, as (pid, start time): a lease names them,
+# so that another run takes it over only once they too are gone (their attempts ended).
+_running: dict[int, int] = {}
+
+
+def watchdogs() -> list[tuple[int, int]]:
+    """(pid, start time) of every watchdog this process runs."""
+    return list(_running.items())
+
 
 class Watchdog:
     """kflow's end of the pipe: register each attempt's process group, forget it once reaped.
@@ -56,6 +65,9 @@ class Watchdog:
             os.close(write)
         else:
             self._write = write
+            from kflow.executors.liveness import start_time  # here: the script side lacks it
+
+            _running[self._proc.pid] = start_time(self._proc.pid)
         finally:
             os.close(read)
 
@@ -83,6 +95,7 @@ class Watchdog:
         if self._proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout)
+            _running.pop(self._proc.pid, None)
             self._proc = None
 
 

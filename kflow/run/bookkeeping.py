@@ -10,14 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 from kflow.errors import KflowError
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
-from kflow.run.hooks import StateHooks
+from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.leases import LeaseInfo, Leases
 from kflow.run.outcome import drain
 from kflow.storage import Storage
+
+
+class Prepared(NamedTuple):
+    """How preparing an instance ended: ``holder`` set, another run holds it; else
+    ``reason`` set, it may start (lease ours, state marked); else another run has built
+    it since the plan and its result is up to date (nothing held)."""
+
+    holder: LeaseInfo | None = None
+    reason: str | None = None
 
 
 class Bookkeeper:
@@ -28,25 +38,38 @@ class Bookkeeper:
         hooks: StateHooks,
         leases: Leases | None,
         workers: int,
+        replan: Replanner,
     ):
         self.graph = graph
         self.storage = storage
         self.hooks = hooks
         self.leases = leases
+        self.replan = replan
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kflow-run")
         self._background: list[Future[None]] = []
 
-    def prepare(self, iid: InstanceId) -> Future[LeaseInfo | None]:
-        """The lease, then the state mark; the future gives the other holder if leased elsewhere."""
-        return self._pool.submit(self._prepare, iid)
+    def prepare(self, iid: InstanceId, reason: str, waited: bool = False) -> Future[Prepared]:
+        """The lease, a look at the instance again, then the state mark (see ``Prepared``).
 
-    def _prepare(self, iid: InstanceId) -> LeaseInfo | None:
+        ``waited``: another run held the lease before (so it may have built the instance).
+        """
+        return self._pool.submit(self._prepare, iid, reason, waited)
+
+    def _prepare(self, iid: InstanceId, reason: str, waited: bool) -> Prepared:
+        instance = self.graph.instances[iid]
         if self.leases is not None:
             other = self.leases.try_acquire(str(iid))
             if other is not None:
-                return other
-        self.hooks.before_attempt(self.graph.instances[iid])
-        return None
+                return Prepared(holder=other)
+            # However the lease came (free, or after waiting), another run may have built
+            # the instance since our plan: ask again, now that no run can be building it.
+            now = self.replan(instance, waited)
+            if now is None:
+                self.leases.release(str(iid))
+                return Prepared()
+            reason = now
+        self.hooks.before_attempt(instance)
+        return Prepared(reason=reason)
 
     def record_success(self, instance: Instance) -> None:
         """The success record, then the lease: a run waiting for it finds the result up to date."""

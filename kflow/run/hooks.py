@@ -31,6 +31,7 @@ class NoState:
         return None
 
 
-# Asked again once another run released an instance we waited for: the reason it
-# still has to run, or None when the other run's result is up to date for us.
-Replanner = Callable[[Instance], "str | None"]
+# Asked again just before an instance starts, its lease held (``waited``: after another
+# run held it): the reason it still has to run, or None when another run has built it
+# since the plan and its result is up to date for us.
+Replanner = Callable[[Instance, bool], "str | None"]

@@ -1,26 +1,38 @@
 """Leases: one per instance on the project's storage, so two runs never build it at once.
 
-A lease is ``{root}/.kflow/leases/<instance>.json`` holding the holder's run id,
-host, pid and an expiry time. It is taken with an atomic create; a lease whose
-expiry has passed (its holder died) is taken over with a compare-and-swap on
-its stamp, so of two runs racing for an expired lease exactly one wins. A
-heartbeat thread renews held leases every ``ttl / 3`` seconds.
+A lease is ``{root}/.kflow/leases/<instance>.json`` naming its holder: the run
+id, and the kflow process (host, boot id, pid namespace, pid and start time)
+plus the watchdogs that end its attempts should it die. It is taken with an
+atomic create, renewed by a heartbeat every ``ttl / 3`` seconds (each write has
+new bytes), and released (deleted) when the instance is done.
 
-Expiry times are wall-clock times of the holder's machine: machines sharing a
-storage need clocks within a small fraction of the TTL of each other.
+Another run takes a lease over, with a compare-and-swap on its stamp so that of
+two racing runs exactly one wins, when
+- its holder is provably gone: named from this place (same host, boot and pid
+  namespace) and neither kflow nor its watchdogs run any more (SPEC §3: at once,
+  not after the TTL); or
+- it has not changed for the holder's TTL, as measured by the observer's own
+  monotonic clock since it first saw those bytes (as Kubernetes leader election
+  does). No clock agreement between hosts is needed: wall-clock times written
+  into a lease are for people, never compared.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
-import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from kflow.errors import KflowError
+from kflow.executors.liveness import Place, all_gone, my_start_time, place_from, place_json
+from kflow.executors.liveness import this_place as _this_place
+from kflow.executors.watchdog import watchdogs
 from kflow.run.ids import safe_name
 from kflow.run.records import kflow_dir
 from kflow.storage import Stamp, Storage
@@ -42,14 +54,23 @@ class LeaseInfo:
 
     holder: str
     instance: str
-    expires: float
-    host: str = ""
+    ttl: float = DEFAULT_TTL
+    place: Place = field(default_factory=lambda: Place("", "", ""))
     pid: int = 0
+    # (pid, start time) of the kflow process and of its watchdogs
+    processes: tuple[tuple[int, int], ...] = ()
 
-    def expired(self, now: float | None = None) -> bool:
-        return self.expires <= (time.time() if now is None else now)
+    @property
+    def host(self) -> str:
+        return self.place.host
+
+    def gone(self) -> bool:
+        """Whether the holder is provably dead: kflow and its watchdogs gone from this place."""
+        return all_gone(self.place, list(self.processes))
 
     def __str__(self) -> str:
+        if not self.holder:
+            return "another run"  # known only by having taken our lease over
         where = f" on {self.host} pid {self.pid}" if self.host else ""
         return f"run {self.holder}{where}"
 
@@ -58,50 +79,63 @@ def lease_location(root: str, instance: str) -> str:
     return f"{kflow_dir(root)}/leases/{safe_name(instance)}.json"
 
 
-def _parse(data: bytes | None) -> LeaseInfo | None:
-    if data is None:
-        return None
+def _parse(data: bytes) -> LeaseInfo | None:
+    """What the lease says; None when it is unreadable (it then expires by the TTL alone)."""
     try:
-        raw = json.loads(data)
+        raw: dict[str, Any] = json.loads(data)
+        processes = [(int(raw.get("pid", 0)), int(raw.get("start", 0)))]
+        processes += [(int(p), int(t)) for p, t in raw.get("watchdogs", [])]
         return LeaseInfo(
             str(raw["holder"]),
             str(raw["instance"]),
-            float(raw["expires"]),
-            str(raw.get("host", "")),
+            float(raw.get("ttl", DEFAULT_TTL)),
+            place_from(raw),
             int(raw.get("pid", 0)),
+            tuple(processes),
         )
-    except (ValueError, KeyError, TypeError):
-        return LeaseInfo("?", "?", 0.0)  # unreadable: treat as expired, so it gets replaced
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class Leases:
     """The leases one run holds, and the heartbeat that keeps them alive."""
 
-    def __init__(self, storage: Storage, root: str, holder: str, ttl: float | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        root: str,
+        holder: str,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.storage = storage
         self.root = root
         self.holder = holder
         self.ttl = default_ttl() if ttl is None else ttl
+        self._clock = clock  # the observer's: judges how long another's lease stood still
         self._held: dict[str, Stamp] = {}  # instance → stamp of our last write
         self._lost: set[str] = set()
+        # instance → (the other holder's lease bytes, when we first saw exactly them)
+        self._seen: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
         # Renewals and releases do not interleave: a release must see our latest stamp.
         self._io = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._beats = 0
-        self.host = socket.gethostname()
+        self._beats = itertools.count(1)
 
     def _payload(self, instance: str) -> bytes:
-        self._beats += 1  # makes every write's bytes unique (S3 compares ETags)
         return json.dumps(
             {
                 "holder": self.holder,
                 "instance": instance,
-                "expires": time.time() + self.ttl,
-                "host": self.host,
+                **place_json(_this_place()),
                 "pid": os.getpid(),
-                "beat": self._beats,
+                "start": my_start_time(),
+                "watchdogs": watchdogs(),
+                "ttl": self.ttl,
+                "written": time.time(),  # for people reading it; never compared
+                "beat": next(self._beats),  # every write's bytes differ (S3 compares ETags)
             }
         ).encode()
 
@@ -113,21 +147,34 @@ class Leases:
             if self.storage.create_exclusive(location, self._payload(instance)):
                 self._remember(instance, location)
                 return None
-            stamp = self.storage.stat(location)
-            if stamp is None:
+            found = self.storage.read_stamped(location)
+            if found is None:
                 continue  # released in between: try to create it again
-            current = _parse(self.storage.read_many([location])[location])
-            if current is None:
-                continue
-            if current.holder == self.holder:
+            data, stamp = found
+            current = _parse(data)
+            if current is not None and current.holder == self.holder:
                 self._remember(instance, location)
                 return None
-            if not current.expired():
-                return current
+            if not self._may_take(instance, data, current):
+                return current or LeaseInfo("", instance)
             if self.storage.replace_if_unchanged(location, self._payload(instance), stamp):
                 self._remember(instance, location)
                 return None
-        return current or LeaseInfo("?", instance, time.time() + self.ttl)
+        return current or LeaseInfo("", instance)
+
+    def _may_take(self, instance: str, data: bytes, current: LeaseInfo | None) -> bool:
+        """Whether another's lease is free for the taking: its holder provably gone, or
+        the lease unchanged for its TTL by our own clock since we first saw it."""
+        if current is not None and current.gone():
+            return True
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get(instance)
+            if seen is None or seen[0] != data:
+                self._seen[instance] = (data, now)
+                return False
+        ttl = current.ttl if current is not None else self.ttl
+        return now - seen[1] >= ttl
 
     def _remember(self, instance: str, location: str) -> None:
         stamp = self.storage.stat(location)
@@ -135,12 +182,7 @@ class Leases:
             if stamp is not None:
                 self._held[instance] = stamp
             self._lost.discard(instance)
-
-    def holder_of(self, instance: str) -> LeaseInfo | None:
-        """The live holder of the instance's lease, None when it is free or expired."""
-        location = lease_location(self.root, instance)
-        info = _parse(self.storage.read_many([location])[location])
-        return None if info is None or info.expired() else info
+            self._seen.pop(instance, None)
 
     def release(self, instance: str) -> None:
         """Give the lease up (only if it is still ours)."""
@@ -203,8 +245,9 @@ class Leases:
         while not self._stop.wait(self.ttl / 3):
             self.renew()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the heartbeat (``wait``: for the renewal in progress, if any)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and wait:
             self._thread.join(timeout=5)
             self._thread = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from kflow.graph import Graph, Instance
+from kflow.model import InstanceId
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
 from kflow.storage import Storage
@@ -36,10 +37,13 @@ def protected_locations(graph: Graph) -> list[str]:
     return [*(str(p) for p in graph.project.files), *sorted(sources)]
 
 
-def outputs_replanner(storage: Storage) -> Replanner:
-    """A Replanner that asks only whether every output exists (for callers without a planner)."""
+def outputs_replanner(storage: Storage, reasons: Mapping[InstanceId, str]) -> Replanner:
+    """A Replanner for callers without a planner: after waiting for another run, only
+    whether every output exists; otherwise the reason the run was given."""
 
-    def replan(instance: Instance) -> str | None:
+    def replan(instance: Instance, waited: bool) -> str | None:
+        if not waited:
+            return reasons.get(instance.id, "")
         missing = missing_outputs(storage, instance)
         return f"output missing: {missing[0]}" if missing else None
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kflow.executors.liveness import Place, all_gone
 from kflow.run.ids import safe_name
 from kflow.storage import Storage
 
@@ -70,10 +71,14 @@ class RunRecord:
     jobs: int
     started: float = field(default_factory=time.time)
     ended: float | None = None
-    status: str = "running"  # running | succeeded | failed | interrupted | held
+    status: str = "running"  # running | succeeded | failed | interrupted | held | error
     exit_code: int | None = None
     host: str = ""
     pid: int = 0
+    # with host and pid, name the kflow process (see executors.liveness)
+    boot: str = ""
+    pidns: str = ""
+    pid_start: int = 0
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -105,6 +110,12 @@ class RunRecord:
     @property
     def duration(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
+
+    def died(self) -> bool:
+        """Recorded as running, but its kflow process is provably gone (killed, crashed)."""
+        if self.status != "running":
+            return False
+        return all_gone(Place(self.host, self.boot, self.pidns), [(self.pid, self.pid_start)])
 
 
 def save_record(storage: Storage, root: str, record: RunRecord) -> str:

@@ -14,7 +14,6 @@ record of a run ended by a second Ctrl-C), ``leases`` (other runs), ``outcome``
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -24,13 +23,14 @@ from dataclasses import dataclass
 
 from kflow.errors import KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
+from kflow.executors.liveness import my_start_time, this_place
 from kflow.graph import Graph, Instance
 from kflow.model import InstanceId
 from kflow.run import events as ev
 from kflow.run.abort import ABORT_TIMEOUT, briefly, mark_aborted
 from kflow.run.agenda import Agenda
 from kflow.run.attempts import backoff, log_tail, task_environment
-from kflow.run.bookkeeping import Bookkeeper
+from kflow.run.bookkeeping import Bookkeeper, Prepared
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.ids import new_run_id
 from kflow.run.leases import LeaseInfo, Leases
@@ -94,9 +94,10 @@ class Runner:
         self.root = graph.project.root
         self.protected = protected_locations(graph)  # never deleted, whatever the outputs
         self.run_id = run_id or new_run_id()
-        self.replan = replan or outputs_replanner(storage)
+        self.replan = replan or outputs_replanner(storage, self.reasons)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
         meta = meta or RunMeta()
+        place = this_place()
         self.record = RunRecord(
             run_id=self.run_id,
             project=graph.project.name,
@@ -105,24 +106,29 @@ class Runner:
             profile=meta.profile,
             executor=executor.name,
             jobs=self.options.jobs,
-            host=socket.gethostname(),
+            host=place.host,
+            boot=place.boot,
+            pidns=place.pidns,
             pid=os.getpid(),
+            pid_start=my_start_time(),
             instances={str(i): InstanceRecord(reason=reasons.get(i, "")) for i in self.order},
         )
-        # lease + state marking in flight (→ holder elsewhere, or None when ready to submit)
-        self.preparing: dict[InstanceId, Future[LeaseInfo | None]] = {}
+        # lease, a second look and state marking in flight (see Prepared)
+        self.preparing: dict[InstanceId, Future[Prepared]] = {}
         self.running: dict[str, _Running] = {}
         self.waiting: dict[InstanceId, tuple[LeaseInfo, float]] = {}  # lease holder, next look
+        self.held_by: dict[InstanceId, LeaseInfo] = {}  # the other run we waited for
         self.attempts: dict[InstanceId, int] = {}
         self.free_retries: dict[InstanceId, int] = {}
         self.stopping = False  # no new starts (a failure without -k, or an interrupt)
+        self.stop_reason = ""  # why, for what is left not started
         self.interrupting = False
         self._stop_requested = threading.Event()
         # Preparing is storage latency (atomic creates, fsyncs): keep several in flight so
         # that trivial tasks never wait for it, without leasing far ahead of what runs.
         self._prepare_depth = max(8, 4 * self.options.jobs)
         workers = self._prepare_depth + 4
-        self.books = Bookkeeper(graph, storage, hooks, self.leases, workers)
+        self.books = Bookkeeper(graph, storage, hooks, self.leases, workers, self.replan)
         self._started = time.monotonic()
 
     # -- control from outside (signal handlers) --------------------------------
@@ -152,6 +158,9 @@ class Runner:
         def write() -> None:
             self.storage.write_atomic(location, data)
             remove_outputs(self.storage, self.root, outputs, self.protected)
+            if self.leases is not None:  # else the next run waits for them to expire
+                self.leases.stop(wait=False)
+                self.leases.release_all()
 
         briefly(write, timeout)
 
@@ -235,19 +244,23 @@ class Runner:
         ):
             iid = self.agenda.pop_ready()
             self._instance(iid).status = "preparing"
-            self.preparing[iid] = self.books.prepare(iid)
+            self.preparing[iid] = self.books.prepare(iid, self.reasons.get(iid, ""))
 
     def _collect_prepared(self) -> None:
         for iid, future in list(self.preparing.items()):
             if not future.done():
                 continue
             del self.preparing[iid]
-            other = future.result()  # a storage error ends the run (exit 4)
-            if self.stopping:
+            prepared = future.result()  # a storage error ends the run (exit 4)
+            if prepared.holder is None and prepared.reason is None:
+                self._reused(iid)
+            elif self.stopping:
                 self._drop_prepared(iid)
-            elif other is not None:
-                self._held_elsewhere(iid, other)
+            elif prepared.holder is not None:
+                self._held_elsewhere(iid, prepared.holder)
             else:
+                if prepared.reason != self.reasons.get(iid):
+                    self._instance(iid).reason = self.reasons[iid] = prepared.reason or ""
                 self.agenda.add_prepared(iid)
 
     def _start_prepared(self) -> None:
@@ -265,41 +278,41 @@ class Runner:
     def _held_elsewhere(self, iid: InstanceId, other: LeaseInfo) -> None:
         if self.options.wait_for_others:
             self.waiting[iid] = (other, time.monotonic() + self.options.lease_poll)
-            self._instance(iid).status = "waiting"
-            self._emit(ev.WaitingForOtherRun(instance=str(iid), holder=str(other)))
+            if self.held_by.get(iid) != other:  # said once per holder, not at every look
+                self._instance(iid).status = "waiting"
+                self._emit(ev.WaitingForOtherRun(instance=str(iid), holder=str(other)))
+            self.held_by[iid] = other
             return
         entry = self._instance(iid)
         entry.status, entry.detail = "held", f"held by {other}"
         self._emit(ev.HeldByOtherRun(instance=str(iid), holder=str(other)))
-        self._give_up_on(iid, f"requires {iid}, which another run holds")
+        self._give_up_on(
+            iid,
+            f"requires {iid}, which another run holds",
+            f"another run holds {iid} (--no-wait)",
+        )
 
     def _look_at_waiting(self) -> None:
-        if not self.waiting or self.leases is None:
+        """Try again for the leases of instances another run held, as slots allow."""
+        if not self.waiting:
             return
         now = time.monotonic()
-        for iid, (holder, next_look) in list(self.waiting.items()):
+        for iid, (_, next_look) in list(self.waiting.items()):
             if next_look > now or len(self.running) >= self.options.jobs:
                 continue
-            if self.stopping:
-                del self.waiting[iid]
-                continue
-            other = self.leases.try_acquire(str(iid))
-            if other is not None:
-                self.waiting[iid] = (other, now + self.options.lease_poll)
-                continue
             del self.waiting[iid]
-            instance = self.graph.instances[iid]
-            reason = self.replan(instance)
-            if reason is None:
-                self.leases.release(str(iid))
-                entry = self._instance(iid)
-                entry.status, entry.detail = "reused", f"built by {holder}"
-                self._emit(ev.InstanceReused(instance=str(iid), holder=str(holder)))
-                self._unblock_dependents(iid)
-            else:
-                self._instance(iid).reason = self.reasons[iid] = reason
-                self.hooks.before_attempt(instance)
-                self._submit(iid)
+            if not self.stopping:
+                reason = self.reasons.get(iid, "")
+                self.preparing[iid] = self.books.prepare(iid, reason, waited=True)
+
+    def _reused(self, iid: InstanceId) -> None:
+        """Another run has built the instance since our plan: its result is ours."""
+        holder = self.held_by.pop(iid, None)
+        built_by = str(holder) if holder is not None else "another run"
+        entry = self._instance(iid)
+        entry.status, entry.detail = "reused", f"built by {built_by}"
+        self._emit(ev.InstanceReused(instance=str(iid), holder=built_by))
+        self._unblock_dependents(iid)
 
     def _notice_lost_leases(self) -> None:
         lost = self.leases.take_lost() if self.leases is not None else set()
@@ -356,8 +369,7 @@ class Runner:
             # Another run owns the instance now: leave its outputs alone and wait for its result.
             attempt.status, attempt.reason = "failed", "lease lost to another run"
             self._store_log(running)
-            holder = LeaseInfo("another run", str(running.iid), 0.0)
-            self._held_elsewhere(running.iid, holder)
+            self._held_elsewhere(running.iid, LeaseInfo("", str(running.iid), 0.0))
             return
         if update.state is AttemptState.SUCCEEDED:
             missing = missing_outputs(self.storage, instance)
@@ -424,7 +436,7 @@ class Runner:
                 log=attempt.log,
             )
         )
-        self._give_up_on(iid, f"requires {iid}, which failed")
+        self._give_up_on(iid, f"requires {iid}, which failed", "the run stopped after a failure")
 
     def _retry_in(self, iid: InstanceId, delay: float, reason: str) -> None:
         self._instance(iid).status = "retrying"
@@ -435,8 +447,9 @@ class Runner:
             )
         )
 
-    def _give_up_on(self, iid: InstanceId, why: str) -> None:
-        """Skip everything in this run that depends on ``iid``; stop starting work unless -k."""
+    def _give_up_on(self, iid: InstanceId, why: str, stop_reason: str) -> None:
+        """Skip everything in this run that depends on ``iid``; stop starting work unless -k
+        (what is left then is "not started" for ``stop_reason``)."""
         stack = list(self.graph.dependents(iid))
         while stack:
             dependent = stack.pop()
@@ -450,6 +463,7 @@ class Runner:
             stack.extend(self.graph.dependents(dependent))
         if not self.options.keep_going:
             self.stopping = True
+            self.stop_reason = self.stop_reason or stop_reason
             for prepared in self.agenda.take_prepared():
                 self._drop_prepared(prepared)
 
@@ -485,10 +499,10 @@ class Runner:
 
     def _finish(self, error: BaseException | None) -> None:
         for iid, future in list(self.preparing.items()):
-            if future.exception() is None and future.result() is None:
+            if future.exception() is None and future.result().reason is not None:
                 self._drop_prepared(iid)
         self.preparing.clear()
-        reason = "interrupted" if self.interrupting else "the run stopped after a failure"
+        reason = "interrupted" if self.interrupting else self.stop_reason or "the run stopped"
         for iid in self.order:
             entry = self._instance(iid)
             if entry.status in ("queued", "waiting", "retrying", "preparing"):

@@ -96,20 +96,18 @@ def test_no_wait_exits_3_when_another_run_holds_what_we_need(tmp_path: Path) -> 
     assert not (tmp_path / "counter-two").exists()
 
 
-def test_build_takes_over_the_lease_of_a_killed_build(tmp_path: Path) -> None:
+def test_build_takes_over_the_lease_of_a_killed_build_at_once(tmp_path: Path) -> None:
     _project(tmp_path, pause="30")
     (tmp_path / "go").touch()
-    first = _build(tmp_path, "one", ttl="1")
+    first = _build(tmp_path, "one", ttl="60")
     _wait_for(tmp_path / "started", first)
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=10)
-    # The machine died with it: so did the task it ran.
-    os.killpg(int((tmp_path / "taskpid").read_text()), signal.SIGKILL)
     (tmp_path / "kflow.toml").write_text((tmp_path / "kflow.toml").read_text().replace("30", "0"))
-    started = time.monotonic()
-    second = _build(tmp_path, "two", ttl="1")
-    out, err = second.communicate(timeout=30)
+    # The killed run's holder is provably gone (this host, no such process): its lease is
+    # taken over once its watchdog has ended the task, long before the 60 s TTL.
+    second = _build(tmp_path, "two", ttl="60")
+    out, err = second.communicate(timeout=45)
     assert second.returncode == 0, out + err
-    assert time.monotonic() - started < 10
     assert len(_lines(tmp_path / "counter-shared")) == 2  # the killed attempt, then ours
     assert (tmp_path / "data/two.txt").read_text() == "x\n"

@@ -162,17 +162,18 @@ def test_second_ctrl_c_still_records_the_run_as_interrupted(tmp_path: Path) -> N
     assert instances["long"]["status"] == "interrupted"
     assert instances["long"]["attempts"][0]["status"] == "failed"
     assert instances["after"]["status"] == "skipped"
+    assert not list((tmp_path / "data/.kflow/leases").glob("*")), "leases left behind"
 
 
 def _rerun_quickly(
-    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 30
+    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 30, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """Make the long task quick, then build the project's target again."""
     (tmp_path / "kflow.toml").write_text(
         (tmp_path / "kflow.toml").read_text().replace("sleep 60", "sleep 0")
     )
     return subprocess.run(
-        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -199,4 +200,38 @@ def test_tasks_die_with_a_killed_kflow_and_a_rerun_completes(tmp_path: Path, tra
     done = _rerun_quickly(tmp_path, {"KFLOW_LEASE_TTL": "1"}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "started long" in done.stdout  # the killed run's attempt is not trusted
+    assert (tmp_path / "data/after.txt").read_text() == "done\n"
+
+
+def _leases(tmp_path: Path) -> list[dict[str, object]]:
+    folder = tmp_path / "data/.kflow/leases"
+    return [json.loads(path.read_text()) for path in folder.glob("*.json")]
+
+
+def test_killed_build_shows_as_died_and_a_rerun_takes_its_leases_at_once(tmp_path: Path) -> None:
+    proc = _start(tmp_path, lease_ttl="60")
+    (lease,) = _leases(tmp_path)
+    watchdogs = lease["watchdogs"]
+    assert isinstance(watchdogs, list) and watchdogs
+    proc.kill()  # SIGKILL: its leases stay behind, renewed by no one
+    proc.communicate(timeout=10)
+    # its watchdog ends the task, then goes: from then on, nothing of that run is left
+    left = _pids(tmp_path) + [pid for pid, _ in watchdogs]
+    assert _gone(left), [Path(f"/proc/{p}/stat").read_text() for p in left if _alive(p)]
+    runs = subprocess.run(
+        [sys.executable, "-m", "kflow", "runs", "-C", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert runs.returncode == 0, runs.stderr
+    assert " died " in runs.stdout and "running" not in runs.stdout, runs.stdout
+    # well within the TTL (60 s): the dead run's lease is taken over without waiting for it
+    done = _rerun_quickly(tmp_path, {"KFLOW_LEASE_TTL": "60"}, 45, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert not [e for e in events if e["event"] == "waiting"], done.stdout
+    assert {"event": "started", "instance": "long"}.items() <= next(
+        e for e in events if e["event"] == "started"
+    ).items()
     assert (tmp_path / "data/after.txt").read_text() == "done\n"

@@ -42,17 +42,45 @@ def test_released_lease_can_be_taken_and_release_is_only_by_the_holder(tmp_path:
     assert b.try_acquire("x") is None
 
 
-def test_expired_lease_is_taken_over_and_the_old_holder_learns_it_lost(tmp_path: Path) -> None:
-    a, b = _pair(tmp_path, 0.2)
+class Clock:
+    """An observer's monotonic clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lease_unchanged_for_the_ttl_by_the_observers_clock_is_taken_over(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    clock = Clock()
+    a = Leases(storage, "data", "run-a", 5)
+    b = Leases(storage, "data", "run-b", 5, clock=clock)
     a.try_acquire("x")
-    time.sleep(0.3)
-    assert b.holder_of("x") is None  # expired: as good as free
-    assert b.try_acquire("x") is None
+    assert b.try_acquire("x") is not None  # first seen now
+    clock.now += 4.9
+    assert b.try_acquire("x") is not None  # not yet a TTL without a change
+    clock.now += 0.1
+    assert b.try_acquire("x") is None  # the holder stopped renewing: b takes it over
     a.renew()
     assert a.take_lost() == {"x"}
     assert a.take_lost() == set()
     a.release("x")  # no longer a's: b keeps it
     assert a.try_acquire("x") is not None
+
+
+def test_renewed_lease_is_never_taken_over_whatever_time_it_says(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    clock = Clock()
+    a = Leases(storage, "data", "run-a", 5)
+    b = Leases(storage, "data", "run-b", 5, clock=clock)
+    a.try_acquire("x")
+    for _ in range(10):
+        assert b.try_acquire("x") is not None
+        clock.now += 3  # more than a TTL in all, but a renews in between
+        a.renew()
+    assert a.take_lost() == set()
 
 
 def test_heartbeat_keeps_a_lease_alive_past_its_ttl(tmp_path: Path) -> None:

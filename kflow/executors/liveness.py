@@ -1,0 +1,103 @@
+"""Whether a process named in a lease or a run record is provably gone.
+
+A pid alone proves nothing: pids are reused, and the same pid on another host,
+in another container or after a reboot is another process. So a process is
+named by where it runs — the host name, the kernel's boot id and the pid
+namespace — plus its pid and its start time (``/proc/PID/stat``, in clock ticks
+since boot). Only a process named from *this* place can be judged, and it is
+gone when no process has that pid, or the one that has it started at another
+time, or it is a zombie. Anything else (another host, no ``/proc``) is "can't
+tell": the caller falls back on the lease TTL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where processes run: pids compare only within one place."""
+
+    host: str
+    boot: str  # /proc/sys/kernel/random/boot_id: a reboot is another place
+    pidns: str  # the pid namespace: another container is another place
+
+    @property
+    def known(self) -> bool:
+        return bool(self.boot and self.pidns)
+
+
+def _read(path: str) -> str:
+    with contextlib.suppress(OSError), open(path) as f:
+        return f.read().strip()
+    return ""
+
+
+@functools.cache
+def this_place() -> Place:
+    pidns = ""
+    with contextlib.suppress(OSError):
+        pidns = os.readlink("/proc/self/ns/pid")
+    return Place(socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), pidns)
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of a process from /proc, None when there is no such process."""
+    text = _read(f"/proc/{pid}/stat")
+    if not text:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return fields[0], int(fields[19])
+
+
+def start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 where /proc can't say)."""
+    stat = _stat(pid)
+    return stat[1] if stat else 0
+
+
+@functools.cache
+def _start_of(pid: int) -> int:
+    return start_time(pid)
+
+
+def my_start_time() -> int:
+    """This process's start time (read once per pid: a fork is another process)."""
+    return _start_of(os.getpid())
+
+
+def is_gone(pid: int, start: int) -> bool:
+    """Whether the process ``pid`` that started at ``start`` no longer runs *here*.
+
+    The caller has checked that it was named from this place.
+    """
+    if pid <= 0 or not start:
+        return False  # nothing to go by
+    stat = _stat(pid)
+    if stat is None:
+        return os.path.isdir("/proc/self")  # no /proc at all: can't tell
+    state, started = stat
+    return started != start or state in ("Z", "X")
+
+
+def place_json(place: Place) -> dict[str, str]:
+    return {"host": place.host, "boot": place.boot, "pidns": place.pidns}
+
+
+def place_from(raw: Mapping[str, Any]) -> Place:
+    return Place(str(raw.get("host", "")), str(raw.get("boot", "")), str(raw.get("pidns", "")))
+
+
+def all_gone(place: Place, processes: list[tuple[int, int]]) -> bool:
+    """Whether every (pid, start time) named from ``place`` is provably gone."""
+    here = this_place()
+    if not processes or not place.known or place != here:
+        return False
+    return all(is_gone(pid, start) for pid, start in processes)
