@@ -30,7 +30,7 @@ def test_mini_informer_survives_a_dropped_watch(core_v1: Any,
         core_v1.create_namespaced_pod(NS, pod_manifest(name, script, labels=labels))
     last_rv_per_pod: dict[str, int] = {}
     dropped = False
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while any(phases.get(n) not in ("Succeeded", "Failed") for n in names):
         assert time.monotonic() < deadline, phases
         w = watch.Watch()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.helpers import kflow
 from tests.kube.emulator import KubeEmulator
-from tests.kube.test_executor_support import ClusterProject, cluster_project
+from tests.kube.test_executor_support import ClusterProject, alongside, cluster_project, gate
 
 __all__ = ["cluster_project"]
 
@@ -114,11 +114,12 @@ def test_a_failed_pod_is_kept_for_debugging_unless_cleanup_says_always(
     assert cluster_project.pods() == []  # the kept one was replaced, the new one deleted
 
 
-def _evict_first_pod_only(emulator: KubeEmulator) -> threading.Thread:
-    rule = emulator.faults.evict("*", kind="node-pressure")
-    disarm = threading.Thread(target=lambda: (emulator.wait_for(lambda: rule.hits), rule.remove()))
-    disarm.start()
-    return disarm
+def _running(pod: dict[str, Any]) -> bool:
+    return pod["status"].get("phase") == "Running"  # type: ignore[no-any-return]
+
+
+def _go(cluster_project: ClusterProject) -> Path:
+    return cluster_project.folder / "go"
 
 
 def _only_run_record(cluster_project: ClusterProject) -> dict[str, Any]:
@@ -129,11 +130,12 @@ def _only_run_record(cluster_project: ClusterProject) -> dict[str, Any]:
 
 def test_eviction_is_retried_without_using_retries(cluster_project: ClusterProject) -> None:
     emulator = cluster_project.emulator
-    disarm = _evict_first_pod_only(emulator)
-    script = "echo attempt on $HOSTNAME; sleep 0.3; echo ok > {output}"
+    rule = emulator.faults.evict("*", kind="node-pressure", times=1)  # the first pod only
+    # the first pod is still running when the kubelet evicts it; its retry finds the gate open
+    script = f"echo attempt on $HOSTNAME; {gate()}; echo ok > {{output}}"
     cluster_project.write(_project(script=script))
-    result = cluster_project.build()
-    disarm.join()
+    with alongside(lambda: emulator.wait_for(lambda: rule.hits), opens=_go(cluster_project)):
+        result = cluster_project.build()
     assert result.exit_code == 0, result.output
     assert emulator.count("POST", r"/pods$", status=201) == 2  # retries = 0, yet 2 pods
     assert (cluster_project.folder / "data/out.txt").read_text() == "ok\n"
@@ -158,10 +160,10 @@ def test_an_evicted_attempt_does_not_give_a_failing_task_an_extra_try(
     cluster_project: ClusterProject,
 ) -> None:
     emulator = cluster_project.emulator
-    disarm = _evict_first_pod_only(emulator)
-    cluster_project.write(_project(script="sleep 0.3; exit 3"))  # retries = 0
-    result = cluster_project.build()
-    disarm.join()
+    rule = emulator.faults.evict("*", kind="node-pressure", times=1)
+    cluster_project.write(_project(script=f"{gate()}; exit 3"))  # retries = 0
+    with alongside(lambda: emulator.wait_for(lambda: rule.hits), opens=_go(cluster_project)):
+        result = cluster_project.build()
     assert result.exit_code == 1, result.output
     # the evicted pod (free) and the one try the task has: no third pod
     assert emulator.count("POST", r"/pods$", status=201) == 2
@@ -171,35 +173,34 @@ def test_an_evicted_attempt_does_not_give_a_failing_task_an_extra_try(
 
 
 def test_a_pod_deleted_by_someone_else_is_retried_for_free(cluster_project: ClusterProject) -> None:
-    emulator = cluster_project.emulator
-    cluster_project.write(_project(script="touch started; sleep 1; echo ok > {output}"))
+    emulator, folder = cluster_project.emulator, cluster_project.folder
+    cluster_project.write(_project(script=f"touch started; {gate()}; echo ok > {{output}}"))
 
     def delete_once_started() -> None:
-        emulator.wait_for(lambda: (cluster_project.folder / "started").exists(), timeout=20)
-        emulator.faults.delete_externally("*")
+        emulator.wait_for(lambda: (folder / "started").exists())
+        assert emulator.faults.delete_externally("*") == 1
 
-    helper = threading.Thread(target=delete_once_started)
-    helper.start()
-    result = cluster_project.build()
-    helper.join()
+    with alongside(delete_once_started, opens=folder / "go"):
+        result = cluster_project.build()
     assert result.exit_code == 0, result.output
     assert emulator.count("POST", r"/pods$", status=201) == 2
 
 
 def test_a_pod_on_a_lost_node_is_retried_for_free(cluster_project: ClusterProject) -> None:
-    emulator = cluster_project.emulator
-    cluster_project.write(_project(script="touch started; sleep 0.5; echo ok > {output}"))
+    emulator, folder = cluster_project.emulator, cluster_project.folder
+    cluster_project.write(_project(script=f"touch started; {gate()}; echo ok > {{output}}"))
 
     def lose_then_restore() -> None:
-        emulator.wait_for(lambda: (cluster_project.folder / "started").exists(), timeout=20)
+        # Running as the API reports it (the process can start before the kubelet says so):
+        # the node is lost under a running pod, whose status then freezes.
+        emulator.wait_for(lambda: (folder / "started").exists())
+        emulator.wait_for(lambda: [p for p in cluster_project.pods() if _running(p)])
         emulator.faults.lose_node(mark_not_ready_after=0.0)
-        emulator.wait_for(lambda: emulator.count("DELETE"), timeout=20)  # kflow gave up on it
+        emulator.wait_for(lambda: emulator.count("DELETE"))  # kflow gave up on it
         emulator.faults.restore_node()
 
-    helper = threading.Thread(target=lose_then_restore)
-    helper.start()
-    result = cluster_project.build()
-    helper.join()
+    with alongside(lose_then_restore, opens=folder / "go"):
+        result = cluster_project.build()
     assert result.exit_code == 0, result.output
     assert "node lost" in result.output
     # the pod given up on is deleted, not kept: it must not go on beside its retry

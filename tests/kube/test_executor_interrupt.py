@@ -60,7 +60,7 @@ def test_ctrl_c_deletes_every_pod_of_the_run_and_exits_130(
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # the pods were deleted, not waited for (60 s)
     assert cluster_project.pods() == []
     assert cluster_project.emulator.running_processes() == []
     assert not list(folder.glob("data/slow-*.txt"))

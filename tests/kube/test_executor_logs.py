@@ -25,7 +25,7 @@ outputs = ["{root}/talk.txt"]
 """
 
 
-def _until(executor: Executor, state: AttemptState, timeout: float = 20) -> AttemptUpdate:
+def _until(executor: Executor, state: AttemptState, timeout: float = 60) -> AttemptUpdate:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for update in executor.wait(0.1):
@@ -45,7 +45,11 @@ def test_the_log_of_a_pod_deleted_while_running_is_kept(cluster_project: Cluster
         _until(executor, AttemptState.RUNNING)
         emulator = cluster_project.emulator
         emulator.wait_for(lambda: (cluster_project.folder / "started").exists())
-        time.sleep(0.3)  # the line travels through the stream
+        # the line has travelled through the log stream kflow follows
+        streams = executor._streams  # type: ignore[attr-defined]
+        emulator.wait_for(
+            lambda: any(b"first words" in f.text() for f in list(streams.followers.values()))
+        )
         emulator.faults.delete_externally("*")
         failed = _until(executor, AttemptState.FAILED)
         assert failed.counts_as_attempt is False

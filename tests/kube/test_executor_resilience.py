@@ -3,13 +3,12 @@ and fails fast, with the server's words, on what retrying cannot fix (403, unrea
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
 
 from tests.kube.emulator import KubeEmulator
-from tests.kube.test_executor_support import ClusterProject, cluster_project
+from tests.kube.test_executor_support import ClusterProject, alongside, cluster_project, gate
 
 __all__ = ["cluster_project"]
 
@@ -32,15 +31,19 @@ outputs = ["{root}/second.txt"]
 """
 
 
+# ``first`` runs until the test has done what it does to the cluster (the gate opens then).
+GATED = PROJECT.replace("sleep 0.6", gate())
+
+
 def _while_first_runs(project: ClusterProject, action: Callable[[KubeEmulator], object]) -> None:
+    project.write(GATED)
+
     def run() -> None:
-        project.emulator.wait_for(lambda: (project.folder / "first-started").exists(), 30)
+        project.emulator.wait_for(lambda: (project.folder / "first-started").exists())
         action(project.emulator)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    result = project.build()
-    thread.join(timeout=5)
+    with alongside(run, opens=project.folder / "go"):
+        result = project.build()
     assert result.exit_code == 0, result.output
     assert (project.folder / "data/second.txt").read_text() == "1\n"
 
@@ -49,8 +52,11 @@ def _while_first_runs(project: ClusterProject, action: Callable[[KubeEmulator], 
 def test_a_dropped_watch_is_resumed_from_the_last_version(
     cluster_project: ClusterProject, mode: str
 ) -> None:
-    cluster_project.write(PROJECT)
-    _while_first_runs(cluster_project, lambda e: e.faults.drop_watches(mode))
+    def drop(emulator: KubeEmulator) -> None:
+        emulator.wait_for(lambda: emulator.open_streams("watch"))
+        assert emulator.faults.drop_watches(mode) >= 1
+
+    _while_first_runs(cluster_project, drop)
     emulator = cluster_project.emulator
     assert emulator.count(verb="watch") >= 2
     assert emulator.count(verb="list") == 2  # the run's list, the adoption lookup: no relist
@@ -60,8 +66,6 @@ def test_a_dropped_watch_is_resumed_from_the_last_version(
 def test_410_gone_relists_and_nothing_is_lost(
     cluster_project: ClusterProject, http_410: bool
 ) -> None:
-    cluster_project.write(PROJECT)
-
     def expire(emulator: KubeEmulator) -> None:
         # Writes the pod watch does not see, then compaction: its version is now too old.
         emulator.create_configmap("unrelated", {"a": "b"})
@@ -76,7 +80,6 @@ def test_a_stalled_watch_is_noticed_and_resumed(
     cluster_project: ClusterProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KFLOW_KUBE_WATCH_SECONDS", "1")  # read timeout 2 s
-    cluster_project.write(PROJECT)
     _while_first_runs(cluster_project, lambda e: e.faults.stall_watches(30))
 
 

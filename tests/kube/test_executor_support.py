@@ -7,11 +7,13 @@ using it. ``run_kflow`` runs the CLI in-process; ``start_kflow`` as a real subpr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,42 @@ PROFILE = """
 executor = "kubernetes"
 kubeconfig = "kubeconfig"
 """
+
+
+def gate(name: str = "go") -> str:
+    """Shell that waits for the file ``name`` in the project folder.
+
+    A task that must still be running when the test injects a fault waits on this gate,
+    which the test opens once the fault is in (``alongside(..., opens=...)`` always opens
+    it): a fixed ``sleep`` window can close before a busy machine gets there.
+    """
+    return f"until [ -e {name} ]; do sleep 0.02; done"
+
+
+@contextlib.contextmanager
+def alongside(action: Callable[[], object], opens: Path | None = None) -> Iterator[None]:
+    """Run ``action`` in a thread during the block; then open the gate file ``opens`` (even if
+    the action failed, so no task waits on it for long), and fail if the action failed."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # re-raised in the test's thread below
+            errors.append(exc)
+        finally:
+            if opens is not None:
+                opens.touch()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join(timeout=90)
+    assert not thread.is_alive(), "the action beside the build did not finish"
+    if errors:
+        raise errors[0]
 
 
 def wide_project(name: str, n: int) -> str:

@@ -36,7 +36,7 @@ def _spec(instance: Instance, argv: list[str], **kw: object) -> AttemptSpec:
     )  # type: ignore[arg-type]
 
 
-def _final(executor: LocalExecutor, limit: float = 10) -> AttemptUpdate:
+def _final(executor: LocalExecutor, limit: float = 60) -> AttemptUpdate:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         for update in executor.wait(0.1):
@@ -55,7 +55,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _gone_soon(pid: int, within: float = 3.0) -> bool:
+def _gone_soon(pid: int, within: float = 30.0) -> bool:
     """The kernel finishes a killed process's exit asynchronously: allow it a moment."""
     deadline = time.monotonic() + within
     while _alive(pid):
@@ -109,7 +109,7 @@ def test_timeout_kills_the_command_and_its_children(tmp_path: Path) -> None:
     started = time.monotonic()
     update = _final(executor)
     assert update.state is AttemptState.FAILED and update.reason == "timed out after 0.5s"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 25  # the timeout, not the child's 30 s
     assert _gone_soon(int(pidfile.read_text()))
     executor.close()
 
@@ -125,5 +125,5 @@ def test_cancel_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> N
     executor.cancel(handle, 0.3)
     update = _final(executor)
     assert update.reason == "cancelled"
-    assert 0.25 < time.monotonic() - started < 5
+    assert 0.25 < time.monotonic() - started < 25  # the grace, then SIGKILL: not forever
     executor.close()

@@ -84,11 +84,14 @@ def test_renewed_lease_is_never_taken_over_whatever_time_it_says(tmp_path: Path)
 
 
 def test_heartbeat_keeps_a_lease_alive_past_its_ttl(tmp_path: Path) -> None:
-    a, b = _pair(tmp_path, 0.3)
+    # A TTL long enough that a busy machine's thread scheduling cannot miss every beat of it
+    a, b = _pair(tmp_path, 2.0)
     a.try_acquire("x")
+    first_expiry = time.time() + 2.0
     a.start()
     try:
-        time.sleep(0.7)
+        while time.time() < first_expiry + 0.5:  # past the TTL of the first write
+            time.sleep(0.05)
         assert b.try_acquire("x") is not None
     finally:
         a.stop()
@@ -98,7 +101,7 @@ def test_heartbeat_keeps_a_lease_alive_past_its_ttl(tmp_path: Path) -> None:
 def test_run_that_loses_a_lease_stops_its_attempt_and_waits_for_the_new_holder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KFLOW_LEASE_TTL", "0.6")
+    monkeypatch.setenv("KFLOW_LEASE_TTL", "3")  # the run's own lease: beats every second
     (tmp_path / "kflow.toml").write_text(
         textwrap.dedent(
             """

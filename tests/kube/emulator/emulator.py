@@ -303,7 +303,7 @@ class KubeEmulator:
     def open_streams(self, kind: str | None = None) -> int:
         return len(self.cluster.streams.live(kind))
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0,
                  interval: float = 0.01) -> Any:
         """Poll ``predicate`` until truthy; returns its value or raises TimeoutError."""
         deadline = time.monotonic() + timeout
@@ -316,7 +316,7 @@ class KubeEmulator:
             time.sleep(interval)
 
     def wait_for_pod(self, name: str, predicate: Callable[[Obj], Any],
-                     namespace: str = "kflow-test", timeout: float = 10.0) -> Obj:
+                     namespace: str = "kflow-test", timeout: float = 60.0) -> Obj:
         def _check() -> Obj | None:
             pod = self.pod(name, namespace)
             return pod if pod is not None and predicate(pod) else None
@@ -324,9 +324,9 @@ class KubeEmulator:
         return self.wait_for(_check, timeout)  # type: ignore[no-any-return]
 
     def wait_for_phase(self, name: str, *phases: str, namespace: str = "kflow-test",
-                       timeout: float = 10.0) -> Obj:
+                       timeout: float = 60.0) -> Obj:
         return self.wait_for_pod(name, lambda p: p["status"].get("phase") in phases,
                                  namespace, timeout)
 
-    def wait_gone(self, name: str, namespace: str = "kflow-test", timeout: float = 10.0) -> None:
+    def wait_gone(self, name: str, namespace: str = "kflow-test", timeout: float = 60.0) -> None:
         self.wait_for(lambda: self.pod(name, namespace) is None, timeout)

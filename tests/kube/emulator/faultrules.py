@@ -204,6 +204,7 @@ class PodDisruption(PodScope):
     stale_container_state: bool = False
     when: str = "running"  # running | now
     message: str | None = None
+    times: int | None = None  # pods to disrupt (None = every matching pod)
     done: set[str] = field(default_factory=set)
 
 

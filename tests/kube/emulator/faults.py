@@ -292,13 +292,15 @@ class Faults:
 
     def evict(self, pod_glob: str = "*", kind: str = "node-pressure",
               stale_container_state: bool = False, when: str = "running",
-              message: str | None = None, selector: str | None = None) -> PodDisruption:
+              message: str | None = None, selector: str | None = None,
+              times: int | None = None) -> PodDisruption:
         """Evict matching pods (now, or once they run): ``node-pressure`` (Failed/Evicted, pod
-        stays), ``api``/``preempt``/``taint`` (DisruptionTarget, then graceful delete)."""
+        stays), ``api``/``preempt``/``taint`` (DisruptionTarget, then graceful delete).
+        ``times=1``: only the first matching pod (a retry is not evicted again)."""
         assert kind in ("node-pressure", "api", "preempt", "taint")
         return self._arm(PodDisruption(pod_glob=pod_glob, selector=selector, kind=kind,
                                        stale_container_state=stale_container_state, when=when,
-                                       message=message))
+                                       message=message, times=times))
 
     def node_shutdown(self, node: str | None = None, reason: str = "Terminated") -> int:
         """Graceful node shutdown: pods on the node end Failed with ``reason``."""
@@ -316,6 +318,8 @@ class Faults:
                     continue
             elif not rule.matches(pod) or uid in rule.done or (rule.when == "running"
                                                                 and not running):
+                continue
+            if rule.times is not None and rule.hits >= rule.times:
                 continue
             rule.done.add(uid)
             rule.hits += 1

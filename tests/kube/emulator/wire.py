@@ -25,7 +25,7 @@ def read_pod(core_v1: Any, name: str, namespace: str = "kflow-test") -> Obj | No
 
 
 def wait_pod(core_v1: Any, name: str, predicate: Callable[[Obj], Any],
-             namespace: str = "kflow-test", timeout: float = 10.0) -> Obj:
+             namespace: str = "kflow-test", timeout: float = 60.0) -> Obj:
     """Poll ``GET pods/{name}`` until ``predicate(pod)`` holds; predicate errors count as no."""
     deadline = time.monotonic() + timeout
     while True:
@@ -41,13 +41,13 @@ def wait_pod(core_v1: Any, name: str, predicate: Callable[[Obj], Any],
 
 
 def wait_phase(core_v1: Any, name: str, *phases: str, namespace: str = "kflow-test",
-               timeout: float = 10.0) -> Obj:
+               timeout: float = 60.0) -> Obj:
     return wait_pod(core_v1, name, lambda p: p["status"].get("phase") in phases, namespace,
                     timeout)
 
 
 def wait_gone(core_v1: Any, name: str, namespace: str = "kflow-test",
-              timeout: float = 10.0) -> None:
+              timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while read_pod(core_v1, name, namespace) is not None:
         if time.monotonic() >= deadline:
