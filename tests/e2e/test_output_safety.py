@@ -16,7 +16,7 @@ storage = "file://./data"
 [params]
 name = { default = "ok" }
 [tasks.t]
-command = ["sh", "-c", "mkdir -p {output} && exit 3"]
+command = ["sh", "-c", "mkdir -p {output} && echo x > {output}/f && exit 3"]
 outputs = ["{root}/{name}"]
 """
 
