@@ -95,7 +95,7 @@ def read_python(path: Path, display: str, project_dir: Path) -> Document:
     with collecting(path, display, project_dir) as collector:
         try:
             with redirect_stdout(sys.stderr), _importable(collector.path.parent, project_dir):
-                runpy.run_path(collector.filename, run_name="__kflow_definitions__")
+                namespace = runpy.run_path(collector.filename, run_name="__kflow_definitions__")
         except DefinitionError:
             raise
         except SyntaxError as exc:
@@ -112,6 +112,7 @@ def read_python(path: Path, display: str, project_dir: Path) -> Document:
                 f"error while loading: {what}", Location(display, line=_failing_line(exc, path))
             ) from None
         _check_pending(collector)
+        _check_runnable(collector, namespace)
         _fingerprint_functions(collector)
     return collector.doc
 
@@ -137,6 +138,20 @@ def _check_pending(collector: _Collector) -> None:
             '(task("name", command=...)) or use it as a decorator (@task(...) on a function)',
             line=line,
         )
+
+
+def _check_runnable(collector: _Collector, namespace: dict[str, Any]) -> None:
+    """Each decorated function is what its name holds once the file has run: the attempt
+    runs the file again and calls that name."""
+    for _, function in collector.functions:
+        if namespace.get(function.__name__) is not function:
+            key = f"tasks.{function.__name__}"
+            raise collector.error(
+                f"{function.__name__!r} names something else once {collector.display} has "
+                "run, so its task could not call it: give the function a name of its own",
+                key,
+                line=collector.doc.sources[key].fixed_line,
+            )
 
 
 def _fingerprint_functions(collector: _Collector) -> None:

@@ -151,3 +151,18 @@ def test_s3_prefix_output_is_stamped_by_its_keys(
         client.delete_object(Bucket=s3_bucket, Key=key)
     client.put_object(Bucket=s3_bucket, Key="r/made/", Body=b"")  # an empty "folder"
     assert would_run(project)["make"] == "output missing"
+
+
+def test_a_task_that_leaves_its_output_folder_empty_fails(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "p",
+        """
+        [project]
+        storage = "file://./data"
+        [tasks.t]
+        command = ["mkdir", "-p", "{output}"]
+        outputs = ["{root}/out"]
+        """,
+    )
+    result = kflow("build", "-C", project)
+    assert result.exit_code == 1 and "did not write data/out" in result.output

@@ -210,3 +210,11 @@ def test_editing_one_function_reruns_only_its_task(tmp_path: Path) -> None:
 def test_sys_exit_while_loading_is_exit_2_with_file_and_line(tmp_path: Path) -> None:
     code, _, err = _check(tmp_path, "import sys\n\nsys.exit(3)\n")
     assert code == 2 and "kflow.py:3" in err and "SystemExit(3)" in err
+
+
+def test_decorated_function_whose_name_is_rebound_is_exit_2(tmp_path: Path) -> None:
+    code, _, err = _check(
+        tmp_path,
+        "from kflow import task\n\n@task(outputs=['x'])\ndef f(outputs):\n    pass\n\nf = 3\n",
+    )
+    assert code == 2 and "kflow.py:3" in err and "names something else" in err, err

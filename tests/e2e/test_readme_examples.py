@@ -5,7 +5,8 @@ Snippets are found by their fences: each ```toml block is written as a project's
 empty file for each plain source input it names) and must pass ``kflow check``;
 each ```python block is written as a pure-Python ``kflow.py``, must pass ``kflow
 check``, and its decorated-function tasks must build. A block that is only part of
-a project on purpose is marked by ``<!-- fragment -->`` on the line before its fence.
+a project on purpose is marked by ``<!-- fragment -->`` on the line before its fence,
+or by ``fragment`` after the language (```` ```toml fragment ````).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-FENCE = re.compile(r"^(?P<indent> {0,3})```(?P<lang>[A-Za-z0-9_+-]*)[^\n]*$", re.MULTILINE)
+FENCE = re.compile(r"^ {0,3}```(?P<lang>[A-Za-z0-9_+-]*)(?P<info>[^\n]*)$")
 FRAGMENT = "<!-- fragment -->"
+HOW_TO_MARK = "\n(a snippet that is only part of a project: open it with ```toml fragment)"
 
 
 def snippets(language: str) -> list[tuple[int, str]]:
@@ -43,7 +45,8 @@ def snippets(language: str) -> list[tuple[int, str]]:
         if block is None and fence:
             block, start = [], number
             previous = lines[number - 2].strip() if number > 1 else ""
-            wanted = fence["lang"].lower() == language and previous != FRAGMENT
+            fragment = previous == FRAGMENT or "fragment" in fence["info"]
+            wanted = fence["lang"].lower() == language and not fragment
         elif block is not None and line.strip() == "```":
             if wanted:
                 found.append((start, "\n".join(block) + "\n"))
@@ -79,7 +82,7 @@ def test_readme_toml_snippet_passes_check(tmp_path: Path, snippet: tuple[int, st
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
     result = kflow("check", "-C", tmp_path)
-    assert result.exit_code == 0, f"README.md:{line}: {result.output}"
+    assert result.exit_code == 0, f"README.md:{line}: {result.output}{HOW_TO_MARK}"
 
 
 @pytest.mark.parametrize("snippet", snippets("python"), ids=_label)
@@ -89,7 +92,7 @@ def test_readme_python_snippet_checks_and_its_function_tasks_build(
     line, text = snippet
     (tmp_path / "kflow.py").write_text(text)
     result = kflow("check", "-C", tmp_path)
-    assert result.exit_code == 0, f"README.md:{line}: {result.output}"
+    assert result.exit_code == 0, f"README.md:{line}: {result.output}{HOW_TO_MARK}"
     decorated = [
         node.name
         for node in ast.parse(text).body
