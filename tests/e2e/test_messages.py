@@ -213,3 +213,21 @@ def test_shell_variable_with_a_default_gets_the_literal_brace_hint(tmp_path: Pat
     write_project(project, toml.replace("${GREETING-hello}", "${{GREETING-hello}}"))
     assert kflow("build", "-C", project).exit_code == 0
     assert (project / "data/greeting.txt").read_text() == "hello\n"
+
+
+def test_the_live_view_shows_the_warning_too() -> None:
+    import io
+
+    from rich.console import Console
+
+    from kflow.cli.run_view import LiveView
+    from kflow.run import events as ev
+
+    screen = io.StringIO()
+    view = LiveView(Console(file=screen, force_terminal=True, width=200, highlight=False))
+    view(ev.EnvNotPassed(executor="local", tasks={"load": ["API_KEY (secret creds, key api)"]}))
+    view.close()
+    assert (
+        "warning: the local executor runs these tasks without: "
+        "load: API_KEY (secret creds, key api)" in screen.getvalue()
+    )
