@@ -412,14 +412,19 @@ class Expander:
             ids.append(rid)
         return ids
 
-    def _typed(self, task: TaskSpec, name: str, text: str, requirer: InstanceId) -> ParamValue:
+    def _typed(
+        self, task: TaskSpec, name: str, text: str, requirer: InstanceId | None
+    ) -> ParamValue:
+        """The value of a task's parameter from its text; ``requirer`` None: a target."""
         if name in task.matrix:
             self._choices_of(task, name)
             value = self._by_text[(task.name, name)].get(text)
             if value is None:
+                if requirer is None:
+                    raise UsageError(self._not_in_matrix(task, name, text))
                 raise UsageError(
                     f"{requirer} requires {task.name}[{name}={text}], "
-                    f"but {text!r} is not in {task.name}'s matrix"
+                    f"but {self._not_in_matrix(task, name, text)}"
                 )
             return value
         parsed = self._parsed.get((name, text))
@@ -428,6 +433,8 @@ class Expander:
         try:
             parsed = parse_value(self.project.params[name].type, text, self.tz)
         except ParamValueError as exc:
+            if requirer is None:
+                raise UsageError(f"{name}={text}: {exc}") from None
             raise DefinitionError(
                 f"{requirer}: requirement {task.name}.{name}: {exc}", task.location
             ) from None
@@ -447,20 +454,28 @@ class Expander:
         if name in task.matrix:
             self._choices_of(task, name)
             if self._by_text[(task.name, name)].get(text) != value:
+                wanted = f"{task.name}[{name}={text}]"
                 raise UsageError(
-                    f"{requirer or task.name} needs {task.name}[{name}={text}], "
-                    f"but that value is not in {task.name}'s matrix"
+                    f"{requirer} requires {wanted}, but {self._not_in_matrix(task, name, text)}"
+                    if requirer
+                    else f"{wanted}: {self._not_in_matrix(task, name, text)}"
                 )
         return value, text
 
+    def _not_in_matrix(self, task: TaskSpec, name: str, text: str) -> str:
+        values = ", ".join(t for _, t in self._choices_of(task, name))
+        return f"{text!r} is not a value of {task.name}'s matrix {name} ({values})"
+
     def ordered(self) -> list[InstanceId]:
-        """Topological order; ties broken by task definition order, then id.
+        """Topological order; ties broken by task definition order, then by parameter values
+        as typed (``n=2`` before ``n=10``, dates by date), then id.
 
         Cycles are found here, on instances: a task may require its own earlier instances
         (``daily[date]`` → ``daily[date-1d]``), but never an instance itself.
         """
         rank = {name: i for i, name in enumerate(self.project.tasks)}
         requires = self._requires
+        bound = self._bound
         depth: dict[InstanceId, int] = {}
         for start in requires:
             if start in depth:
@@ -488,7 +503,38 @@ class Expander:
                 path.pop()
                 on_path.discard(iid)
                 next_index.pop()
-        return sorted(requires, key=lambda i: (depth[i], rank[i.task], i))
+        # Text order is value order for strings, bools and ISO dates; tasks with numbers (or
+        # datetimes) compare their values, which costs more, so only those do. An instance's
+        # bound values are in its id's parameter order, the same for every instance of a task.
+        typed = {name for name, task in self.project.tasks.items() if self._by_value(task)}
+        try:
+            return sorted(
+                requires,
+                key=lambda i: (
+                    depth[i],
+                    rank[i.task],
+                    tuple(bound[i].values()) if i.task in typed else (),
+                    i,
+                ),
+            )
+        except TypeError:  # a matrix mixes kinds of values (1 and "a"): kinds first
+            return sorted(
+                requires,
+                key=lambda i: (depth[i], rank[i.task], _typed_order(bound[i], i.params), i),
+            )
+
+    def _by_value(self, task: TaskSpec) -> bool:
+        """Whether a task's instances sort by value rather than by the text of their ids."""
+        for name in self.param_names[task.name]:
+            if name in task.matrix:
+                kinds = {type(value) for value in task.matrix[name]}
+            elif (spec := self.project.params.get(name)) is not None:
+                kinds = {_TYPE_KINDS[spec.type.value]}
+            else:
+                continue
+            if kinds & {int, float, dt.datetime}:
+                return True
+        return False
 
     def _cycle(self, cycle: Sequence[InstanceId]) -> None:
         task = self.project.tasks[cycle[0].task]
@@ -520,6 +566,30 @@ class Expander:
                 owner[location] = iid
             instances[iid] = instance
         return instances
+
+
+_TYPE_KINDS: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "date": dt.date,
+    "datetime": dt.datetime,
+}
+# Kinds of parameter values that compare with each other, in the order kinds sort.
+_KINDS: dict[type, int] = {bool: 0, int: 1, float: 1, dt.date: 2, dt.datetime: 3, str: 4}
+
+
+def _typed_order(
+    values: Mapping[str, ParamValue], params: tuple[tuple[str, str], ...]
+) -> tuple[tuple[int, ParamValue], ...]:
+    """An instance's values in its id's parameter order, comparable across instances."""
+    order = []
+    for name, _ in params:
+        value = values[name]
+        kind = _KINDS.get(type(value))
+        order.append((5, str(value)) if kind is None else (kind, value))
+    return tuple(order)
 
 
 # Where a required task's parameter gets its value: (parameter, kind, argument, and
@@ -710,7 +780,7 @@ def _resolve_instance_id(expander: Expander, target: str) -> list[InstanceId]:
                 hint=did_you_mean(name, names) or f"its parameters: {', '.join(names) or 'none'}",
             )
         try:
-            fixed[name] = expander._typed(task, name, text, parsed)
+            fixed[name] = expander._typed(task, name, text, None)
         except (UsageError, DefinitionError) as exc:
             raise UsageError(f"{target}: {exc.message}") from None
     return expander.instance_ids(parsed.task, fixed)

@@ -70,12 +70,21 @@ def _parse_cached(template: str) -> tuple[Part, ...]:
             body = match.group(1)
             name, _, spec = body.partition(":")
             if not _NAME.match(name):
-                raise _Malformed(f"bad placeholder '{{{body}}}' in {template!r}")
+                raise _Malformed(
+                    f"bad placeholder '{{{body}}}' in {template!r}",
+                    literal_brace_hint(template, body) or "write '{{' and '}}' for literal braces",
+                )
             parts.append(Placeholder(name, spec))
         pos = match.end()
     if pos < len(template):
         parts.append(template[pos:])
     return tuple(_merge_text(parts))
+
+
+def literal_brace_hint(template: str, name: str) -> str | None:
+    """For a shell's ``${VAR}`` or ``${VAR-default}`` taken for a placeholder: how to write it."""
+    found = re.search(r"\$\{(" + re.escape(name) + r"(?![\w.])[^{}]*)\}", template)
+    return f"write '${{{{{found.group(1)}}}}}' for a literal brace" if found else None
 
 
 def _merge_text(parts: list[Part]) -> list[Part]:
@@ -116,7 +125,9 @@ def _lookup(scope: Scope, name: str, where: Location, template: str) -> ScopeVal
         raise DefinitionError(
             f"undefined template name '{{{name}}}' in {template!r}",
             where,
-            did_you_mean(name, scope) or f"known names: {', '.join(sorted(scope))}",
+            literal_brace_hint(template, name)
+            or did_you_mean(name, scope)
+            or f"known names: {', '.join(sorted(scope))}",
         ) from None
 
 

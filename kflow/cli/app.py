@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from typer.main import get_group
 
 from kflow import __version__
+from kflow.cli import words
 from kflow.cli.common import (
     DirectoryOption,
     FileOption,
@@ -117,6 +118,32 @@ def _coerce_plain_values_without_pydantic() -> None:
 
 
 _coerce_plain_values_without_pydantic()
+
+
+def _arguments_named_as_users_type_them() -> None:
+    """Show arguments in ``--help`` as click does: ``[TARGETS]...``, or the metavar as written
+    (``[RUN] INSTANCE``), never typer's ``{what}...`` and ``what... <list[str]>``.
+
+    typer (0.2x) renders arguments itself and offers no setting for it.
+    """
+    try:
+        from typer.core import TyperArgument
+    except ImportError:  # a typer without its own argument rendering: click's is right
+        return
+
+    def shown(self: Any) -> str:
+        if self.metavar is not None:
+            return str(self.metavar)
+        name = str(self.name).upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    TyperArgument._usage_display_name = shown  # type: ignore[method-assign]
+    TyperArgument._rich_display_name = shown  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
+_arguments_named_as_users_type_them()
 
 app = typer.Typer(
     name="kflow",
@@ -270,7 +297,10 @@ def check(
         if name != project.profile.name:
             other = open_project(directory, file, name)
             notes.append(_check_profile(other, _check_expansion(other, overrides, missing)))
-    typer.echo(f"ok: {project.name}: {len(project.tasks)} tasks, {count} instances")
+    typer.echo(
+        f"ok: {project.name}: {words.count(len(project.tasks), 'task')}, "
+        f"{words.count(count, 'instance')}"
+    )
     for line in dict.fromkeys(line for lines in notes for line in lines):
         typer.echo(line)
     for name in missing:
@@ -342,7 +372,10 @@ def _in_profile(project: Project, exc: KflowError, task: str | None = None) -> K
 @reports_errors
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new project.")] = Path("."),
-    name: Annotated[str | None, typer.Option(help="Project name (default: the folder's).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Project name (default: the folder's).", metavar="NAME"),
+    ] = None,
 ) -> None:
     """Create a small project (kflow.toml and a script) that `kflow build` runs locally."""
     from kflow.cli.scaffold import write_project

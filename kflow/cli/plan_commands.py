@@ -23,6 +23,7 @@ from kflow.cli.common import (
     paused_gc,
     reports_errors,
 )
+from kflow.cli.words import count
 from kflow.errors import UsageError
 from kflow.graph import Graph, Instance, build_graph, default_targets
 from kflow.model import InstanceId, Project, parse_instance_id
@@ -140,14 +141,15 @@ def print_plan(plan: Plan, as_json: bool = False) -> None:
         return
     total = len(plan.decisions)
     if not plan.to_run:
-        typer.echo(f"up to date: nothing to do ({total} instances checked)")
+        typer.echo(f"up to date: nothing to do ({count(total, 'instance')} checked)")
         return
     console = _terminal_console()
     if console is not None:
         from rich.table import Table
 
         table = Table(
-            title=f"{len(plan.to_run)} of {total} instances would run", title_justify="left"
+            title=f"{len(plan.to_run)} of {count(total, 'instance')} would run",
+            title_justify="left",
         )
         table.add_column("instance")
         table.add_column("reason")
@@ -161,7 +163,7 @@ def print_plan(plan: Plan, as_json: bool = False) -> None:
         return
     for iid in plan.to_run:
         typer.echo(f"{iid}  {plan.decisions[iid].line()}")
-    typer.echo(f"{len(plan.to_run)} of {total} instances would run")
+    typer.echo(f"{len(plan.to_run)} of {count(total, 'instance')} would run")
 
 
 def _terminal_console() -> Console | None:
@@ -232,7 +234,11 @@ def plan(
     targets: TargetsArgument = None,
     why: Annotated[
         str | None,
-        typer.Option("--why", help="Explain the decision for a task or instance in full."),
+        typer.Option(
+            "--why",
+            help="Explain the decision for a task or instance in full.",
+            metavar="TASK_OR_ID",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     always: AlwaysOption = False,
@@ -332,7 +338,7 @@ def accept(
     store = StateStore(storage, graph.project.root)
     store.index({i.id.task for i in instances})  # so that older records get replaced
     store.record_many(instances, "accepted", stamps)
-    typer.echo(f"accepted {len(instances)} instances")
+    typer.echo(f"accepted {count(len(instances), 'instance')}")
 
 
 @app.command()
@@ -362,7 +368,7 @@ def clean(
         from kflow.executors.kubernetes.cleanup import delete_leftover_pods
 
         deleted = delete_leftover_pods(open_project(directory, file, profile))
-        typer.echo(f"deleted {deleted} leftover pods")
+        typer.echo(f"deleted {count(deleted, 'leftover pod')}")
         return
     interactive = sys.stdin.isatty()
     if not (dry_run or yes or interactive):
@@ -388,11 +394,13 @@ def clean(
     for loc in present:
         typer.echo(f"{'would delete' if dry_run else 'delete'} {loc}")
     if dry_run:
-        typer.echo(f"{len(present)} outputs of {len(chosen)} instances would be deleted")
+        typer.echo(
+            f"{count(len(present), 'output')} of {count(len(chosen), 'instance')} would be deleted"
+        )
         return
     if present and interactive and not yes:
-        typer.confirm(f"delete {len(present)} outputs?", abort=True)
+        typer.confirm(f"delete {count(len(present), 'output')}?", abort=True)
     # Folder outputs go with everything in them; never the project folder or kflow's records.
     storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))
     StateStore(storage, graph.project.root).forget(chosen)
-    typer.echo(f"deleted {len(present)} outputs of {len(chosen)} instances")
+    typer.echo(f"deleted {count(len(present), 'output')} of {count(len(chosen), 'instance')}")

@@ -45,6 +45,7 @@ from kflow.storage import Storage
 
 if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op build is cron's
     from kflow.run import Replanner, Runner
+    from kflow.run.events import EventSink
     from kflow.run.records import RunRecord
 
 
@@ -109,7 +110,9 @@ def build(
     ] = False,
     executor: Annotated[
         str | None,
-        typer.Option("--executor", help="local or kubernetes (default: the profile's)."),
+        typer.Option(
+            "--executor", help="local or kubernetes (default: the profile's).", metavar="NAME"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON event per line.")] = False,
     directory: DirectoryOption = None,
@@ -214,6 +217,8 @@ def _run(
         kill_grace=default_kill_grace(),
     )
     view = make_view(as_json)
+    if chosen.name == "local":  # no Secrets or ConfigMaps here: say once what tasks go without
+        _say_unpassed_env(view, graph, plan.to_run)
     runner = Runner(
         graph,
         plan.to_run,
@@ -241,6 +246,16 @@ def _run(
     if result.exit_code == EXIT_INTERRUPTED:
         sys.stderr.write("kflow: interrupted\n")
     return result.exit_code
+
+
+def _say_unpassed_env(sink: EventSink, graph: Graph, to_run: list[InstanceId]) -> None:
+    from kflow.executors.local_env import unpassed_env
+    from kflow.run.events import EnvNotPassed
+
+    tasks = {graph.instances[iid].task.name: graph.instances[iid].task for iid in to_run}
+    missing = unpassed_env(tasks.values())
+    if missing:
+        sink(EnvNotPassed(executor="local", tasks=missing))
 
 
 runs_app = typer.Typer(
@@ -295,7 +310,9 @@ def _when(at: float) -> str:
 @reports_errors
 def runs(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("-n", "--limit", help="How many runs to show.")] = 20,
+    limit: Annotated[
+        int, typer.Option("-n", "--limit", help="How many runs to show.", metavar="N")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     directory: DirectoryOption = None,
     file: FileOption = None,
@@ -332,7 +349,9 @@ def runs(
 @reports_errors
 def runs_show(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="A run id (or its unique prefix, or 'latest').")],
+    run: Annotated[
+        str, typer.Argument(help="A run id (or its unique prefix, or 'latest').", metavar="RUN")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
     directory: DirectoryOption = None,
     file: FileOption = None,
@@ -404,10 +423,14 @@ def _pick_instance(record: RunRecord, wanted: str) -> str | None:
 def logs(
     what: Annotated[
         list[str],
-        typer.Argument(help="[RUN] INSTANCE: a run id (default: the latest with it) and a task."),
+        typer.Argument(
+            help="A run id (default: the latest run with a log of it) and an instance or task.",
+            metavar="[RUN] INSTANCE",
+        ),
     ],
     attempt: Annotated[
-        int | None, typer.Option("--attempt", help="Which attempt (default: the last).")
+        int | None,
+        typer.Option("--attempt", help="Which attempt (default: the last).", metavar="N"),
     ] = None,
     directory: DirectoryOption = None,
     file: FileOption = None,

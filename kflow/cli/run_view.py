@@ -31,6 +31,9 @@ def describe(event: ev.Event) -> str | None:
     if isinstance(event, ev.RunStarted):
         n = len(event.to_run)
         return f"run {event.run_id}: {n} to run, -j {event.jobs}, executor {event.executor}"
+    if isinstance(event, ev.EnvNotPassed):
+        lost = "; ".join(f"{task}: {', '.join(names)}" for task, names in event.tasks.items())
+        return f"warning: the {event.executor} executor runs these tasks without: {lost}"
     if isinstance(event, ev.AttemptStarted):
         again = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         return f"started {event.instance}{again}: {event.reason}"
@@ -171,6 +174,8 @@ class LiveView:
             event, (ev.WaitingForOtherRun, ev.HeldByOtherRun, ev.Interrupting, ev.LeaseLost)
         ):
             self._print(Text.assemble(("… ", "yellow"), describe(event) or ""))
+        elif isinstance(event, ev.EnvNotPassed):
+            self._print(Text.assemble(("! ", "yellow"), describe(event) or ""))
         elif isinstance(event, ev.RunFinished):
             self.close()
             style = "green" if event.exit_code == 0 else "bold red"

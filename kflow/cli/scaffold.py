@@ -63,7 +63,8 @@ def write_project(directory: Path, name: str | None = None) -> list[Path]:
     }
     existing = [str(path) for path in files if path.exists()]
     if existing:
-        raise UsageError(f"{', '.join(existing)} already exists; kflow init writes only new files")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise UsageError(f"{', '.join(existing)} already {verb}; kflow init writes only new files")
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
     return list(files)

@@ -14,7 +14,7 @@ from kflow.load.tasks import SETTING_KEYS, merge_settings, read_settings, read_t
 from kflow.load.values import Reader
 from kflow.model import ParamSpec, ParamType, Profile, Project, TaskSpec
 from kflow.params import ParamValueError, parse_value, zone
-from kflow.templates import names_in
+from kflow.templates import literal_brace_hint, names_in
 
 PROJECT_KEYS = (
     "name",
@@ -280,7 +280,9 @@ def _check_task_references(
                     raise reader.fail(
                         section,
                         f"undefined template name '{{{name}}}' in {template!r}",
-                        did_you_mean(name, known) or _hint_for(name, section),
+                        literal_brace_hint(template, name)
+                        or did_you_mean(name, known)
+                        or _hint_for(name, section),
                     )
 
 

@@ -33,6 +33,16 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
+class EnvNotPassed(Event):
+    """Once per run: the executor cannot give these tasks some of their environment (the local
+    executor has no Secrets or ConfigMaps), so they run without it. Task → what is missing."""
+
+    kind = "env_not_passed"
+    executor: str
+    tasks: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
 class AttemptStarted(Event):
     kind = "started"
     instance: str

@@ -85,7 +85,7 @@ def test_init_writes_a_valid_project_and_refuses_to_overwrite(tmp_path: Path) ->
     assert kflow("check", "-C", tmp_path / "new").exit_code == 0
     before = (tmp_path / "new" / "kflow.toml").read_text()
     again = kflow("init", tmp_path / "new")
-    assert again.exit_code == 2 and "already exists" in again.stderr
+    assert again.exit_code == 2 and "already exist;" in again.stderr
     assert (tmp_path / "new" / "kflow.toml").read_text() == before
 
 

@@ -85,5 +85,5 @@ def test_leftover_pods_are_deleted(cluster_project: ClusterProject) -> None:
     assert delete_leftover_pods(project, run_id="some-other-run") == 0
     result = kflow("clean", "--pods", "-C", str(cluster_project.folder), "--profile", "kube")
     assert result.exit_code == 0, result.output
-    assert "deleted 1 leftover pods" in result.stdout
+    assert result.stdout == "deleted 1 leftover pod\n"
     assert cluster_project.pods() == []
