@@ -110,9 +110,7 @@ def test_bad_default_and_matrix_values_in_paths_are_refused(tmp_path: Path) -> N
         ("script.py", "source input"),
     ],
 )
-def test_outputs_out_of_reach_are_refused_by_check(
-    tmp_path: Path, output: str, words: str
-) -> None:
+def test_outputs_out_of_reach_are_refused_by_check(tmp_path: Path, output: str, words: str) -> None:
     project = write_project(
         tmp_path / "p",
         f"""
@@ -225,9 +223,7 @@ outputs = ["out.txt"]
 
 
 @pytest.mark.parametrize("command", ["check", "plan", "build"])
-def test_missing_source_input_is_exit_2_before_anything_runs(
-    tmp_path: Path, command: str
-) -> None:
+def test_missing_source_input_is_exit_2_before_anything_runs(tmp_path: Path, command: str) -> None:
     project = write_project(tmp_path / "p", MISSING)
     result = kflow(command, "-C", project)
     assert result.exit_code == 2, result.output
