@@ -320,10 +320,11 @@ def _check_expansion(
     ]
     try:
         built = build_graph(project, expandable, overrides) if expandable else None
-        if built is not None:  # storage schemes and source inputs: exit 2 here, not at build time
-            from kflow.cli.plan_commands import check_backends, check_sources_exist
+        # storage schemes and source inputs: exit 2 here, not at build time
+        from kflow.cli.plan_commands import check_backends, check_sources_exist
 
-            check_backends(built)
+        check_backends(project, built.instances.values() if built else ())
+        if built is not None:
             check_sources_exist(built)
         Expander(project, overrides)  # validates --param values even when nothing expands
     except KflowError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -62,18 +63,18 @@ def load_graph(
         graph = build_graph(
             project, targets or [], parse_params(params), base_directory(directory)
         )
-        check_backends(graph)
+        check_backends(project, graph.instances.values())
         return graph
 
 
-def check_backends(graph: Graph) -> None:
+def check_backends(project: Project, instances: Iterable[Instance] = ()) -> None:
     """Exit 2 (a definition error, not an outage) when no installed backend can serve the
     storage or an output's or input's URL scheme."""
     from kflow.errors import DefinitionError
     from kflow.storage.locations import backend_problem, scheme_of
 
-    by_scheme = {scheme_of(graph.project.storage): graph.project.storage}
-    for instance in graph.instances.values():
+    by_scheme = {scheme_of(project.storage): project.storage}
+    for instance in instances:
         for location in (*instance.outputs.values(), *instance.inputs):
             if "://" in location:
                 by_scheme.setdefault(scheme_of(location), location)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from kflow.run.outputs import remove_outputs
+from kflow.storage import Storage
 from tests.helpers import kflow, write_project
+from tests.storage.s3server import S3Server
 
 FAILING = """
 [project]
@@ -107,9 +110,7 @@ def test_bad_default_and_matrix_values_in_paths_are_refused(tmp_path: Path) -> N
         ("script.py", "source input"),
     ],
 )
-def test_outputs_out_of_reach_are_refused_by_check(
-    tmp_path: Path, output: str, words: str
-) -> None:
+def test_outputs_out_of_reach_are_refused_by_check(tmp_path: Path, output: str, words: str) -> None:
     project = write_project(
         tmp_path / "p",
         f"""
@@ -171,6 +172,46 @@ def test_failed_folder_task_keeps_the_other_tasks_output(tmp_path: Path) -> None
     assert (project / "data" / "other.txt").read_text() == "other"
 
 
+def test_param_climbing_out_of_an_s3_root_is_refused_and_nothing_is_deleted(
+    tmp_path: Path, s3_server: S3Server, s3_bucket: str
+) -> None:
+    s3_server.put_objects(s3_bucket, {"other/precious.txt": b"keep", "sales/x/a.txt": b"a"})
+    project = write_project(
+        tmp_path / "p",
+        f"""
+        [project]
+        storage = "s3://{s3_bucket}/sales"
+        storage_options = {{ endpoint_url = "{s3_server.endpoint_url}" }}
+        [params]
+        name = {{ default = "x" }}
+        [tasks.t]
+        command = ["sh", "-c", "touch ran; exit 3"]
+        outputs = ["{{root}}/{{name}}"]
+        """,
+    )
+    for args in (["build"], ["clean", "--yes"]):
+        result = kflow(*args, "-C", project, "--param", "name=..")
+        assert result.exit_code == 2, result.output
+        assert "parameter 'name' value '..'" in result.stderr
+    listed = s3_server.client().list_objects_v2(Bucket=s3_bucket)
+    assert sorted(o["Key"] for o in listed["Contents"]) == ["other/precious.txt", "sales/x/a.txt"]
+    assert not (project / "ran").exists()
+
+
+def test_clean_up_on_s3_never_deletes_the_root_the_bucket_or_the_records(
+    tmp_path: Path, s3_server: S3Server, s3_bucket: str
+) -> None:
+    keys = {"sales/.kflow/runs/r.json": b"r", "sales/parts/a.txt": b"a", "other/b.txt": b"b"}
+    s3_server.put_objects(s3_bucket, keys)
+    storage = Storage(tmp_path, {"s3": {"endpoint_url": s3_server.endpoint_url}})
+    root = f"s3://{s3_bucket}/sales"
+    doomed = [root, f"s3://{s3_bucket}", f"{root}/../other", f"{root}/.kflow", f"{root}/parts"]
+    remove_outputs(storage, root, doomed)
+    listed = s3_server.client().list_objects_v2(Bucket=s3_bucket)
+    left = sorted(o["Key"] for o in listed["Contents"])
+    assert left == ["other/b.txt", "sales/.kflow/runs/r.json"]
+
+
 # -- missing source inputs, and source inputs another task makes --------------------------
 
 MISSING = """
@@ -182,9 +223,7 @@ outputs = ["out.txt"]
 
 
 @pytest.mark.parametrize("command", ["check", "plan", "build"])
-def test_missing_source_input_is_exit_2_before_anything_runs(
-    tmp_path: Path, command: str
-) -> None:
+def test_missing_source_input_is_exit_2_before_anything_runs(tmp_path: Path, command: str) -> None:
     project = write_project(tmp_path / "p", MISSING)
     result = kflow(command, "-C", project)
     assert result.exit_code == 2, result.output
