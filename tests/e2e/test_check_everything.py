@@ -45,7 +45,7 @@ def _check(tmp_path: Path, text: str) -> tuple[int, str, str, set[str]]:
 def test_check_passes_and_says_each_kubernetes_pod_is_valid(tmp_path: Path) -> None:
     code, out, err, _ = _check(tmp_path, PROJECT)
     assert code == 0, err
-    assert out.startswith("ok: chk: 1 tasks, 1 instances")
+    assert out.startswith("ok: chk: 1 task, 1 instance")
     assert "profile 'k' (kubernetes): 1 pod manifest valid" in out
 
 
