@@ -476,33 +476,28 @@ class Expander:
         rank = {name: i for i, name in enumerate(self.project.tasks)}
         requires = self._requires
         bound = self._bound
+        # Without a cycle the stack holds at most a path's requirements: never more than
+        # every edge. Past that it can only be going round a cycle (found, then, precisely).
+        most = sum(map(len, requires.values())) + 1
         depth: dict[InstanceId, int] = {}
         for start in requires:
             if start in depth:
                 continue
-            # iterative depth-first walk: long chains must not hit the recursion limit
-            path = [start]
-            on_path = {start}
-            next_index = [0]
-            while path:
-                iid = path[-1]
-                reqs = requires[iid]
-                index = next_index[-1]
-                while index < len(reqs) and reqs[index] in depth:
-                    index += 1
-                if index < len(reqs):
-                    next_index[-1] = index + 1
-                    req = reqs[index]
-                    if req in on_path:
-                        self._cycle([*path[path.index(req) :], req])
-                    path.append(req)
-                    on_path.add(req)
-                    next_index.append(0)
-                    continue
-                depth[iid] = 1 + max([depth[r] for r in reqs], default=-1)
-                path.pop()
-                on_path.discard(iid)
-                next_index.pop()
+            stack = [start]  # iterative: long chains must not hit the recursion limit
+            while stack:
+                iid = stack[-1]
+                deepest = -1
+                for req in requires[iid]:
+                    d = depth.get(req)
+                    if d is None:
+                        stack.append(req)
+                    elif d > deepest:
+                        deepest = d
+                if stack[-1] is iid:  # every requirement has its depth
+                    stack.pop()
+                    depth[iid] = deepest + 1
+                elif len(stack) > most:
+                    self._cycle(self._find_cycle(start))
         # Text order is value order for strings, bools and ISO dates; tasks with numbers (or
         # datetimes) compare their values, which costs more, so only those do. An instance's
         # bound values are in its id's parameter order, the same for every instance of a task.
@@ -535,6 +530,33 @@ class Expander:
             if kinds & {int, float, dt.datetime}:
                 return True
         return False
+
+    def _find_cycle(self, start: InstanceId) -> list[InstanceId]:
+        """A cycle reachable from ``start``, as a path that ends where it began."""
+        requires = self._requires
+        done: set[InstanceId] = set()
+        path = [start]
+        on_path = {start}
+        next_index = [0]
+        while path:
+            reqs = requires[path[-1]]
+            index = next_index[-1]
+            while index < len(reqs) and reqs[index] in done:
+                index += 1
+            if index == len(reqs):
+                node = path.pop()
+                done.add(node)
+                on_path.discard(node)
+                next_index.pop()
+                continue
+            next_index[-1] = index + 1
+            req = reqs[index]
+            if req in on_path:
+                return [*path[path.index(req) :], req]
+            path.append(req)
+            on_path.add(req)
+            next_index.append(0)
+        raise AssertionError(f"no cycle from {start}")  # unreachable: the caller saw one
 
     def _cycle(self, cycle: Sequence[InstanceId]) -> None:
         task = self.project.tasks[cycle[0].task]
