@@ -379,10 +379,32 @@ def profile(n: int, work: Path, forms: list[str]) -> None:
         argv = [sys.executable, "-m", "cProfile", "-o", str(out), KFLOW, "plan", "-C", str(folder)]
         subprocess.run(argv, cwd=work, check=True, stdout=subprocess.DEVNULL)
         print(f"\n### cProfile of the no-op `kflow plan`, {name}, {n:,} distinct tasks\n")
-        stats = pstats.Stats(str(out), stream=sys.stdout)
-        stats.strip_dirs().sort_stats("cumulative").print_stats(20)
-        print("and by own time (where the cumulative time is finally spent):")
-        stats.sort_stats("tottime").print_stats(12)
+        stats = pstats.Stats(str(out))
+        print(
+            f"{stats.total_tt:.2f} s profiled; top 20 by cumulative time (CLI wrappers left out):"
+        )
+        show_entries(stats, "cumulative", 20)
+        print("top 12 by own time (where the cumulative time is finally spent):")
+        show_entries(stats, "own", 12)
+
+
+WRAPPERS = ("/click/", "/typer/", "<frozen runpy>", "<built-in method builtins.exec>")
+
+
+def show_entries(stats: pstats.Stats, key: str, count: int) -> None:
+    rows = []
+    for (path, line, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        calls, _, own, cumulative, _ = entry
+        short = "/".join(Path(path).parts[-2:])
+        where = function if path == "~" else f"{short}:{line}({function})"
+        if any(w in path or w == where for w in WRAPPERS) or path.endswith("/bin/kflow"):
+            continue
+        rows.append((cumulative if key == "cumulative" else own, own, cumulative, calls, where))
+    rows.sort(reverse=True)
+    print(f"{'cumulative':>11} {'own':>8} {'calls':>9}  function")
+    for _, own, cumulative, calls, where in rows[:count]:
+        print(f"{cumulative:10.3f}s {own:7.3f}s {calls:9d}  {where}")
+    print()
 
 
 def main() -> None:
