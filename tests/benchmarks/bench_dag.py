@@ -15,14 +15,14 @@ shape, one task with N instances (`matrix`), is measured against its own Makefil
 
 It reports, side by side in one run, with ratios to make: the cold build at -j 2 (once:
 it is long); the no-op build (`make -q`, `doit run`, `kflow build`) and `kflow plan`
-(median of --runs runs after a check run); `kflow plan` and the build after one source
-changed; and kflow's peak RSS (the wait4 rusage of the process, children included).
---no-cold builds with make only, copies the outputs and records them with
-`kflow accept`, and measures only what runs nothing (no-op and changed-source plans).
---forms picks the kflow forms (py, toml). --profile then prints the top 20 cumulative
-entries (and the top 12 by own time) of a cProfile of the no-op `kflow plan` of each
-form at the largest size; --profile-only sets up that size as --no-cold does and
-profiles, measuring nothing else.
+(median of --runs runs after a check run; one run when it takes over 20 s); `kflow plan`
+and the build after one source changed; and kflow's peak RSS (the wait4 rusage of the
+process, children included). --no-cold builds with make only, copies the outputs and
+records them with `kflow accept`, and measures only what runs nothing (no-op and
+changed-source plans). --forms picks the kflow forms (py, toml; none: make and doit
+only). --profile then prints the top 20 cumulative entries (and the top 12 by own time)
+of a cProfile of the no-op `kflow plan` of each form at the largest size; --profile-only
+sets up that size as --no-cold does and profiles, measuring nothing else.
 """
 
 from __future__ import annotations
@@ -415,7 +415,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile the largest no-op plan")
     parser.add_argument("--no-instances", action="store_true", help="skip the one-task shape")
     parser.add_argument(
-        "--forms", nargs="+", choices=["py", "toml"], default=["py", "toml"], help="kflow forms"
+        "--forms", nargs="*", choices=["py", "toml"], default=["py", "toml"], help="kflow forms"
     )
     parser.add_argument(
         "--profile-only", action="store_true", help="set up the largest size and profile only"
