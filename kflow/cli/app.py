@@ -24,11 +24,13 @@ from kflow.cli.common import (
     FileOption,
     ParamOption,
     ProfileOption,
+    SharedOptions,
     TargetsArgument,
     base_directory,
     open_project,
     parse_params,
     reports_errors,
+    set_options_before_command,
 )
 from kflow.errors import KflowError, UsageError
 from kflow.graph import Expander, Graph, Instance, build_graph
@@ -161,8 +163,23 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The shared options a command may take, by parameter name, as the user spells them.
+SHARED_OPTION_NAMES = {
+    "directory": "-C",
+    "file": "-f",
+    "profile": "--profile",
+    "params": "--param",
+}
+
+
 @app.callback()
+@reports_errors
 def main_options(
+    ctx: typer.Context,
+    directory: DirectoryOption = None,
+    file: FileOption = None,
+    profile: ProfileOption = None,
+    params: ParamOption = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -170,7 +187,32 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    """kflow: tasks declare outputs and requirements; `kflow build TARGET` runs what is stale."""
+    """kflow: tasks declare outputs and requirements; `kflow build TARGET` runs what is stale.
+
+    -C, -f, --profile and --param go before the command (as in git -C DIR) or after it;
+    given both, the one after the command wins, and --param items join.
+    """
+    given = {"directory": directory, "file": file, "profile": profile, "params": params}
+    _check_the_command_takes(ctx, [name for name, value in given.items() if value])
+    forget = set_options_before_command(
+        SharedOptions(directory, file, profile, tuple(params or ()))
+    )
+    ctx.call_on_close(forget)
+
+
+def _check_the_command_takes(ctx: typer.Context, names: list[str]) -> None:
+    """An option before a command that has no such option is refused, as it is after it."""
+    name = ctx.invoked_subcommand or ""
+    command = ctx.command.get_command(ctx, name)  # type: ignore[attr-defined]
+    if not names or command is None:
+        return
+    takes = {param.name for param in command.params}
+    for option in names:
+        if option not in takes:
+            raise UsageError(
+                f"{SHARED_OPTION_NAMES[option]} does not apply to 'kflow {name}'",
+                hint=f"`kflow {name} --help` lists its options",
+            )
 
 
 @app.command("list")

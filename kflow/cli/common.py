@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import gc
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -94,10 +96,52 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class SharedOptions:
+    """``-C``, ``-f``, ``--profile`` and ``--param``, wherever on the command line they were."""
+
+    directory: Path | None = None
+    file: Path | None = None
+    profile: str | None = None
+    params: tuple[str, ...] = ()
+
+
+# What was given before the command (``kflow -C DIR build``): set by the ``kflow`` callback
+# for the one command it runs, and reset when that command ends.
+_BEFORE_COMMAND: contextvars.ContextVar[SharedOptions | None] = contextvars.ContextVar(
+    "kflow_options_before_command", default=None
+)
+
+
+def set_options_before_command(options: SharedOptions) -> Callable[[], None]:
+    """Record the options given before the command; returns the call that forgets them."""
+    token = _BEFORE_COMMAND.set(options)
+    return lambda: _BEFORE_COMMAND.reset(token)
+
+
+def shared_options(
+    directory: Path | None = None,
+    file: Path | None = None,
+    profile: str | None = None,
+    params: list[str] | None = None,
+) -> SharedOptions:
+    """The command's own shared options merged with those before the command: a value given
+    after the command wins; ``--param`` items join, those before the command first (so for
+    the same name the later one wins here too)."""
+    before = _BEFORE_COMMAND.get() or SharedOptions()
+    return SharedOptions(
+        directory if directory is not None else before.directory,
+        file if file is not None else before.file,
+        profile if profile is not None else before.profile,
+        (*before.params, *(params or [])),
+    )
+
+
 def parse_params(items: list[str] | None) -> dict[str, str]:
-    """``--param k=v`` items as a dict; a malformed item is a usage error."""
+    """``--param k=v`` items (with those before the command) as a dict; a malformed item is a
+    usage error."""
     params: dict[str, str] = {}
-    for item in items or []:
+    for item in shared_options(params=items).params:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--param {item!r}: expected NAME=VALUE")
@@ -111,15 +155,17 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
 
 
 def open_project(directory: Path | None, file: Path | None, profile: str | None) -> Project:
-    """Load the project named by ``-C``/``-f``, or found from the current folder."""
-    if directory is not None and not directory.is_dir():
-        raise UsageError(f"-C {directory}: no such directory")
-    return load_project(directory, file, profile)
+    """Load the project named by ``-C``/``-f`` (before or after the command), or found from
+    the current folder."""
+    options = shared_options(directory, file, profile)
+    if options.directory is not None and not options.directory.is_dir():
+        raise UsageError(f"-C {options.directory}: no such directory")
+    return load_project(options.directory, options.file, options.profile)
 
 
 def base_directory(directory: Path | None) -> Path:
     """What relative target paths are relative to: DIR with ``-C DIR`` (as make -C), else here."""
-    return (directory or Path.cwd()).resolve()
+    return (shared_options(directory).directory or Path.cwd()).resolve()
 
 
 __all__ = [
@@ -128,9 +174,12 @@ __all__ = [
     "FileOption",
     "ParamOption",
     "ProfileOption",
+    "SharedOptions",
     "TargetsArgument",
     "open_project",
     "parse_params",
     "paused_gc",
     "reports_errors",
+    "set_options_before_command",
+    "shared_options",
 ]
