@@ -7,7 +7,7 @@ import contextvars
 import functools
 import gc
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -138,10 +138,16 @@ def shared_options(
 
 
 def parse_params(items: list[str] | None) -> dict[str, str]:
-    """``--param k=v`` items (with those before the command) as a dict; a malformed item is a
-    usage error."""
+    """``--param k=v`` items as a dict. Those before the command are read first and those
+    after it override them (as every other shared option); a name given twice on the same
+    side is an error, and a malformed item is a usage error."""
+    before = _BEFORE_COMMAND.get() or SharedOptions()
+    return {**_params_of(before.params), **_params_of(items or [])}
+
+
+def _params_of(items: Sequence[str]) -> dict[str, str]:
     params: dict[str, str] = {}
-    for item in shared_options(params=items).params:
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise UsageError(f"--param {item!r}: expected NAME=VALUE")
