@@ -118,6 +118,7 @@ def build(
     params: ParamOption = None,
 ) -> None:
     """Run the stale instances of the targets (default: the project's default targets)."""
+    _check_executor(executor)  # bad usage is exit 2 whether or not anything is stale
     # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
     # would rescan their objects); when nothing runs they are gone before it comes back.
     with paused_gc():
@@ -133,6 +134,15 @@ def build(
     finally:
         gc.unfreeze()
     raise typer.Exit(exit_code)
+
+
+def _check_executor(name: str | None) -> None:
+    from kflow.executors import EXECUTORS
+
+    if name is not None and name not in EXECUTORS:
+        raise UsageError(
+            f"--executor: unknown executor {name!r}", hint=f"use one of {', '.join(EXECUTORS)}"
+        )
 
 
 def _plan_build(
