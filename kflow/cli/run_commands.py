@@ -60,7 +60,8 @@ def _replanner(plan: Plan, storage: Storage) -> Replanner:
 
 @contextlib.contextmanager
 def _interrupts(runner: Runner) -> Iterator[None]:
-    """First Ctrl-C/SIGTERM: an orderly stop. Second: kill what runs and exit at once."""
+    """First Ctrl-C/SIGTERM: an orderly stop. Second: kill what runs and exit at once.
+    Ctrl-Z stops the attempts with kflow; SIGCONT lets them go on once leases are checked."""
     seen = 0
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -75,7 +76,18 @@ def _interrupts(runner: Runner) -> Iterator[None]:
         runner.abort()  # kills what runs, records the run: bounded, about a second at most
         os._exit(EXIT_INTERRUPTED)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # Ctrl-Z, as a shell does it: stop the attempts' process groups, then ourselves.
+        runner.suspend()
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def go_on(signum: int, frame: FrameType | None) -> None:
+        runner.continued()
+
+    handlers = {signal.SIGINT: handler, signal.SIGTERM: handler}
+    if hasattr(signal, "SIGTSTP"):
+        handlers.update({signal.SIGTSTP: stop, signal.SIGCONT: go_on})
+    previous = {sig: signal.signal(sig, action) for sig, action in handlers.items()}
     try:
         yield
     finally:
