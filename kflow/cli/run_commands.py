@@ -78,8 +78,7 @@ def _interrupts(runner: Runner) -> Iterator[None]:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # Ctrl-Z, as a shell does it: stop the attempts' process groups, then ourselves.
-        runner.suspend()
-        os.kill(os.getpid(), signal.SIGSTOP)
+        runner.request_suspend()
 
     def go_on(signum: int, frame: FrameType | None) -> None:
         runner.continued()

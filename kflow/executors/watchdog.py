@@ -147,20 +147,39 @@ def end_groups(groups: set[int], grace: float) -> None:
     _signal_groups(groups, signal.SIGKILL)
 
 
-def _stopped(pid: int) -> bool:
-    """Whether the process is stopped by job control (SIGSTOP, SIGTSTP…)."""
+def _stat_fields(pid: int | str) -> list[bytes]:
+    """/proc/PID/stat after the command name: state, ppid, pgrp, session…; [] if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
+            return f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return []
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped by job control (SIGSTOP, SIGTSTP…)."""
+    return _stat_fields(pid)[:1] == [b"T"]
+
+
+def _child_groups(parent: int) -> set[int]:
+    """Process groups led by children of ``parent``: its attempts, including one started
+    an instant before it was stopped and not registered yet. Not this watchdog."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            fields = _stat_fields(name)
+            if len(fields) > 2 and fields[1] == str(parent).encode() and fields[2] == name.encode():
+                found.add(int(name))
+    return found
 
 
 def main(argv: list[str]) -> None:
     grace, cleanup = float(argv[1]), argv[2]
     parent = int(argv[3]) if len(argv) > 3 else 0
     groups: set[int] = set()
-    frozen = False
+    frozen: set[int] = set()  # the groups frozen while kflow is stopped
     pending = b""
     while True:  # until EOF: kflow has gone, whichever way
         ready, _, _ = select.select([0], [], [], LOOK if parent else None)
@@ -171,8 +190,8 @@ def main(argv: list[str]) -> None:
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
                 if line == b"C":
-                    _signal_groups(groups, signal.SIGCONT)
-                    frozen = False
+                    _signal_groups(groups | frozen, signal.SIGCONT)
+                    frozen = set()
                     continue
                 with contextlib.suppress(ValueError):
                     pgid = int(line[1:])
@@ -180,9 +199,9 @@ def main(argv: list[str]) -> None:
                         groups.add(pgid)
                     else:
                         groups.discard(pgid)
-        if parent and not frozen and groups and _stopped(parent):
-            _signal_groups(groups, signal.SIGSTOP)
-            frozen = True
+        if parent and not frozen and _stopped(parent):
+            frozen = groups | _child_groups(parent)
+            _signal_groups(frozen, signal.SIGSTOP)
     end_groups(groups, grace)
     shutil.rmtree(cleanup, ignore_errors=True)
 

@@ -14,6 +14,7 @@ record of a run ended by a second Ctrl-C), ``leases`` (other runs), ``outcome``
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -119,6 +120,7 @@ class Runner:
         self.interrupting = False
         self._stop_requested = threading.Event()
         self._continued = threading.Event()
+        self._suspend_requested = threading.Event()
         # Preparing is storage latency (atomic creates, fsyncs): keep several in flight so
         # that trivial tasks never wait for it, without leasing far ahead of what runs.
         self._prepare_depth = max(8, 4 * self.options.jobs)
@@ -132,11 +134,11 @@ class Runner:
         """First Ctrl-C/SIGTERM: no new starts, terminate what runs. Safe in a signal handler."""
         self._stop_requested.set()
 
-    def suspend(self) -> None:
-        """Ctrl-Z (SIGTSTP), before kflow stops itself: freeze every running attempt, so
-        none goes on while this run, stopped, no longer renews its leases. Safe in a
-        signal handler."""
-        self.executor.suspend()
+    def request_suspend(self) -> None:
+        """Ctrl-Z (SIGTSTP): at the loop's next turn, freeze every running attempt, so none
+        goes on while this run, stopped, renews no lease, then stop. Safe in a signal
+        handler (the loop acts, never between a process start and its registration)."""
+        self._suspend_requested.set()
 
     def continued(self) -> None:
         """SIGCONT: kflow goes on after a stop. Safe in a signal handler: the loop then
@@ -197,6 +199,10 @@ class Runner:
 
     def _loop(self) -> None:
         while True:
+            if self._suspend_requested.is_set():
+                self._suspend_requested.clear()
+                self.executor.suspend()  # as a shell does: the job's processes, then us
+                os.kill(os.getpid(), signal.SIGSTOP)
             if self._continued.is_set():
                 self._continued.clear()
                 self._after_stop()
