@@ -68,10 +68,11 @@ def test_stopped_build_freezes_its_attempt_and_never_overlaps_the_run_that_takes
 ) -> None:
     write_project(tmp_path, PROJECT)
     first = _build(tmp_path, "2")
-    _until(lambda: (tmp_path / "first-pid").exists(), "the first attempt never started", first)
-    task = int((tmp_path / "first-pid").read_text())
+    pid_file = tmp_path / "first-pid"
+    _until(lambda: pid_file.exists() and pid_file.read_text().endswith("\n"), "no start", first)
+    task = int(pid_file.read_text())
     first.send_signal(stop)
-    _until(lambda: _state(task) == "T", "the attempt was not stopped with kflow")
+    _until(lambda: _state(task) == "T", "the attempt was not stopped with kflow", first)
 
     # The stopped run renews nothing: after the TTL another run takes the lease over.
     (tmp_path / "second").touch()
