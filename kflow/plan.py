@@ -383,8 +383,13 @@ def recheck(plan: Plan, iid: InstanceId, storage: Storage, *, waited: bool = Fal
                 return decision
     alone = Graph(plan.graph.project, {iid: instance}, (iid,))
     store = plan.store or StateStore(storage, plan.graph.project.root)
+    observed = observe(alone, storage, store)
     try:
-        reason, detail = _decide_one(instance, observe(alone, storage, store), False, set(), None)
+        reason, detail = _decide_one(instance, observed, False, set(), None)
     except DefinitionError:
         return decision  # e.g. a source input gone meanwhile: let the attempt say so
+    if reason is None and not waited and iid not in observed.refs:
+        # Outputs that appeared without a record were not made by another kflow run (kflow's
+        # own records can make an output folder appear): nothing to reuse.
+        return decision
     return Decision(iid, reason, detail)

@@ -61,7 +61,8 @@ def _replanner(plan: Plan, storage: Storage) -> Replanner:
 
 @contextlib.contextmanager
 def _interrupts(runner: Runner) -> Iterator[None]:
-    """First Ctrl-C/SIGTERM: an orderly stop. Second: kill what runs and exit at once."""
+    """First Ctrl-C/SIGTERM: an orderly stop. Second: kill what runs and exit at once.
+    Ctrl-Z stops the attempts with kflow; SIGCONT lets them go on once leases are checked."""
     seen = 0
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -76,7 +77,17 @@ def _interrupts(runner: Runner) -> Iterator[None]:
         runner.abort()  # kills what runs, records the run: bounded, about a second at most
         os._exit(EXIT_INTERRUPTED)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # Ctrl-Z, as a shell does it: stop the attempts' process groups, then ourselves.
+        runner.request_suspend()
+
+    def go_on(signum: int, frame: FrameType | None) -> None:
+        runner.continued()
+
+    handlers = {signal.SIGINT: handler, signal.SIGTERM: handler}
+    if hasattr(signal, "SIGTSTP"):
+        handlers.update({signal.SIGTSTP: stop, signal.SIGCONT: go_on})
+    previous = {sig: signal.signal(sig, action) for sig, action in handlers.items()}
     try:
         yield
     finally:
@@ -121,6 +132,7 @@ def build(
     params: ParamOption = None,
 ) -> None:
     """Run the stale instances of the targets (default: the project's default targets)."""
+    _check_executor(executor)  # bad usage is exit 2 whether or not anything is stale
     # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
     # would rescan their objects); when nothing runs they are gone before it comes back.
     with paused_gc():
@@ -136,6 +148,15 @@ def build(
     finally:
         gc.unfreeze()
     raise typer.Exit(exit_code)
+
+
+def _check_executor(name: str | None) -> None:
+    from kflow.executors import EXECUTORS
+
+    if name is not None and name not in EXECUTORS:
+        raise UsageError(
+            f"--executor: unknown executor {name!r}", hint=f"use one of {', '.join(EXECUTORS)}"
+        )
 
 
 def _plan_build(

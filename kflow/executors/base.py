@@ -106,6 +106,16 @@ class Executor(Protocol):
         """Forget a finished attempt (free its log, delete a succeeded pod per cleanup policy)."""
         ...
 
+    def suspend(self) -> None:
+        """Job control, kflow is being stopped (Ctrl-Z): freeze every running attempt, as a
+        shell stops a job's processes. Safe in a signal handler; returns at once."""
+        ...
+
+    def resume(self) -> None:
+        """kflow was continued and its leases checked: let every frozen attempt go on
+        (an attempt whose lease was lost has been cancelled with grace 0 before)."""
+        ...
+
     def close(self) -> None:
         """Release everything the executor holds (threads, temp files, API clients)."""
         ...

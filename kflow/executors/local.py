@@ -5,7 +5,8 @@ pidfd per process in one epoll where Linux has them, a short poll elsewhere)
 and also enforces timeouts and the SIGTERM → SIGKILL escalation of cancels.
 The whole process group is signalled, so children a command started end too.
 Should kflow itself be killed, a watchdog process (see ``watchdog``) ends the
-groups still running, so a task never outlives the run that holds its lease.
+groups still running, so a task never outlives the run that holds its lease; while
+kflow is stopped (Ctrl-Z, SIGSTOP) the groups are frozen with it.
 
 Resources apply locally as they would in a pod: ``cpu`` is counted against a budget
 of CPUs (``-j``), as Snakemake's ``--cores`` counts threads, so an attempt whose CPUs
@@ -224,6 +225,7 @@ class LocalExecutor:
             _kill_group(attempt.proc.pid, signal.SIGKILL)
             return
         _kill_group(attempt.proc.pid, signal.SIGTERM)
+        _kill_group(attempt.proc.pid, signal.SIGCONT)  # a frozen group acts on it once going
         attempt.kill_at = time.monotonic() + grace
 
     def _final_update(self, attempt: _Attempt, code: int) -> AttemptUpdate:
@@ -272,6 +274,20 @@ class LocalExecutor:
             return  # already stopping; a later cancel may only shorten the grace
         attempt.cancelled = True
         self._stop(attempt, grace)
+
+    def suspend(self) -> None:
+        """Ctrl-Z: stop every attempt's process group, as a shell stops a job."""
+        for pid in list(self._live):
+            _kill_group(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue the frozen groups; through the watchdog when it runs, because it also
+        freezes them (when kflow is stopped with SIGSTOP) and must not do so after this."""
+        if self._watchdog is not None and self._watchdog.running:
+            self._watchdog.let_go_on()
+            return
+        for pid in list(self._live):
+            _kill_group(pid, signal.SIGCONT)
 
     def release(self, handle: AttemptHandle) -> None:
         attempt = self._attempts.pop(handle.key, None)

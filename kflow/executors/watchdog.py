@@ -15,14 +15,23 @@ SIGKILL to what is left after a grace period, removes the executor's folder
 of temporary logs, and exits. On an orderly close every group has been
 forgotten already, so EOF ends nothing.
 
-The child side runs as a script (``python -I -S watchdog.py GRACE FOLDER``) and
-imports only the standard library: it starts in milliseconds.
+Job control: tasks in sessions of their own do not stop with kflow (Ctrl-Z,
+SIGSTOP), so a stopped kflow, whose leases are no longer renewed, would let
+another run start a second copy beside them. So the watchdog also watches
+kflow's state and freezes (SIGSTOP) every registered group as soon as kflow is
+stopped; it lets them go on (SIGCONT) only when kflow, running again, has
+checked its leases and says ``C``. One process does both, in order, so a stale
+look at kflow's state can never freeze groups after kflow let them go.
+
+The child side runs as a script (``python -I -S watchdog.py GRACE FOLDER PARENT``)
+and imports only the standard library: it starts in milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -30,6 +39,7 @@ import sys
 import time
 
 POLL = 0.05  # how often the watchdog looks whether signalled groups are gone
+LOOK = 0.1  # how often it looks whether kflow is stopped (well within a lease TTL / 3)
 
 # The watchdogs this kflow process has running, as (pid, start time): a lease names them,
 # so that another run takes it over only once they too are gone (their attempts ended).
@@ -54,7 +64,7 @@ class Watchdog:
         read, write = os.pipe()  # not inheritable: no task ever holds the write end
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", __file__, repr(grace), cleanup],
+                [sys.executable, "-I", "-S", __file__, repr(grace), cleanup, str(os.getpid())],
                 stdin=read,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -77,6 +87,14 @@ class Watchdog:
     def forget(self, pgid: int) -> None:
         """Before the group's leader is reaped, while its id cannot be reused yet."""
         self._send(f"-{pgid}\n")
+
+    @property
+    def running(self) -> bool:
+        return self._write is not None
+
+    def let_go_on(self) -> None:
+        """kflow has checked its leases after a stop: continue the groups frozen meanwhile."""
+        self._send("C\n")
 
     def _send(self, line: str) -> None:
         if self._write is None:
@@ -121,6 +139,7 @@ def _exists(pgid: int) -> bool:
 def end_groups(groups: set[int], grace: float) -> None:
     """SIGTERM every group, SIGKILL those still there after ``grace`` seconds."""
     _signal_groups(groups, signal.SIGTERM)
+    _signal_groups(groups, signal.SIGCONT)  # a frozen group acts on SIGTERM only once going
     deadline = time.monotonic() + grace
     while groups and time.monotonic() < deadline:
         time.sleep(POLL)
@@ -128,16 +147,61 @@ def end_groups(groups: set[int], grace: float) -> None:
     _signal_groups(groups, signal.SIGKILL)
 
 
+def _stat_fields(pid: int | str) -> list[bytes]:
+    """/proc/PID/stat after the command name: state, ppid, pgrp, session…; [] if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _stopped(pid: int) -> bool:
+    """Whether the process is stopped by job control (SIGSTOP, SIGTSTP…)."""
+    return _stat_fields(pid)[:1] == [b"T"]
+
+
+def _child_groups(parent: int) -> set[int]:
+    """Process groups led by children of ``parent``: its attempts, including one started
+    an instant before it was stopped and not registered yet. Not this watchdog."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            fields = _stat_fields(name)
+            if len(fields) > 2 and fields[1] == str(parent).encode() and fields[2] == name.encode():
+                found.add(int(name))
+    return found
+
+
 def main(argv: list[str]) -> None:
     grace, cleanup = float(argv[1]), argv[2]
+    parent = int(argv[3]) if len(argv) > 3 else 0
     groups: set[int] = set()
-    for line in sys.stdin.buffer:  # until EOF: kflow has gone, whichever way
-        with contextlib.suppress(ValueError):
-            pgid = int(line[1:])
-            if line.startswith(b"+"):
-                groups.add(pgid)
-            else:
-                groups.discard(pgid)
+    frozen: set[int] = set()  # the groups frozen while kflow is stopped
+    pending = b""
+    while True:  # until EOF: kflow has gone, whichever way
+        ready, _, _ = select.select([0], [], [], LOOK if parent else None)
+        if ready:
+            chunk = os.read(0, 4096)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line == b"C":
+                    _signal_groups(groups | frozen, signal.SIGCONT)
+                    frozen = set()
+                    continue
+                with contextlib.suppress(ValueError):
+                    pgid = int(line[1:])
+                    if line.startswith(b"+"):
+                        groups.add(pgid)
+                    else:
+                        groups.discard(pgid)
+        if parent and not frozen and _stopped(parent):
+            frozen = groups | _child_groups(parent)
+            _signal_groups(frozen, signal.SIGSTOP)
     end_groups(groups, grace)
     shutil.rmtree(cleanup, ignore_errors=True)
 

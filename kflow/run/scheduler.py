@@ -14,6 +14,7 @@ record of a run ended by a second Ctrl-C), ``leases`` (other runs), ``outcome``
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -124,6 +125,8 @@ class Runner:
         self.stop_reason = ""  # why, for what is left not started
         self.interrupting = False
         self._stop_requested = threading.Event()
+        self._continued = threading.Event()
+        self._suspend_requested = threading.Event()
         # Preparing is storage latency (atomic creates, fsyncs): keep several in flight so
         # that trivial tasks never wait for it, without leasing far ahead of what runs.
         self._prepare_depth = max(8, 4 * self.options.jobs)
@@ -136,6 +139,17 @@ class Runner:
     def request_stop(self) -> None:
         """First Ctrl-C/SIGTERM: no new starts, terminate what runs. Safe in a signal handler."""
         self._stop_requested.set()
+
+    def request_suspend(self) -> None:
+        """Ctrl-Z (SIGTSTP): at the loop's next turn, freeze every running attempt, so none
+        goes on while this run, stopped, renews no lease, then stop. Safe in a signal
+        handler (the loop acts, never between a process start and its registration)."""
+        self._suspend_requested.set()
+
+    def continued(self) -> None:
+        """SIGCONT: kflow goes on after a stop. Safe in a signal handler: the loop then
+        checks the leases before letting the frozen attempts go on (``_after_stop``)."""
+        self._continued.set()
 
     def abort(self, timeout: float = ABORT_TIMEOUT) -> None:
         """Second Ctrl-C: kill every running attempt at once, then record the run as
@@ -191,6 +205,13 @@ class Runner:
 
     def _loop(self) -> None:
         while True:
+            if self._suspend_requested.is_set():
+                self._suspend_requested.clear()
+                self.executor.suspend()  # as a shell does: the job's processes, then us
+                os.kill(os.getpid(), signal.SIGSTOP)
+            if self._continued.is_set():
+                self._continued.clear()
+                self._after_stop()
             if self._stop_requested.is_set() and not self.interrupting:
                 self._begin_interrupt()
             self._promote_due_retries()
@@ -314,15 +335,26 @@ class Runner:
         self._emit(ev.InstanceReused(instance=str(iid), holder=built_by))
         self._unblock_dependents(iid)
 
-    def _notice_lost_leases(self) -> None:
+    def _notice_lost_leases(self, grace: float | None = None) -> None:
         lost = self.leases.take_lost() if self.leases is not None else set()
         if not lost:
             return
+        grace = self.options.kill_grace if grace is None else grace
         for running in self.running.values():
             if str(running.iid) in lost and not running.lease_lost:
                 running.lease_lost = True
                 self._emit(ev.LeaseLost(instance=str(running.iid)))
-                self.executor.cancel(running.handle, self.options.kill_grace)
+                self.executor.cancel(running.handle, grace)
+
+    def _after_stop(self) -> None:
+        """kflow was stopped and goes on: its attempts are frozen (by the Ctrl-Z handler or
+        the watchdog). Another run may have taken leases over meanwhile: renew them now, kill
+        the attempts whose lease was lost before they run another instant beside the new
+        holder's, and only then let the others go on."""
+        if self.leases is not None:
+            self.leases.renew()
+            self._notice_lost_leases(grace=0)
+        self.executor.resume()
 
     def _submit(self, iid: InstanceId) -> None:
         instance = self.graph.instances[iid]

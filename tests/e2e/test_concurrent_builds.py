@@ -29,6 +29,16 @@ outputs = ["{root}/one.txt"]
 requires = ["shared"]
 command = "sh -c 'echo $KFLOW_RUN >> counter-two; cp {input} {output}'"
 outputs = ["{root}/two.txt"]
+
+# independent of `shared`: `slow` runs until the test says, then `after_slow` could start
+[tasks.slow]
+command = "sh -c 'while [ ! -e go-slow ]; do sleep 0.02; done; echo s > {output}'"
+outputs = ["{root}/slow.txt"]
+
+[tasks.after_slow]
+requires = ["slow"]
+command = "sh -c 'echo a > {output}'"
+outputs = ["{root}/after_slow.txt"]
 """
 
 
@@ -94,6 +104,45 @@ def test_no_wait_exits_3_when_another_run_holds_what_we_need(tmp_path: Path) -> 
     assert first.returncode == 0
     assert len(_lines(tmp_path / "counter-shared")) == 1
     assert not (tmp_path / "counter-two").exists()
+
+
+def test_no_wait_names_the_held_instance_as_the_reason_nothing_else_started(
+    tmp_path: Path,
+) -> None:
+    _project(tmp_path)
+    first = _build(tmp_path, "one")
+    _wait_for(tmp_path / "started", first)
+    second = _build(tmp_path, "two", "after_slow", "--no-wait")
+    assert second.stdout is not None
+    seen = ""
+    while "held shared" not in seen:  # `slow` goes on only once the held lease was seen
+        line = second.stdout.readline()
+        assert line, second.communicate()
+        seen += line
+    (tmp_path / "go-slow").touch()
+    out, err = second.communicate(timeout=30)
+    out = seen + out
+    (tmp_path / "go").touch()
+    first.communicate(timeout=30)
+    assert second.returncode == 3, out + err
+    assert "after a failure" not in out, out
+    assert "skipped after_slow: not started: another run holds shared (--no-wait)" in out, out
+
+
+def test_unknown_executor_is_bad_usage_even_when_nothing_is_stale(tmp_path: Path) -> None:
+    (tmp_path / "kflow.toml").write_text(
+        '[project]\nname = "t"\n[tasks.a]\ncommand = "true"\noutputs = ["a.txt"]\n'
+    )
+    (tmp_path / "a.txt").write_text("made\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "--executor", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--executor" in done.stderr and "'nope'" in done.stderr, done.stderr
+    assert not (tmp_path / ".kflow").exists()  # nothing written
 
 
 def test_build_takes_over_the_lease_of_a_killed_build_at_once(tmp_path: Path) -> None:

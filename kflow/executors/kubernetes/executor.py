@@ -425,6 +425,12 @@ class KubernetesExecutor:
         with contextlib.suppress(KflowError):
             self.pods.delete(attempt.name, uid, math.ceil(grace))
 
+    def suspend(self) -> None:
+        return None  # a pod cannot be frozen: a run that takes the lease over adopts it
+
+    def resume(self) -> None:
+        return None
+
     def close(self) -> None:
         with self._lock:
             for attempt in self._attempts.values():

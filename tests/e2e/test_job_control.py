@@ -1,0 +1,140 @@
+"""Leases that hold when their holder is stopped or its clock is wrong (SPEC §3).
+
+A stopped `kflow build` (Ctrl-Z, SIGSTOP) no longer renews its leases, so another run
+may take them over: the stopped run's attempts must be frozen with it and killed, not
+let go on, once it is continued and finds a lease lost. And a lease is judged expired
+by the observer's own clock, never by a time its holder wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kflow.run.leases import lease_location
+from tests.helpers import write_project
+
+# The first attempt waits for `go`; an attempt that starts once `second` exists does not.
+PROJECT = """
+[project]
+name = "t"
+storage = "file://./data"
+
+[tasks.x]
+command = ["sh", "-c", '''echo $KFLOW_RUN >> starts;
+  if [ ! -e second ]; then echo $$ > first-pid; while [ ! -e go ]; do sleep 0.02; done; fi;
+  echo $KFLOW_RUN >> ends; echo x > "$0"''', "{output}"]
+outputs = ["{root}/x.txt"]
+"""
+
+
+def _build(tmp_path: Path, ttl: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "KFLOW_LEASE_TTL": ttl},
+    )
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def _until(condition: object, what: str, proc: subprocess.Popen[str] | None = None) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():  # type: ignore[operator]
+        assert proc is None or proc.poll() is None, proc.communicate() if proc else ""
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states")
+@pytest.mark.parametrize("stop", [signal.SIGTSTP, signal.SIGSTOP], ids=["ctrl-z", "sigstop"])
+def test_stopped_build_freezes_its_attempt_and_never_overlaps_the_run_that_takes_over(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    write_project(tmp_path, PROJECT)
+    first = _build(tmp_path, "2")
+    pid_file = tmp_path / "first-pid"
+    _until(lambda: pid_file.exists() and pid_file.read_text().endswith("\n"), "no start", first)
+    task = int(pid_file.read_text())
+    first.send_signal(stop)
+    _until(lambda: _state(task) == "T", "the attempt was not stopped with kflow", first)
+
+    # The stopped run renews nothing: after the TTL another run takes the lease over.
+    (tmp_path / "second").touch()
+    second = _build(tmp_path, "2")
+    out2, _ = second.communicate(timeout=60)
+    assert second.returncode == 0, out2
+    assert _state(task) == "T", "the stopped run's attempt went on beside the second run's"
+
+    (tmp_path / "go").touch()  # were the first attempt let go on, it would finish now
+    first.send_signal(signal.SIGCONT)
+    out1, _ = first.communicate(timeout=60)
+    assert first.returncode == 0, out1
+    assert "lease lost x" in out1 and "reused x" in out1, out1
+    ends = (tmp_path / "ends").read_text().split()
+    assert len(ends) == 1, "both runs finished the instance"
+    assert _state(task) == "gone"
+
+
+def test_a_renewed_lease_is_not_taken_whatever_time_its_holder_writes(tmp_path: Path) -> None:
+    """A holder on another host whose clock is 40 s behind (its expiry times are in the
+    past for us) but which renews its lease: the lease is live, so we wait for it."""
+    write_project(tmp_path, PROJECT)
+    (tmp_path / "second").touch()
+    lease = tmp_path / lease_location("data", "x")
+    lease.parent.mkdir(parents=True)
+    waiting = threading.Event()
+    done = threading.Event()
+
+    def holder() -> None:
+        beat = after = 0
+        while not done.is_set():
+            beat += 1
+            after += waiting.is_set()
+            skewed = time.time() - 40
+            data = {"holder": "elsewhere-run", "instance": "x", "host": "elsewhere",
+                    "pid": 1, "ttl": 1.0, "expires": skewed + 1.0, "beat": beat}  # fmt: skip
+            tmp = lease.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, lease)
+            # renewed every 0.2 s: the 1 s TTL never passes without a change; the other
+            # run waits through 3 TTLs of it before the holder finishes and lets go
+            if after > 15:
+                (tmp_path / "data/x.txt").write_text("built elsewhere\n")
+                lease.unlink()
+                return
+            time.sleep(0.2)
+
+    renewing = threading.Thread(target=holder, daemon=True)
+    renewing.start()
+    try:
+        build = _build(tmp_path, "1")
+        assert build.stdout is not None
+        seen = ""
+        while "waiting x" not in seen:
+            line = build.stdout.readline()
+            assert line, seen + build.communicate()[0]
+            seen += line
+        waiting.set()
+        out = seen + build.communicate(timeout=60)[0]
+    finally:
+        done.set()
+        renewing.join(timeout=10)
+    assert build.returncode == 0, out
+    assert "reused x" in out, out
+    assert not (tmp_path / "starts").exists(), "took a live lease and ran a duplicate"
