@@ -1,0 +1,64 @@
+"""The `kflow report` HTML page in headless Chromium: offline, counts, clicks, escaping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.browser.conftest import Watch
+from tests.helpers import kflow
+from tests.report.project import MARKUP, built_project
+
+
+def _open_report(folder: Path, watch: Watch) -> None:
+    out = folder / "report.html"
+    result = kflow("report", "-C", folder, "-o", out)
+    assert result.exit_code == 0, result.output
+    watch.page.goto(out.as_uri())
+    watch.page.wait_for_selector("#summary")
+
+
+def test_the_report_draws_one_node_per_task_and_one_bar_per_attempt(
+    tmp_path: Path, watch: Watch
+) -> None:
+    built_project(tmp_path)
+    _open_report(tmp_path, watch)
+    page = watch.page
+    assert page.locator("svg .task-node").count() == 3  # fetch, flaky, summary
+    assert page.locator(".bar.attempt").count() == 3 + 2 + 2  # the retry has its own bar
+    assert page.locator(".bar.attempt.failed").count() == 2
+    assert page.locator(".tl-row.critical").count() == 2  # fetch[us] → flaky[us]
+    # the first failure and its log tail come first
+    assert "flaky[region=us]" in page.locator("#first-failure").inner_text()
+    assert "boom-us-tail" in page.locator("#summary pre.log").inner_text()
+    watch.clean()
+
+
+def test_a_click_on_a_failed_task_shows_its_log_tail(tmp_path: Path, watch: Watch) -> None:
+    built_project(tmp_path)
+    _open_report(tmp_path, watch)
+    page = watch.page
+    assert "boom-us-tail" not in page.locator("#detail").inner_text()
+    page.locator('svg .task-node[data-task="flaky"] text').first.click()  # its name
+    assert "flaky[region=us]" in page.locator("#detail h2").inner_text()
+    assert "boom-us-tail" in page.locator("#log-tail").inner_text()
+    assert page.locator("#attempts tr").count() == 1 + 2
+    # the instances table filters by task and status
+    page.select_option("#filter-status", "failed")
+    assert page.locator("#instance-table tr").count() == 1 + 1
+    watch.clean()
+
+
+def test_markup_in_a_parameter_shows_as_text(tmp_path: Path, watch: Watch) -> None:
+    built_project(tmp_path)
+    _open_report(tmp_path, watch)
+    page = watch.page
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert MARKUP in page.locator("#not-run").inner_text()
+    watch.clean()  # no alert() dialog either
+
+
+def test_the_request_guard_catches_a_request_to_another_host(watch: Watch) -> None:
+    """So that "no request outside" above means something."""
+    watch.page.set_content('<img src="http://example.invalid/x.png">')
+    watch.page.wait_for_load_state()
+    assert watch.outside == ["http://example.invalid/x.png"]
