@@ -85,7 +85,7 @@
       g.appendChild(svg("text", {x: 8, y: 32}, Object.keys(t.counts).sort().map(function (k) { return t.counts[k] + " " + k; }).join(", ") + " \u00b7 " + secs(t.time)));
       var y = 48;
       t.failed.concat(t.slowest.filter(function (i) { return t.failed.indexOf(i) < 0; })).slice(0, 3).forEach(function (id) {
-        var label = (t.failed.indexOf(id) >= 0 ? "\u2717 " : "\u23f1 ") + id;
+        var label = (t.failed.indexOf(id) >= 0 ? "\u2717 " : "\u25b8 ") + id;
         var pin = svg("text", {x: 8, y: y, "class": "pin" + (t.failed.indexOf(id) >= 0 ? " failed" : "")}, label.length > 34 ? label.slice(0, 33) + "\u2026" : label);
         pin.addEventListener("click", function (ev) { ev.stopPropagation(); select(id); });
         g.appendChild(pin); y += 15;
@@ -181,7 +181,7 @@
     s.firstChild.textContent = "Instance " + i.id + " ";
     s.firstChild.appendChild(badge(i.status));
     var t = el("table");
-    row(t, ["why it ran", i.why.kind]); row(t, ["", i.why.detail]); row(t, ["detail", i.detail]);
+    row(t, ["why it ran", i.why.kind]); row(t, ["what changed", i.why.detail]); row(t, ["detail", i.detail]);
     row(t, ["params", Object.keys(i.params).map(function (k) { return k + "=" + i.params[k]; }).join(" ")]);
     row(t, ["ready", when(i.ready)]);
     [["requires (ancestors)", true], ["required by (descendants)", false]].forEach(function (p) {
@@ -230,7 +230,7 @@
   function render() {
     var app = document.getElementById("app");
     while (app.firstChild) app.removeChild(app.firstChild);
-    [summary(), detail(), graph(), timeline(), table(), notRun()].forEach(function (n) { app.appendChild(n); });
+    [summary(), graph(), timeline(), detail(), table(), notRun()].forEach(function (n) { app.appendChild(n); });
   }
 
   function runsList() {
