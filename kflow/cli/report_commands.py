@@ -58,14 +58,14 @@ def report(
     from kflow.report.html import render_html
     from kflow.report.markdown import render_markdown
     from kflow.report.model import page_model
-    from kflow.report.source import find_run, read_tails
+    from kflow.report.source import find_run, output_stamps, read_tails
     from kflow.report.trace import render_trace
 
     project = open_project(directory, file, profile)
     storage = project_storage(project)
     record = find_run(storage, project.root, run)
     other = find_run(storage, project.root, against) if against else None
-    model = page_model(record, read_tails(storage, record))
+    model = page_model(record, read_tails(storage, record), output_stamps(storage, record))
     if other is not None:
         from kflow.report.diff import diff_models, render_diff_markdown
 

@@ -7,6 +7,7 @@ kflow versions lack some fields: they come out as ``None`` (shown as "—").
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -17,6 +18,7 @@ from kflow.run.records import InstanceRecord, RunRecord, split_reason
 MODEL_VERSION = 1
 PINNED = 3  # failed and slowest instances pinned on each task node
 NOT_RUN = ("skipped", "reused", "held", "interrupted", "queued")
+RUN_NAMED = re.compile(r"\b(?:built|held) by run (\S+)")
 
 
 def task_of(name: str) -> tuple[str, dict[str, str]]:
@@ -33,7 +35,9 @@ def _duration(entry: InstanceRecord) -> float | None:
     return sum(durations) if durations else None
 
 
-def _instance(name: str, entry: InstanceRecord, tail: str | None) -> dict[str, Any]:
+def _instance(
+    name: str, entry: InstanceRecord, tail: str | None, stamps: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     task, params = task_of(name)
     kind, detail = split_reason(entry.reason)
     return {
@@ -60,6 +64,9 @@ def _instance(name: str, entry: InstanceRecord, tail: str | None) -> dict[str, A
                 "log": a.log or None,
             }
             for a in entry.attempts
+        ],
+        "outputs": [
+            {"location": o, **stamps.get(o, {"size": None, "mtime": None})} for o in entry.outputs
         ],
         "log_tail": tail,
         "critical": False,
@@ -121,19 +128,32 @@ def _first_failure(instances: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _not_run(record: RunRecord, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [
-        {"id": i["id"], "status": i["status"], "why": i["detail"]}
+        {"id": i["id"], "status": i["status"], "why": i["detail"], "run": _run_named(i["detail"])}
         for i in instances
         if i["status"] in NOT_RUN
     ]
-    rows += [{"id": name, "status": "up to date", "why": None} for name in record.up_to_date]
+    rows += [
+        {"id": name, "status": "up to date", "why": None, "run": None} for name in record.up_to_date
+    ]
     return rows
 
 
-def page_model(record: RunRecord, tails: dict[str, str] | None = None) -> dict[str, Any]:
-    """The model of one run's page. ``tails``: instance → the tail of its last attempt's log."""
-    tails = tails or {}
+def _run_named(detail: str | None) -> str | None:
+    """The other run in "built by run ID on HOST" / "held by run ID …" (for a link)."""
+    found = RUN_NAMED.search(detail or "")
+    return found.group(1) if found else None
+
+
+def page_model(
+    record: RunRecord,
+    tails: dict[str, str] | None = None,
+    stamps: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The model of one run's page. ``tails``: instance → the tail of its last attempt's
+    log; ``stamps``: output location → its size and mtime (see ``source``)."""
+    tails, stamps = tails or {}, stamps or {}
     instances = [
-        _instance(name, entry, tails.get(name)) for name, entry in record.instances.items()
+        _instance(name, entry, tails.get(name), stamps) for name, entry in record.instances.items()
     ]
     path = critical_path(instances)
     on_path = set(path)

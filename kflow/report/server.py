@@ -19,7 +19,7 @@ from kflow.errors import KflowError
 from kflow.report.html import render_page
 from kflow.report.model import page_model
 from kflow.report.runs import recent_records, runs_model
-from kflow.report.source import read_tails
+from kflow.report.source import output_stamps, read_tails
 from kflow.run.records import RunRecord, list_run_ids, record_location
 from kflow.storage import Storage
 
@@ -48,7 +48,8 @@ class Pages:
         return record, '"' + hashlib.sha256(data).hexdigest()[:20] + record.status + '"'
 
     def run_model(self, record: RunRecord) -> dict[str, Any]:
-        return page_model(record, read_tails(self.storage, record, UI_TAILS))
+        tails = read_tails(self.storage, record, UI_TAILS)
+        return page_model(record, tails, output_stamps(self.storage, record, UI_TAILS))
 
     def runs(self) -> dict[str, Any]:
         return runs_model(recent_records(self.storage, self.root))

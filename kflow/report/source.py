@@ -32,6 +32,20 @@ def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
     return record
 
 
+def output_stamps(
+    storage: Storage, record: RunRecord, limit: int = MAX_TAILS
+) -> dict[str, dict[str, float | None]]:
+    """Location → its size and mtime now (one batched stat), for the first ``limit``
+    instances' outputs; a missing output has none."""
+    locations = [o for entry in list(record.instances.values())[:limit] for o in entry.outputs]
+    stamps = storage.stat_many(locations) if locations else {}
+    return {
+        location: {"size": float(stamp.size), "mtime": stamp.mtime}
+        for location, stamp in stamps.items()
+        if stamp is not None
+    }
+
+
 def tail(data: bytes, lines: int = TAIL_LINES) -> str:
     text = data.decode("utf-8", errors="replace")
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])

@@ -60,6 +60,7 @@ class InstanceRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     requires: list[str] = field(default_factory=list)  # its requirements: the graph's edges
     ready: float | None = None  # when its requirements were done (it could start)
+    outputs: list[str] = field(default_factory=list)  # their locations on storage
 
 
 @dataclass
@@ -114,6 +115,7 @@ class RunRecord:
                 attempts,
                 list(entry.get("requires") or []),
                 entry.get("ready"),
+                list(entry.get("outputs") or []),
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
         known = {k: v for k, v in raw.items() if k in names}

@@ -116,6 +116,7 @@ class Runner:
                 str(i): InstanceRecord(
                     reason=reasons.get(i, ""),
                     requires=[str(r) for r in graph.instances[i].requires],
+                    outputs=list(graph.instances[i].outputs.values()),
                 )
                 for i in self.order
             },

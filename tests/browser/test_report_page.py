@@ -42,9 +42,24 @@ def test_a_click_on_a_failed_task_shows_its_log_tail(tmp_path: Path, watch: Watc
     assert "flaky[region=us]" in page.locator("#detail h2").inner_text()
     assert "boom-us-tail" in page.locator("#log-tail").inner_text()
     assert page.locator("#attempts tr").count() == 1 + 2
+    page.locator("svg .pin", has_text="fetch[region=eu]").click()  # a pinned instance
+    assert "raw-eu.txt\t3\t" in page.locator("#outputs").inner_text()  # size and stamp
     # the instances table filters by task and status
     page.select_option("#filter-status", "failed")
     assert page.locator("#instance-table tr").count() == 1 + 1
+    watch.clean()
+
+
+def test_the_diff_of_two_runs_shows_in_the_page(tmp_path: Path, watch: Watch) -> None:
+    built_project(tmp_path)
+    first = sorted(p.stem for p in (tmp_path / "data/.kflow/runs").iterdir())[0]
+    kflow("build", "-C", tmp_path, "-k", "-B")
+    out = tmp_path / "diff.html"
+    assert kflow("report", "-C", tmp_path, "--against", first, "-o", out).exit_code == 0
+    watch.page.goto(out.as_uri())
+    text = watch.page.locator("#against").inner_text()
+    assert f"Compared with run {first}" in text and "new failures (0)" in text
+    assert watch.page.locator("#task-times tr").count() == 1 + 3  # fetch, flaky, summary
     watch.clean()
 
 

@@ -89,9 +89,16 @@ def test_critical_path_follows_the_requirement_that_ended_last() -> None:
 def test_what_did_not_run_lists_skipped_and_up_to_date() -> None:
     rows = page_model(_record())["not_run"]
     assert rows == [
-        {"id": "c", "status": "skipped", "why": "requires b[x=2], which failed"},
-        {"id": "z", "status": "up to date", "why": None},
+        {"id": "c", "status": "skipped", "why": "requires b[x=2], which failed", "run": None},
+        {"id": "z", "status": "up to date", "why": None, "run": None},
     ]
+
+
+def test_an_instance_reused_from_another_run_names_that_run() -> None:
+    record = _record()
+    record.instances["c"] = InstanceRecord("reused", detail="built by run 20261130T1200Z-ab on h1")
+    (row,) = [r for r in page_model(record)["not_run"] if r["id"] == "c"]
+    assert row["status"] == "reused" and row["run"] == "20261130T1200Z-ab"
 
 
 def test_a_record_without_the_new_fields_still_renders() -> None:

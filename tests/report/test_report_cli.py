@@ -33,6 +33,12 @@ def test_report_formats(tmp_path: Path) -> None:
     assert [t["name"] for t in model["tasks"]] == ["fetch", "flaky", "summary"]
     assert model["first_failure"]["id"] == "flaky[region=us]"
     assert "boom-us-tail" in model["first_failure"]["log_tail"]
+    by_id = {i["id"]: i for i in model["instances"]}
+    (output,) = by_id["fetch[region=eu]"]["outputs"]
+    assert output["location"].endswith("raw-eu.txt") and output["size"] == 3  # "eu\n"
+    assert output["mtime"] is not None
+    (gone,) = by_id["flaky[region=us]"]["outputs"]  # removed after the failure
+    assert gone["size"] is None
     trace = json.loads(kflow("report", "-C", tmp_path, "--format", "trace").stdout)
     assert len([e for e in trace["traceEvents"] if e["ph"] == "X"]) == 3 + 2 + 2  # retry too
     md = kflow("report", "latest", "-C", tmp_path, "--format", "md").stdout

@@ -195,6 +195,12 @@
     row(at, ["attempt", "status", "started", "took", "exit", "where", "reason"]);
     i.attempts.forEach(function (a) { row(at, [a.number, badge(a.status), when(a.started), secs(a.duration), a.exit_code, a.where, a.reason]); });
     s.appendChild(at);
+    if (i.outputs && i.outputs.length) {
+      var ot = el("table", {id: "outputs"});
+      row(ot, ["output", "size (bytes)", "stamp (modified)"]);
+      i.outputs.forEach(function (o) { row(ot, [o.location, o.size, when(o.mtime)]); });
+      s.appendChild(ot);
+    }
     var pre = el("pre", {"class": "log", id: "log-tail"}, i.log_tail === null ? "(no log tail in this report)" : i.log_tail);
     s.appendChild(pre);
     if (cfg.log_url && i.attempts.length) {
@@ -219,9 +225,26 @@
 
   function notRun() {
     var s = section("not-run", "What did not run, and why (" + model.not_run.length + ")"), t = el("table");
-    model.not_run.slice(0, 200).forEach(function (r) { row(t, [r.id, badge(r.status), r.why]); });
+    model.not_run.slice(0, 200).forEach(function (r) {
+      var other = r.run && cfg.log_url ? el("a", {href: "/run/" + encodeURIComponent(r.run)}, "run " + r.run) : (r.run ? "run " + r.run : null);
+      row(t, [r.id, badge(r.status), r.why, other]);
+    });
     s.appendChild(t);
     if (model.not_run.length > 200) s.appendChild(el("p", {"class": "muted"}, (model.not_run.length - 200) + " more"));
+    return s;
+  }
+
+  function against() {
+    var d = model.against, s = section("against", "Compared with run " + d.run_id), t = el("table");
+    [["new failures", d.new_failures], ["ran in this run only", d.only_here], ["ran in the other run only", d.only_there]].forEach(function (p) {
+      row(t, [p[0] + " (" + p[1].length + ")", p[1].slice(0, 50).join(", ")]);
+    });
+    d.changed_reasons.slice(0, 50).forEach(function (c) { row(t, [c.id, dash(c.before) + " \u2192 " + dash(c.now)]); });
+    s.appendChild(t);
+    var tt = el("table", {id: "task-times"});
+    row(tt, ["task", "before", "now"]);
+    d.task_times.forEach(function (r) { row(tt, [r.task, secs(r.before), secs(r.now)]); });
+    s.appendChild(tt);
     return s;
   }
 
@@ -230,7 +253,9 @@
   function render() {
     var app = document.getElementById("app");
     while (app.firstChild) app.removeChild(app.firstChild);
-    [summary(), graph(), timeline(), detail(), table(), notRun()].forEach(function (n) { app.appendChild(n); });
+    var views = [summary(), graph(), timeline(), detail(), table(), notRun()];
+    if (model.against) views.splice(1, 0, against());
+    views.forEach(function (n) { app.appendChild(n); });
   }
 
   function runsList() {
