@@ -62,6 +62,7 @@ def _instance(
                 "reason": a.reason or None,
                 "where": a.where or None,
                 "log": a.log or None,
+                "free": a.free,
             }
             for a in entry.attempts
         ],

@@ -46,6 +46,7 @@ class AttemptRecord:
     reason: str = ""  # why it failed
     where: str = ""  # pid, pod name
     log: str = ""  # location of the log on storage
+    free: bool = False  # lost to the infrastructure (eviction): did not count as a retry
 
     @property
     def duration(self) -> float | None:

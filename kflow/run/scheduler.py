@@ -448,6 +448,7 @@ class Runner:
         if not counts and self.free_retries.get(iid, 0) < MAX_FREE_RETRIES:
             # A new attempt number all the same: each attempt keeps its own log and record.
             self.free_retries[iid] = self.free_retries.get(iid, 0) + 1
+            attempt.free = True
             self._retry_in(iid, 0.0, reason)
             return
         failed_attempts = self.attempts[iid] - self.free_retries.get(iid, 0)

@@ -86,6 +86,14 @@ def test_critical_path_follows_the_requirement_that_ended_last() -> None:
     assert [i["id"] for i in model["instances"] if i["critical"]] == ["a[x=1]", "b[x=1]"]
 
 
+def test_a_free_retry_is_marked_on_its_attempt() -> None:
+    record = _record()
+    record.instances["b[x=2]"].attempts[0].free = True  # evicted: did not count
+    (inst,) = [i for i in page_model(record)["instances"] if i["id"] == "b[x=2]"]
+    assert [a["free"] for a in inst["attempts"]] == [True, False]
+    assert json.loads(record.to_json())["instances"]["b[x=2]"]["attempts"][0]["free"] is True
+
+
 def test_what_did_not_run_lists_skipped_and_up_to_date() -> None:
     rows = page_model(_record())["not_run"]
     assert rows == [

@@ -117,8 +117,8 @@
       }
       i.attempts.forEach(function (a) {
         var stop = a.ended === null ? end : a.ended;
-        r.appendChild(el("div", {"class": "bar attempt " + dash(a.status), style: "left:" + pct(a.started) + ";width:" + width(a.started, stop),
-          title: i.id + " attempt " + a.number + ": " + dash(a.status) + " " + secs(a.duration) + (a.reason ? " (" + a.reason + ")" : "")}));
+        r.appendChild(el("div", {"class": "bar attempt " + dash(a.status) + (a.free ? " free" : ""), style: "left:" + pct(a.started) + ";width:" + width(a.started, stop),
+          title: i.id + " attempt " + a.number + (a.free ? " (free retry)" : "") + ": " + dash(a.status) + " " + secs(a.duration) + (a.reason ? " (" + a.reason + ")" : "")}));
       });
       r.addEventListener("click", function () { select(i.id); });
       box.appendChild(r);
@@ -193,7 +193,7 @@
     s.appendChild(t);
     var at = el("table", {id: "attempts"});
     row(at, ["attempt", "status", "started", "took", "exit", "where", "reason"]);
-    i.attempts.forEach(function (a) { row(at, [a.number, badge(a.status), when(a.started), secs(a.duration), a.exit_code, a.where, a.reason]); });
+    i.attempts.forEach(function (a) { row(at, [a.number + (a.free ? " (free)" : ""), badge(a.status), when(a.started), secs(a.duration), a.exit_code, a.where, a.reason]); });
     s.appendChild(at);
     if (i.outputs && i.outputs.length) {
       var ot = el("table", {id: "outputs"});
