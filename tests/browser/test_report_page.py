@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.browser.conftest import Watch
@@ -77,3 +78,24 @@ def test_the_request_guard_catches_a_request_to_another_host(watch: Watch) -> No
     watch.page.set_content('<img src="http://example.invalid/x.png">')
     watch.page.wait_for_load_state()
     assert watch.outside == ["http://example.invalid/x.png"]
+
+
+def test_a_record_from_an_older_kflow_renders_with_dashes(tmp_path: Path, watch: Watch) -> None:
+    built_project(tmp_path)
+    (path,) = (tmp_path / "data/.kflow/runs").iterdir()
+    record = json.loads(path.read_text())
+    for key in ("revision", "up_to_date"):
+        del record[key]
+    for entry in record["instances"].values():
+        for key in ("requires", "ready", "why", "outputs"):
+            del entry[key]
+        for attempt in entry["attempts"]:
+            del attempt["free"]
+    path.write_text(json.dumps(record))
+    _open_report(tmp_path, watch)
+    page = watch.page
+    assert page.locator("svg .task-node").count() == 3
+    assert page.locator("svg .edge").count() == 0  # no edges recorded then
+    page.locator('svg .task-node[data-task="flaky"] text').first.click()
+    assert "ready\t—" in page.locator("#detail").inner_text()
+    watch.clean()
