@@ -50,6 +50,8 @@ COMMAND_MODULES = {
     "runs": "kflow.cli.run_commands",
     "logs": "kflow.cli.run_commands",
     "doctor": "kflow.cli.doctor_command",
+    "report": "kflow.cli.report_commands",
+    "ui": "kflow.cli.report_commands",
 }
 
 

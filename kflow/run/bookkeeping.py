@@ -84,8 +84,8 @@ class Bookkeeper:
         if self.leases is not None:
             self._in_background(self.leases.release, str(iid))
 
-    def write(self, location: str, data: bytes) -> None:
-        self._in_background(self.storage.write_atomic, location, data)
+    def write(self, location: str, data: bytes) -> Future[None]:
+        return self._in_background(self.storage.write_atomic, location, data)
 
     def finish(self) -> KflowError | None:
         """Wait for what is in flight, give up every lease; the first storage error met."""
@@ -96,5 +96,7 @@ class Bookkeeper:
         self._pool.shutdown(wait=False)
         return error
 
-    def _in_background(self, work: Callable[..., None], *args: object) -> None:
-        self._background.append(self._pool.submit(work, *args))
+    def _in_background(self, work: Callable[..., None], *args: object) -> Future[None]:
+        future = self._pool.submit(work, *args)
+        self._background.append(future)
+        return future

@@ -46,6 +46,7 @@ class AttemptRecord:
     reason: str = ""  # why it failed
     where: str = ""  # pid, pod name
     log: str = ""  # location of the log on storage
+    free: bool = False  # lost to the infrastructure (eviction): did not count as a retry
 
     @property
     def duration(self) -> float | None:
@@ -58,6 +59,9 @@ class InstanceRecord:
     reason: str = ""  # why it ran (from the plan)
     detail: str = ""  # why it failed or was skipped
     attempts: list[AttemptRecord] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)  # its requirements: the graph's edges
+    ready: float | None = None  # when its requirements were done (it could start)
+    outputs: list[str] = field(default_factory=list)  # their locations on storage
 
 
 @dataclass
@@ -80,6 +84,9 @@ class RunRecord:
     pidns: str = ""
     pid_start: int = 0
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    # rewritten while the run goes on: each write has the next number (``kflow ui`` polls it)
+    revision: int = 0
+    up_to_date: list[str] = field(default_factory=list)  # the graph's instances that did not run
 
     def to_json(self) -> bytes:
         data: dict[str, Any] = {"version": RECORD_VERSION, **asdict(self)}
@@ -87,6 +94,8 @@ class RunRecord:
             for attempt in instance["attempts"]:
                 ended = attempt["ended"]
                 attempt["duration"] = None if ended is None else ended - attempt["started"]
+            kind, detail = split_reason(instance["reason"])
+            instance["why"] = {"kind": kind, "detail": detail}
             data["instances"][name] = instance
         data["duration"] = None if self.ended is None else self.ended - self.started
         return json.dumps(data, indent=1).encode()
@@ -101,7 +110,13 @@ class RunRecord:
                 for a in entry.get("attempts", [])
             ]
             instances[name] = InstanceRecord(
-                entry.get("status", ""), entry.get("reason", ""), entry.get("detail", ""), attempts
+                entry.get("status", ""),
+                entry.get("reason", ""),
+                entry.get("detail", ""),
+                attempts,
+                list(entry.get("requires") or []),
+                entry.get("ready"),
+                list(entry.get("outputs") or []),
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
         known = {k: v for k, v in raw.items() if k in names}
@@ -116,6 +131,13 @@ class RunRecord:
         if self.status != "running":
             return False
         return all_gone(Place(self.host, self.boot, self.pidns), [(self.pid, self.pid_start)])
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """``"output missing: data/x.csv"`` → ``("output missing", "data/x.csv")``: the plan's
+    reason kind (kflow.plan.Reason) and its detail, so reasons can be grouped."""
+    kind, sep, detail = reason.partition(": ")
+    return (kind, detail) if sep else (reason, "")
 
 
 def save_record(storage: Storage, root: str, record: RunRecord) -> str:

@@ -54,6 +54,7 @@ from kflow.run.records import (
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
+RECORD_EVERY = 2.0  # s between rewrites of the run record while it changes (kflow ui reads it)
 
 
 @dataclass
@@ -112,8 +113,23 @@ class Runner:
             pidns=place.pidns,
             pid=os.getpid(),
             pid_start=my_start_time(),
-            instances={str(i): InstanceRecord(reason=reasons.get(i, "")) for i in self.order},
+            instances={
+                str(i): InstanceRecord(
+                    reason=reasons.get(i, ""),
+                    requires=[str(r) for r in graph.instances[i].requires],
+                    outputs=list(graph.instances[i].outputs.values()),
+                )
+                for i in self.order
+            },
+            up_to_date=[str(i) for i in graph.instances if i not in self.agenda],
         )
+        for iid in self.order:  # ready from the start: no requirement inside this run
+            if not any(r in self.agenda for r in graph.instances[iid].requires):
+                self._instance(iid).ready = self.record.started
+        self._changes = 0  # events since the start; the record is rewritten when it grows
+        self._saved_changes = 0
+        self._last_save = time.monotonic()
+        self._saving: Future[None] | None = None
         # lease, a second look and state marking in flight (see Prepared)
         self.preparing: dict[InstanceId, Future[Prepared]] = {}
         self.running: dict[str, _Running] = {}
@@ -220,6 +236,7 @@ class Runner:
             self._collect_prepared()
             self._start_prepared()
             self._prepare_ahead()
+            self._save_if_changed()
             agenda = self.agenda
             busy = self.running or agenda.has_delayed or self.waiting or self.preparing
             if not busy and (self.stopping or not (agenda.has_ready or agenda.prepared_count)):
@@ -234,6 +251,19 @@ class Runner:
                 continue
             for update in self.executor.wait(self._wait_timeout()):
                 self._on_update(update)
+
+    def _save_if_changed(self) -> None:
+        """Rewrite the record at most every RECORD_EVERY s while it changes, one write at a
+        time (so an older revision never lands after a newer one)."""
+        if self._changes == self._saved_changes or (
+            self._saving is not None and not self._saving.done()
+        ):
+            return
+        if time.monotonic() - self._last_save < RECORD_EVERY:
+            return
+        self._saved_changes, self._last_save = self._changes, time.monotonic()
+        self.record.revision += 1
+        self._saving = self.books.write(self._record_location(), self.record.to_json())
 
     def _wait_timeout(self) -> float:
         now = time.monotonic()
@@ -429,6 +459,7 @@ class Runner:
     def _unblock_dependents(self, iid: InstanceId) -> None:
         for dependent in self.agenda.unblock(iid, self.graph.dependents(iid)):
             if self._instance(dependent).status == "queued":
+                self._instance(dependent).ready = time.time()
                 self.agenda.make_ready(dependent)
 
     def _attempt_failed(
@@ -449,6 +480,7 @@ class Runner:
         if not counts and self.free_retries.get(iid, 0) < MAX_FREE_RETRIES:
             # A new attempt number all the same: each attempt keeps its own log and record.
             self.free_retries[iid] = self.free_retries.get(iid, 0) + 1
+            attempt.free = True
             self._retry_in(iid, 0.0, reason)
             return
         failed_attempts = self.attempts[iid] - self.free_retries.get(iid, 0)
@@ -546,6 +578,7 @@ class Runner:
         status, code = outcome(statuses, error, background_error, self._stop_requested.is_set())
         self.record.status, self.record.exit_code = status, code
         self.record.ended = time.time()
+        self.record.revision += 1
         save_record(self.storage, self.root, self.record)
         counts = {s: statuses.count(s) for s in set(statuses)}
         self._emit(
@@ -583,4 +616,5 @@ class Runner:
         return record_location(self.root, self.run_id)
 
     def _emit(self, event: ev.Event) -> None:
+        self._changes += 1
         self.sink(event)

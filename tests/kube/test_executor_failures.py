@@ -143,6 +143,7 @@ def test_eviction_is_retried_without_using_retries(cluster_project: ClusterProje
     first, second = _only_run_record(cluster_project)["instances"]["job"]["attempts"]
     assert (first["number"], first["status"]) == (1, "failed")
     assert (second["number"], second["status"]) == (2, "succeeded")
+    assert (first["free"], second["free"]) == (True, False)  # the report marks it
     assert first["where"] != second["where"]
     assert first["log"] != second["log"]
     logs = [(cluster_project.folder / a["log"]).read_text() for a in (first, second)]

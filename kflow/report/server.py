@@ -1,0 +1,149 @@
+"""``kflow ui``: the runs list and live run pages, served from the project's storage.
+
+Read-only, stdlib ``http.server``. A run page polls ``/api/run/ID`` every ~2 s with the
+ETag it has (a hash of the stored record, rewritten by a running build every few
+seconds): 304 when nothing changed. Logs are served by byte offset, in chunks.
+No authentication: it binds to localhost unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from kflow.errors import KflowError
+from kflow.report.html import render_page
+from kflow.report.model import page_model
+from kflow.report.runs import recent_records, runs_model
+from kflow.report.source import output_stamps, read_tails
+from kflow.run.records import RunRecord, list_run_ids, record_location
+from kflow.storage import Storage
+
+LOG_CHUNK = 65536
+UI_TAILS = 200  # log tails read per poll (failed instances first); whole logs on demand
+POLL_MS = 2000
+
+
+class Pages:
+    """What the server answers, from storage; no HTTP in here."""
+
+    def __init__(self, storage: Storage, root: str):
+        self.storage = storage
+        self.root = root
+
+    def record(self, run_id: str) -> tuple[RunRecord, str] | None:
+        if run_id not in list_run_ids(self.storage, self.root):
+            return None
+        location = record_location(self.root, run_id)
+        data = self.storage.read_many([location]).get(location)
+        if data is None:
+            return None
+        record = RunRecord.from_json(data)
+        if record.died():
+            record.status = "died"
+        return record, '"' + hashlib.sha256(data).hexdigest()[:20] + record.status + '"'
+
+    def run_model(self, record: RunRecord) -> dict[str, Any]:
+        tails = read_tails(self.storage, record, UI_TAILS)
+        return page_model(record, tails, output_stamps(self.storage, record, UI_TAILS))
+
+    def runs(self) -> dict[str, Any]:
+        return runs_model(recent_records(self.storage, self.root))
+
+    def log(self, run_id: str, instance: str, attempt: int, offset: int) -> bytes | None:
+        """A chunk of one attempt's log from ``offset``: only logs the run's record names."""
+        found = self.record(run_id)
+        if found is None or instance not in found[0].instances:
+            return None
+        attempts = found[0].instances[instance].attempts
+        log = next((a.log for a in attempts if a.number == attempt), "")
+        if not log:
+            return None
+        data = self.storage.read_many([log]).get(log)
+        return None if data is None else data[offset : offset + LOG_CHUNK]
+
+
+class Handler(BaseHTTPRequestHandler):
+    pages: Pages
+    server_version = "kflow-ui"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL
+        return
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        parts = [unquote(p) for p in url.path.strip("/").split("/") if p]
+        try:
+            self._route(parts, parse_qs(url.query))
+        except KflowError as exc:
+            self._send(HTTPStatus.BAD_GATEWAY, str(exc).encode(), "text/plain; charset=utf-8")
+
+    def _route(self, parts: list[str], query: dict[str, list[str]]) -> None:
+        if not parts:
+            data = self.pages.runs()
+            page = render_page("runs", data, {"mode": "runs", "live": None})
+            return self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+        if len(parts) == 2 and parts[0] == "run":
+            return self._run_page(parts[1])
+        if parts == ["api"] or parts == ["api", "runs"]:
+            return self._json(self.pages.runs())
+        if len(parts) == 3 and parts[:2] == ["api", "run"]:
+            return self._run_json(parts[2])
+        if len(parts) == 5 and parts[:2] == ["api", "log"] and parts[4].isdigit():
+            given = query.get("offset", ["0"])[0]
+            offset = int(given) if given.isdigit() else 0
+            chunk = self.pages.log(parts[2], parts[3], int(parts[4]), offset)
+            if chunk is not None:
+                return self._send(HTTPStatus.OK, chunk, "text/plain; charset=utf-8")
+        self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+
+    def _run_page(self, run_id: str) -> None:
+        found = self.pages.record(run_id)
+        if found is None:
+            return self._send(HTTPStatus.NOT_FOUND, b"no such run\n", "text/plain; charset=utf-8")
+        record, etag = found
+        config = {
+            "mode": "run",
+            "live": f"/api/run/{run_id}",
+            "etag": etag,
+            "log_url": f"/api/log/{run_id}",
+            "poll_ms": POLL_MS,
+        }
+        page = render_page(f"run {run_id}", self.pages.run_model(record), config)
+        self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
+
+    def _run_json(self, run_id: str) -> None:
+        found = self.pages.record(run_id)
+        if found is None:
+            return self._send(HTTPStatus.NOT_FOUND, b"{}", "application/json")
+        record, etag = found
+        if self.headers.get("If-None-Match") == etag:
+            return self._send(HTTPStatus.NOT_MODIFIED, b"", None, etag)
+        self._json(self.pages.run_model(record), etag)
+
+    def _json(self, data: Any, etag: str | None = None) -> None:
+        self._send(HTTPStatus.OK, json.dumps(data).encode(), "application/json", etag)
+
+    def _send(self, status: int, body: bytes, kind: str | None, etag: str | None = None) -> None:
+        self.send_response(status)
+        if kind:
+            self.send_header("Content-Type", kind)
+        if etag:
+            self.send_header("ETag", etag)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if status != HTTPStatus.NOT_MODIFIED:
+            self.wfile.write(body)
+
+
+def make_server(storage: Storage, root: str, host: str, port: int) -> ThreadingHTTPServer:
+    """A server bound to ``host:port`` (port 0: any free one); ``serve_forever`` runs it."""
+    handler = type("KflowUiHandler", (Handler,), {"pages": Pages(storage, root)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server

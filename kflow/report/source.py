@@ -1,0 +1,67 @@
+"""Reading what a page shows from the project's storage: run records and log tails."""
+
+from __future__ import annotations
+
+from kflow.errors import UsageError
+from kflow.run.records import RunRecord, list_run_ids, load_records
+from kflow.storage import Storage
+
+TAIL_LINES = 20
+MAX_TAILS = 2000  # logs read for one report: every failed one, then others up to this
+
+
+def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
+    """The run named by id, unique prefix or ``latest`` (the default); exit 2 if none."""
+    ids = list_run_ids(storage, root)
+    if not ids:
+        raise UsageError("no runs yet", hint="`kflow build` makes one")
+    if wanted in (None, "latest", "last"):
+        matches = ids[:1]
+    else:
+        matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
+    if not matches:
+        raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
+    if len(matches) > 1:
+        raise UsageError(f"{wanted!r} matches {len(matches)} runs", hint=", ".join(matches[:5]))
+    found = load_records(storage, root, matches)
+    if matches[0] not in found:
+        raise UsageError(f"run record {matches[0]} is unreadable")
+    record = found[matches[0]]
+    if record.died():  # no kflow left to finish it: never "running" forever
+        record.status = "died"
+    return record
+
+
+def output_stamps(
+    storage: Storage, record: RunRecord, limit: int = MAX_TAILS
+) -> dict[str, dict[str, float | None]]:
+    """Location → its size and mtime now (one batched stat), for the first ``limit``
+    instances' outputs; a missing output has none."""
+    locations = [o for entry in list(record.instances.values())[:limit] for o in entry.outputs]
+    stamps = storage.stat_many(locations) if locations else {}
+    return {
+        location: {"size": float(stamp.size), "mtime": stamp.mtime}
+        for location, stamp in stamps.items()
+        if stamp is not None
+    }
+
+
+def tail(data: bytes, lines: int = TAIL_LINES) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def read_tails(storage: Storage, record: RunRecord, limit: int = MAX_TAILS) -> dict[str, str]:
+    """Instance → the tail of its last attempt's log: failed ones first, in one batched read."""
+    chosen: list[tuple[str, str]] = []
+    order = sorted(record.instances.items(), key=lambda kv: kv[1].status != "failed")
+    for name, entry in order[:limit]:
+        if entry.attempts and entry.attempts[-1].log:
+            chosen.append((name, entry.attempts[-1].log))
+    data = storage.read_many([log for _, log in chosen]) if chosen else {}
+    out = {}
+    for name, log in chosen:
+        found = data.get(log)
+        if found is not None:
+            out[name] = tail(found)
+    return out

@@ -1,0 +1,68 @@
+"""`kflow ui` over HTTP: runs list, run JSON with an ETag, logs by offset, local and S3
+storage, localhost by default, a clean exit on SIGINT."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from urllib.parse import quote
+
+from tests.helpers import kflow, write_project
+from tests.report.project import built_project
+from tests.report.ui import get, running_ui
+from tests.storage.s3server import S3Server
+
+
+def test_ui_serves_runs_json_with_etags_and_logs_by_offset(tmp_path: Path) -> None:
+    built_project(tmp_path)
+    with running_ui(tmp_path) as (url, proc):
+        assert url.startswith("http://127.0.0.1:")
+        status, _, body = get(url + "api/runs")
+        (run,) = json.loads(body)["runs"]
+        assert status == 200 and run["status"] == "failed"
+        assert set(json.loads(body)["trend"]) == {"fetch", "flaky"}
+        status, headers, body = get(f"{url}api/run/{run['run_id']}")
+        assert status == 200 and json.loads(body)["first_failure"]["id"] == "flaky[region=us]"
+        status, _, _ = get(f"{url}api/run/{run['run_id']}", {"If-None-Match": headers["ETag"]})
+        assert status == 304
+        log = f"{url}api/log/{run['run_id']}/{quote('flaky[region=us]')}/2"
+        assert get(log + "?offset=0")[2] == b"boom-us-tail\n"
+        assert get(log + "?offset=5")[2] == b"us-tail\n"
+        assert get(f"{url}api/log/{run['run_id']}/{quote('nope')}/1")[0] == 404
+        status, _, page = get(f"{url}run/{run['run_id']}")
+        assert status == 200 and b"kflow-data" in page
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "stopped" in out and "Traceback" not in err
+
+
+S3_PROJECT = """
+[project]
+name = "on-s3"
+storage = "s3://BUCKET/proj"
+storage_options = { endpoint_url = "ENDPOINT" }
+
+[tasks.hello]
+command = "echo hello from s3"
+"""
+
+
+def test_ui_reads_runs_from_s3(tmp_path: Path, s3_server: S3Server, s3_bucket: str) -> None:
+    toml = S3_PROJECT.replace("BUCKET", s3_bucket).replace("ENDPOINT", s3_server.endpoint_url)
+    write_project(tmp_path, toml)
+    result = kflow("build", "-C", tmp_path, "hello", "-B")
+    assert result.exit_code == 0, result.output
+    with running_ui(tmp_path, s3_server.env()) as (url, _):
+        (run,) = json.loads(get(url + "api/runs")[2])["runs"]
+        assert run["status"] == "succeeded"
+        model = json.loads(get(f"{url}api/run/{run['run_id']}")[2])
+        assert model["instances"][0]["log_tail"] == "hello from s3"
+
+
+def test_ui_on_a_port_in_use_is_exit_2(tmp_path: Path) -> None:
+    built_project(tmp_path)
+    with running_ui(tmp_path) as (url, _):
+        port = url.rsplit(":", 1)[1].strip("/")
+        result = kflow("ui", "-C", tmp_path, "--port", port)
+        assert result.exit_code == 2 and f"--port {port}" in result.output
