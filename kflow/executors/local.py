@@ -32,7 +32,7 @@ from pathlib import Path
 
 from kflow.errors import UsageError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
-from kflow.executors.watchdog import Watchdog
+from kflow.executors.watchdog import TAG, Watchdog
 from kflow.model import Resources, TaskSpec
 
 try:
@@ -122,7 +122,7 @@ class LocalExecutor:
     ) -> AttemptHandle:
         watchdog = self._watchdog_for_attempts()  # up before the process: one write from it
         log_path = self._logs / f"{number}.log"
-        env = {**self._base_env, **spec.env}
+        env = {**self._base_env, **spec.env, TAG: watchdog.tag}
         with open(log_path, "wb") as log:
             try:
                 proc = subprocess.Popen(

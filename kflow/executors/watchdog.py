@@ -39,6 +39,9 @@ import sys
 import time
 
 POLL = 0.05  # how often the watchdog looks whether signalled groups are gone
+# Every attempt's environment names its watchdog: a group started an instant before kflow
+# died, not registered yet, is still found (by its processes' environment) and ended.
+TAG = "KFLOW_WATCHDOG"
 LOOK = 0.1  # how often it looks whether kflow is stopped (well within a lease TTL / 3)
 
 # The watchdogs this kflow process has running, as (pid, start time): a lease names them,
@@ -92,6 +95,11 @@ class Watchdog:
     def running(self) -> bool:
         return self._write is not None
 
+    @property
+    def tag(self) -> str:
+        """The value of ``TAG`` in the attempts' environment ("" without a watchdog)."""
+        return str(self._proc.pid) if self._proc is not None else ""
+
     def let_go_on(self) -> None:
         """kflow has checked its leases after a stop: continue the groups frozen meanwhile."""
         self._send("C\n")
@@ -107,6 +115,8 @@ class Watchdog:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the pipe and reap the watchdog (it exits at once when nothing is registered)."""
+        if self._write is not None:
+            self._send("Q\n")  # an orderly end: what the attempts left running is theirs
         if self._write is not None:
             os.close(self._write)
             self._write = None
@@ -175,11 +185,46 @@ def _child_groups(parent: int) -> set[int]:
     return found
 
 
+def _tagged_groups() -> set[int]:
+    """Process groups of processes whose environment names this watchdog: attempts whose
+    ``+PGID`` line kflow did not get to write before it died."""
+    needle = f"{TAG}={os.getpid()}".encode()
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    if needle not in f.read().split(b"\0"):
+                        continue
+            except OSError:
+                continue
+            fields = _stat_fields(name)
+            if len(fields) > 2 and int(fields[2]) > 1:
+                found.add(int(fields[2]))
+    return found
+
+
+def _start_time(pid: int) -> bytes:
+    fields = _stat_fields(pid)
+    return fields[19] if len(fields) > 19 else b""
+
+
+def _gone(pid: int, started: bytes) -> bool:
+    """Whether kflow has ended (gone, a zombie, or its pid now names another process): the
+    pipe's EOF says so too, unless something else still holds its write end."""
+    fields = _stat_fields(pid)
+    return not fields or fields[0] == b"Z" or (len(fields) > 19 and fields[19] != started)
+
+
 def main(argv: list[str]) -> None:
     grace, cleanup = float(argv[1]), argv[2]
     parent = int(argv[3]) if len(argv) > 3 else 0
+    parent_started = _start_time(parent) if parent else b""
     groups: set[int] = set()
     frozen: set[int] = set()  # the groups frozen while kflow is stopped
+    orderly = False  # kflow closed the pipe itself, after every attempt was reaped
     pending = b""
     while True:  # until EOF: kflow has gone, whichever way
         ready, _, _ = select.select([0], [], [], LOOK if parent else None)
@@ -189,6 +234,9 @@ def main(argv: list[str]) -> None:
                 break
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
+                if line == b"Q":
+                    orderly = True
+                    continue
                 if line == b"C":
                     _signal_groups(groups | frozen, signal.SIGCONT)
                     frozen = set()
@@ -202,7 +250,10 @@ def main(argv: list[str]) -> None:
         if parent and not frozen and _stopped(parent):
             frozen = groups | _child_groups(parent)
             _signal_groups(frozen, signal.SIGSTOP)
-    end_groups(groups, grace)
+        if parent and _gone(parent, parent_started):
+            break
+    # kflow has gone: what it registered, and what it started without getting to say so
+    end_groups(groups if orderly else groups | _tagged_groups(), grace)
     shutil.rmtree(cleanup, ignore_errors=True)
 
 
