@@ -28,6 +28,7 @@ from kflow.cli.common import (
     paused_gc,
     reports_errors,
 )
+from kflow.cli.junit import check_junit_path, write_junit
 from kflow.cli.plan_commands import (
     AlwaysOption,
     ForceOption,
@@ -115,6 +116,10 @@ def build(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON event per line.")] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Write the run as JUnit XML (for CI).", metavar="FILE"),
+    ] = None,
     directory: DirectoryOption = None,
     file: FileOption = None,
     profile: ProfileOption = None,
@@ -123,6 +128,8 @@ def build(
     """Run the stale instances of the targets (default: the project's default targets)."""
     # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
     # would rescan their objects); when nothing runs they are gone before it comes back.
+    if junit is not None:
+        check_junit_path(junit)
     with paused_gc():
         ready = _plan_build(
             directory, file, profile, targets, params, always, force, question, dry_run, as_json
@@ -130,9 +137,13 @@ def build(
         if isinstance(ready, Plan):
             gc.freeze()  # the graph and plan live as long as the run: later passes skip them
     if not isinstance(ready, Plan):
+        if junit is not None and not (question or dry_run):  # nothing ran: an empty report
+            write_junit(junit, None, None, "")
         raise typer.Exit(ready)
     try:
-        exit_code = _run(ready, targets, params, jobs, keep_going, no_wait, executor, as_json)
+        exit_code = _run(
+            ready, targets, params, jobs, keep_going, no_wait, executor, as_json, junit
+        )
     finally:
         gc.unfreeze()
     raise typer.Exit(exit_code)
@@ -194,6 +205,7 @@ def _run(
     no_wait: bool,
     executor: str | None,
     as_json: bool,
+    junit: Path | None = None,
 ) -> int:
     """Run the plan's stale instances; the run's exit code."""
     from kflow.cli.run_view import make_view
@@ -243,6 +255,8 @@ def _run(
     finally:
         view.close()
         chosen.close()
+    if junit is not None:
+        write_junit(junit, result.record, storage, project.name)
     if result.exit_code == EXIT_INTERRUPTED:
         sys.stderr.write("kflow: interrupted\n")
     return result.exit_code
