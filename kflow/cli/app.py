@@ -48,6 +48,7 @@ COMMAND_MODULES = {
     "runs": "kflow.cli.run_commands",
     "logs": "kflow.cli.run_commands",
     "doctor": "kflow.cli.doctor_command",
+    "cancel": "kflow.cli.deploy_commands",
 }
 
 

@@ -257,8 +257,8 @@ def _run(
         chosen.close()
     if junit is not None:
         write_junit(junit, result.record, storage, project.name)
-    if result.exit_code == EXIT_INTERRUPTED:
-        sys.stderr.write("kflow: interrupted\n")
+    if result.exit_code == EXIT_INTERRUPTED:  # "interrupted", or "cancelled" by `kflow cancel`
+        sys.stderr.write(f"kflow: {result.record.status}\n")
     return result.exit_code
 
 
@@ -271,6 +271,8 @@ def _say_unpassed_env(sink: EventSink, graph: Graph, to_run: list[InstanceId]) -
     if missing:
         sink(EnvNotPassed(executor="local", tasks=missing))
 
+
+RUNNING_LOOKBACK = 500  # `kflow runs --running` looks at this many recent records
 
 runs_app = typer.Typer(
     help="Recent runs (newest first), or one run in detail with `kflow runs show RUN`.",
@@ -328,6 +330,9 @@ def runs(
         int, typer.Option("-n", "--limit", help="How many runs to show.", metavar="N")
     ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    running: Annotated[
+        bool, typer.Option("--running", help="Only the runs going now, wherever they run.")
+    ] = False,
     directory: DirectoryOption = None,
     file: FileOption = None,
     profile: ProfileOption = None,
@@ -338,15 +343,19 @@ def runs(
         ctx.obj = {"directory": directory, "file": file, "profile": profile}
         return
     project = open_project(directory, file, profile)
-    records = _records_newest_first(project_storage(project), project.root, limit)
+    # --running: among many more recent runs (a long one started long ago)
+    looked_at = max(limit, RUNNING_LOOKBACK) if running else limit
+    records = _records_newest_first(project_storage(project), project.root, looked_at)
     for record in records:
         if record.died():  # no kflow left to finish it: never "running" forever
             record.status = "died"
+    if running:
+        records = [r for r in records if r.status == "running"][:limit]
     if as_json:
         typer.echo(json.dumps([json.loads(r.to_json()) for r in records], indent=1))
         return
     if not records:
-        typer.echo("no runs yet")
+        typer.echo("no run is going now" if running else "no runs yet")
         return
     for record in records:
         counts: dict[str, int] = {}
