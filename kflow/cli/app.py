@@ -49,6 +49,8 @@ COMMAND_MODULES = {
     "logs": "kflow.cli.run_commands",
     "doctor": "kflow.cli.doctor_command",
     "cancel": "kflow.cli.deploy_commands",
+    "deploy": "kflow.cli.deploy_commands",
+    "run-bundle": "kflow.cli.deploy_commands",
 }
 
 
