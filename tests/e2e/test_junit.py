@@ -51,7 +51,7 @@ def test_junit_has_a_case_per_instance_with_failure_reason_and_log_tail(tmp_path
     cases = _cases(report)
     assert set(cases) == {"ok", "bad", "after", "all"}
     assert list(cases["ok"]) == [] or all(c.tag == "system-out" for c in cases["ok"])
-    assert float(cases["ok"].attrib["time"]) > 0
+    assert float(cases["ok"].attrib["time"]) >= 0  # seconds, as CI systems read them
     failure = cases["bad"].find("failure")
     assert failure is not None
     assert "exit code 3" in failure.attrib["message"]
