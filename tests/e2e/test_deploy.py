@@ -96,6 +96,11 @@ def test_deploy_prints_least_rbac_and_a_cronjob_valid_for_1_30_and_the_newest(
         for version in VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
 
+    typo = {**objects["CronJob/kflow-sales"]}
+    typo["spec"] = {**typo["spec"], "startingDeadlineSecond": 60}
+    with pytest.raises(kubernetes_validate.ValidationError):  # strict: the check is real
+        kubernetes_validate.validate(typo, VERSIONS[0], strict=True)
+
     rules = objects["Role/kflow-runner"]["rules"]
     granted = {
         (g, r, v)
