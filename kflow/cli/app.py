@@ -52,6 +52,9 @@ COMMAND_MODULES = {
     "doctor": "kflow.cli.doctor_command",
     "report": "kflow.cli.report_commands",
     "ui": "kflow.cli.report_commands",
+    "cancel": "kflow.cli.deploy_commands",
+    "deploy": "kflow.cli.deploy_commands",
+    "run-bundle": "kflow.cli.deploy_commands",
 }
 
 

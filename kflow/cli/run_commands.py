@@ -28,6 +28,7 @@ from kflow.cli.common import (
     paused_gc,
     reports_errors,
 )
+from kflow.cli.junit import check_junit_path, write_junit
 from kflow.cli.plan_commands import (
     AlwaysOption,
     ForceOption,
@@ -126,6 +127,10 @@ def build(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON event per line.")] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Write the run as JUnit XML (for CI).", metavar="FILE"),
+    ] = None,
     directory: DirectoryOption = None,
     file: FileOption = None,
     profile: ProfileOption = None,
@@ -135,6 +140,8 @@ def build(
     _check_executor(executor)  # bad usage is exit 2 whether or not anything is stale
     # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
     # would rescan their objects); when nothing runs they are gone before it comes back.
+    if junit is not None:
+        check_junit_path(junit)
     with paused_gc():
         ready = _plan_build(
             directory, file, profile, targets, params, always, force, question, dry_run, as_json
@@ -142,9 +149,13 @@ def build(
         if isinstance(ready, Plan):
             gc.freeze()  # the graph and plan live as long as the run: later passes skip them
     if not isinstance(ready, Plan):
+        if junit is not None and not (question or dry_run):  # nothing ran: an empty report
+            write_junit(junit, None, None, "")
         raise typer.Exit(ready)
     try:
-        exit_code = _run(ready, targets, params, jobs, keep_going, no_wait, executor, as_json)
+        exit_code = _run(
+            ready, targets, params, jobs, keep_going, no_wait, executor, as_json, junit
+        )
     finally:
         gc.unfreeze()
     raise typer.Exit(exit_code)
@@ -215,6 +226,7 @@ def _run(
     no_wait: bool,
     executor: str | None,
     as_json: bool,
+    junit: Path | None = None,
 ) -> int:
     """Run the plan's stale instances; the run's exit code."""
     from kflow.cli.run_view import make_view
@@ -264,8 +276,10 @@ def _run(
     finally:
         view.close()
         chosen.close()
-    if result.exit_code == EXIT_INTERRUPTED:
-        sys.stderr.write("kflow: interrupted\n")
+    if junit is not None:
+        write_junit(junit, result.record, storage, project.name)
+    if result.exit_code == EXIT_INTERRUPTED:  # "interrupted", or "cancelled" by `kflow cancel`
+        sys.stderr.write(f"kflow: {result.record.status}\n")
     return result.exit_code
 
 
@@ -278,6 +292,8 @@ def _say_unpassed_env(sink: EventSink, graph: Graph, to_run: list[InstanceId]) -
     if missing:
         sink(EnvNotPassed(executor="local", tasks=missing))
 
+
+RUNNING_LOOKBACK = 500  # `kflow runs --running` looks at this many recent records
 
 runs_app = typer.Typer(
     help="Recent runs (newest first), or one run in detail with `kflow runs show RUN`.",
@@ -335,6 +351,9 @@ def runs(
         int, typer.Option("-n", "--limit", help="How many runs to show.", metavar="N")
     ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    running: Annotated[
+        bool, typer.Option("--running", help="Only the runs going now, wherever they run.")
+    ] = False,
     directory: DirectoryOption = None,
     file: FileOption = None,
     profile: ProfileOption = None,
@@ -345,15 +364,19 @@ def runs(
         ctx.obj = {"directory": directory, "file": file, "profile": profile}
         return
     project = open_project(directory, file, profile)
-    records = _records_newest_first(project_storage(project), project.root, limit)
+    # --running: among many more recent runs (a long one started long ago)
+    looked_at = max(limit, RUNNING_LOOKBACK) if running else limit
+    records = _records_newest_first(project_storage(project), project.root, looked_at)
     for record in records:
         if record.died():  # no kflow left to finish it: never "running" forever
             record.status = "died"
+    if running:
+        records = [r for r in records if r.status == "running"][:limit]
     if as_json:
         typer.echo(json.dumps([json.loads(r.to_json()) for r in records], indent=1))
         return
     if not records:
-        typer.echo("no runs yet")
+        typer.echo("no run is going now" if running else "no runs yet")
         return
     for record in records:
         counts: dict[str, int] = {}

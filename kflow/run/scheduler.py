@@ -32,6 +32,7 @@ from kflow.run.abort import ABORT_TIMEOUT, briefly, mark_aborted
 from kflow.run.agenda import Agenda
 from kflow.run.attempts import backoff, log_tail, task_environment
 from kflow.run.bookkeeping import Bookkeeper, Prepared
+from kflow.run.cancel import CancelWatch
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.ids import new_run_id
 from kflow.run.leases import LeaseInfo, Leases
@@ -143,6 +144,10 @@ class Runner:
         self._stop_requested = threading.Event()
         self._continued = threading.Event()
         self._suspend_requested = threading.Event()
+        self.stop_cause = "interrupted"  # or "cancelled": `kflow cancel` asked (run.cancel)
+        self._cancel_watch = CancelWatch(
+            storage, self.root, self.run_id, lambda: self.request_stop("cancelled")
+        )
         # Preparing is storage latency (atomic creates, fsyncs): keep several in flight so
         # that trivial tasks never wait for it, without leasing far ahead of what runs.
         self._prepare_depth = max(8, 4 * self.options.jobs)
@@ -152,8 +157,11 @@ class Runner:
 
     # -- control from outside (signal handlers) --------------------------------
 
-    def request_stop(self) -> None:
-        """First Ctrl-C/SIGTERM: no new starts, terminate what runs. Safe in a signal handler."""
+    def request_stop(self, cause: str = "interrupted") -> None:
+        """First Ctrl-C/SIGTERM (or a cancel request): no new starts, terminate what runs.
+        Safe in a signal handler."""
+        if not self._stop_requested.is_set():
+            self.stop_cause = cause
         self._stop_requested.set()
 
     def request_suspend(self) -> None:
@@ -208,6 +216,7 @@ class Runner:
         save_record(self.storage, self.root, self.record)
         if self.leases is not None:
             self.leases.start()
+        self._cancel_watch.start()
         error: BaseException | None = None
         try:
             self._loop()
@@ -216,6 +225,7 @@ class Runner:
             self._cancel_running()
             raise
         finally:
+            self._cancel_watch.stop()
             self._finish(error)
         return RunResult(self.record, self.record.exit_code or 0, self._record_location())
 
@@ -576,6 +586,8 @@ class Runner:
         background_error = self.books.finish()
         statuses = [e.status for e in self.record.instances.values()]
         status, code = outcome(statuses, error, background_error, self._stop_requested.is_set())
+        if status == "interrupted" and self.stop_cause == "cancelled":
+            status = "cancelled"
         self.record.status, self.record.exit_code = status, code
         self.record.ended = time.time()
         self.record.revision += 1

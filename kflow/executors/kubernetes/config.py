@@ -23,7 +23,7 @@ from typing import Any
 from kflow.errors import ClusterError
 from kflow.model import Profile
 
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Connections kept for reuse: the watch, the log streams, concurrent creates and deletes
 # (the client's default, 5 per CPU, would make it open and drop connections on small hosts).
 POOL_SIZE = 32
@@ -69,8 +69,11 @@ def load_cluster(profile: Profile, directory: Path) -> ClusterConfig:
 
         def in_cluster() -> Any:
             configuration = type.__call__(client.Configuration)
+            folder = Path(service_account_dir())
             try:
-                config.load_incluster_config(client_configuration=configuration)
+                config.incluster_config.InClusterConfigLoader(
+                    token_filename=str(folder / "token"), cert_filename=str(folder / "ca.crt")
+                ).load_and_set(configuration)
             except config.ConfigException as exc:
                 raise ClusterError(f"in-cluster configuration: {exc}") from None
             return configuration
@@ -115,9 +118,15 @@ def load_cluster(profile: Profile, directory: Path) -> ClusterConfig:
     return ClusterConfig(api_client, namespace, str(chosen), configuration.host, from_kubeconfig)
 
 
+def service_account_dir() -> str:
+    """Where the pod's token, CA and namespace files are: ``KFLOW_SERVICEACCOUNT_DIR`` if set
+    (a sidecar-mounted or projected token elsewhere; tests), else Kubernetes' own place."""
+    return os.environ.get("KFLOW_SERVICEACCOUNT_DIR") or SERVICE_ACCOUNT_DIR
+
+
 def _service_account_namespace() -> str | None:
     try:
-        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or None
+        return (Path(service_account_dir()) / "namespace").read_text().strip() or None
     except OSError:
         return None
 

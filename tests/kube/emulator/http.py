@@ -6,6 +6,7 @@ import contextlib
 import json
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -76,6 +77,8 @@ class _ChunkWriter(StreamWriter):
         sock = self.h.connection
         try:
             readable, _, _ = select.select([sock], [], [], 0)
+            if readable and isinstance(sock, ssl.SSLSocket):  # no peeking under TLS (tls.py);
+                return True  # a client sends nothing while it reads a stream: it went away
             return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError):
             return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import api, logs, pods, rbac, watch
+from . import api, discovery, logs, pods, rbac, watch
 from .errors import ApiError
 from .resources import BY_PATH, NAMESPACES, Request, ResourceType, Response, Stream
 
@@ -71,8 +71,8 @@ def route(req: Request) -> Handler:
             raise not_found_path()
     else:
         raise not_found_path()
-    if not rest:
-        raise not_found_path()
+    if not rest:  # kubectl's discovery of one group version
+        return discovery.resource_list
     if (group, rest[0]) in REVIEWS and len(rest) == 1:
         rt, handler = REVIEWS[(group, rest[0])]
         if req.method != "POST":

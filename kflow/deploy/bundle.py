@@ -1,0 +1,85 @@
+"""The project bundle: its definitions as one content-addressed archive on its storage.
+
+``kflow deploy`` packs ``kflow.toml``, the Python files it includes and the declared
+source inputs that are files in the project folder into a reproducible tar.gz (sorted,
+fixed times and owners: the same files give the same bytes, so the same hash), and
+uploads it once to ``{root}/.kflow/deploy/bundle-SHA256.tar.gz``. In the pod,
+``kflow run-bundle`` fetches it, checks the hash and unpacks it before building: no
+image rebuild when definitions change.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from kflow.errors import UsageError
+from kflow.storage import Storage
+
+BUNDLE_MODE = 0o644
+
+
+def bundle_location(root: str, sha256: str) -> str:
+    return f"{root.rstrip('/')}/.kflow/deploy/bundle-{sha256}.tar.gz"
+
+
+def project_files(directory: Path, definitions: Iterable[Path], inputs: Iterable[str]) -> list[str]:
+    """Project-relative paths of what the bundle holds: the definition files, and the source
+    inputs that are files inside the project folder (URLs and other places are not copied)."""
+    top = directory.resolve()
+    chosen: dict[str, None] = {}
+    for path in [*definitions, *(Path(i) for i in inputs if "://" not in i)]:
+        full = (path if path.is_absolute() else top / path).resolve()
+        if full.is_file() and full.is_relative_to(top):
+            chosen[full.relative_to(top).as_posix()] = None
+    return sorted(chosen)
+
+
+def pack(directory: Path, names: Iterable[str]) -> bytes:
+    """A tar.gz of ``names`` (relative to ``directory``) whose bytes depend on contents only."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(names):
+            data = (directory / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), BUNDLE_MODE, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def upload(storage: Storage, root: str, data: bytes) -> tuple[str, str]:
+    """Put the bundle on storage unless it is there already; (its location, its sha256)."""
+    sha = sha256_of(data)
+    location = bundle_location(root, sha)
+    if not storage.exists(location):  # content-addressed: the same name is the same bytes
+        storage.write_atomic(location, data)
+    return location, sha
+
+
+def fetch(storage: Storage, location: str, sha256: str, into: Path) -> list[str]:
+    """Download the bundle, check its hash, unpack it into ``into``; the files unpacked.
+
+    A missing bundle or a wrong hash is a UsageError (exit 2): the deployment is wrong,
+    retrying will not help.
+    """
+    data = storage.read_many([location])[location]
+    if data is None:
+        raise UsageError(f"bundle {location} does not exist", hint="run `kflow deploy` again")
+    found = sha256_of(data)
+    if found != sha256.lower():
+        raise UsageError(
+            f"bundle {location} has sha256 {found}, expected {sha256}",
+            hint="the bundle was changed after `kflow deploy`; deploy again",
+        )
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(into, filter="data")  # no absolute paths, links out or devices
+        return tar.getnames()
