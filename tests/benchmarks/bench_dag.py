@@ -3,7 +3,7 @@
 Run by hand (not collected by pytest), from the repository root:
 
     python tests/benchmarks/bench_dag.py [--sizes 1000 5000 10000] [--runs 3] [--no-cold]
-                                         [--profile]
+                                         [--forms py toml] [--profile | --profile-only]
 
 For each size N it writes the same graph four times: a `Makefile`, a `kflow.py` that
 defines the tasks in a loop, a generated `kflow.toml` with one `[tasks.NAME]` table per
@@ -15,12 +15,14 @@ shape, one task with N instances (`matrix`), is measured against its own Makefil
 
 It reports, side by side in one run, with ratios to make: the cold build at -j 2 (once:
 it is long); the no-op build (`make -q`, `doit run`, `kflow build`) and `kflow plan`
-(median of --runs runs after a check run); `kflow plan` and the build after one source
-changed; and kflow's peak RSS (the wait4 rusage of the process, children included).
---no-cold builds with make only, copies the outputs and records them with
-`kflow accept`, and measures only what runs nothing (no-op and changed-source plans).
---profile then prints the top 20 cumulative entries (and the top 12 by own time) of a
-cProfile of the no-op `kflow plan` of both forms at the largest size.
+(median of --runs runs after a check run; one run when it takes over 20 s); `kflow plan`
+and the build after one source changed; and kflow's peak RSS (the wait4 rusage of the
+process, children included). --no-cold builds with make only, copies the outputs and
+records them with `kflow accept`, and measures only what runs nothing (no-op and
+changed-source plans). --forms picks the kflow forms (py, toml; none: make and doit
+only). --profile then prints the top 20 cumulative entries (and the top 12 by own time)
+of a cProfile of the no-op `kflow plan` of each form at the largest size; --profile-only
+sets up that size as --no-cold does and profiles, measuring nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import importlib.util
 import os
 import pstats
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -190,7 +193,7 @@ class Table:
         self.rows.setdefault(row, {})[column] = cell
 
 
-def run(argv: list[str], cwd: Path, expect: int | None = 0) -> Run:
+def run(argv: list[str], cwd: Path, expect: int | None = 0, tries: int = 3) -> Run:
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
@@ -199,6 +202,10 @@ def run(argv: list[str], cwd: Path, expect: int | None = 0) -> Run:
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code
+    if code == -signal.SIGKILL and tries > 1:
+        # Not ours: on a shared machine someone's broad `pkill` may hit us. Measure again.
+        print(f"(killed by someone else, measured again: {' '.join(argv[-3:])})", file=sys.stderr)
+        return run(argv, cwd, expect, tries - 1)
     if expect is not None and code != expect:
         raise SystemExit(f"{argv} in {cwd} exited {code}:\n{err.decode()[-3000:]}")
     return Run(wall, usage.ru_maxrss / 1024)  # KiB on Linux
@@ -252,16 +259,16 @@ def distinct_case(n: int, work: Path, args: argparse.Namespace, with_doit: bool)
     (folders["py"] / "kflow.py").write_text(fill(KFLOW_PY, w))
     write_toml(folders["toml"], w)
     (folders["doit"] / "dodo.py").write_text(fill(DODO_PY, w))
-    forms = {"kflow.py": folders["py"], "kflow.toml": folders["toml"]}
+    forms = {f"kflow.{sub}": folders[sub] for sub in args.forms}
     columns = ["make", *(["doit"] if with_doit else []), *forms]
     table = Table(f"{w * LAYERS + 1:,} distinct tasks ({LAYERS} layers of {w} + a fan-in)", columns)
 
-    if args.no_cold:
+    if args.no_cold or args.profile_only:
         run(["make", "-r", "-s", "-j2"], folders["make"])
         for folder in forms.values():
             shutil.copytree(folders["make"] / "data", folder / "data", dirs_exist_ok=True)
             run(kflow("accept", "final"), folder)
-        if with_doit:
+        if with_doit and not args.profile_only:
             run(doit("run", "-n", "2"), folders["doit"])
     else:
         table.put("cold build, -j 2", "make", once(["make", "-r", "-s", "-j2"], folders["make"]))
@@ -271,6 +278,8 @@ def distinct_case(n: int, work: Path, args: argparse.Namespace, with_doit: bool)
             table.put("cold build, -j 2", name, once(kflow("build", "-j", "2"), folder))
     for folder in forms.values():
         assert_up_to_date(folder)
+    if args.profile_only:
+        return table
 
     noop = "no-op build (`make -q`, `doit run`, `kflow build`)"
     table.put(noop, "make", median_of(["make", "-r", "-q"], folders["make"], args.runs))
@@ -361,18 +370,41 @@ def show(table: Table) -> None:
         print(f"peak RSS of {column}, MiB: " + "; ".join(figures))
 
 
-def profile(n: int, work: Path) -> None:
-    for name, sub in (("kflow.py", "py"), ("kflow.toml", "toml")):
+def profile(n: int, work: Path, forms: list[str]) -> None:
+    for sub in forms:
+        name = f"kflow.{sub}"
         folder = work / f"dag-{n}" / sub
         out = work / f"plan-{sub}.prof"
         # -C from outside the folder: the profiler keeps the current folder on sys.path.
         argv = [sys.executable, "-m", "cProfile", "-o", str(out), KFLOW, "plan", "-C", str(folder)]
         subprocess.run(argv, cwd=work, check=True, stdout=subprocess.DEVNULL)
         print(f"\n### cProfile of the no-op `kflow plan`, {name}, {n:,} distinct tasks\n")
-        stats = pstats.Stats(str(out), stream=sys.stdout)
-        stats.strip_dirs().sort_stats("cumulative").print_stats(20)
-        print("and by own time (where the cumulative time is finally spent):")
-        stats.sort_stats("tottime").print_stats(12)
+        stats = pstats.Stats(str(out))
+        print(
+            f"{stats.total_tt:.2f} s profiled; top 20 by cumulative time (CLI wrappers left out):"
+        )
+        show_entries(stats, "cumulative", 20)
+        print("top 12 by own time (where the cumulative time is finally spent):")
+        show_entries(stats, "own", 12)
+
+
+WRAPPERS = ("/click/", "/typer/", "<frozen runpy>", "<built-in method builtins.exec>")
+
+
+def show_entries(stats: pstats.Stats, key: str, count: int) -> None:
+    rows = []
+    for (path, line, function), entry in stats.stats.items():  # type: ignore[attr-defined]
+        calls, _, own, cumulative, _ = entry
+        short = "/".join(Path(path).parts[-2:])
+        where = function if path == "~" else f"{short}:{line}({function})"
+        if any(w in path or w == where for w in WRAPPERS) or path.endswith("/bin/kflow"):
+            continue
+        rows.append((cumulative if key == "cumulative" else own, own, cumulative, calls, where))
+    rows.sort(reverse=True)
+    print(f"{'cumulative':>11} {'own':>8} {'calls':>9}  function")
+    for _, own, cumulative, calls, where in rows[:count]:
+        print(f"{cumulative:10.3f}s {own:7.3f}s {calls:9d}  {where}")
+    print()
 
 
 def main() -> None:
@@ -382,6 +414,12 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="run no task: no-op part only")
     parser.add_argument("--profile", action="store_true", help="profile the largest no-op plan")
     parser.add_argument("--no-instances", action="store_true", help="skip the one-task shape")
+    parser.add_argument(
+        "--forms", nargs="*", choices=["py", "toml"], default=["py", "toml"], help="kflow forms"
+    )
+    parser.add_argument(
+        "--profile-only", action="store_true", help="set up the largest size and profile only"
+    )
     args = parser.parse_args()
     with_doit = importlib.util.find_spec("doit") is not None
     # As an installed kflow runs: from compiled bytecode (PYTHONDONTWRITEBYTECODE would
@@ -398,14 +436,18 @@ def main() -> None:
         f"no-op and plan figures: median of {args.runs} runs (one when slower than {SLOW:g} s);"
         " builds: one run; (rx): ratio to make on the same row"
     )
+    if args.profile_only:
+        args.sizes, args.no_instances, args.profile = [max(args.sizes)], True, True
     try:
         for n in args.sizes:
-            show(distinct_case(n, work, args, with_doit))
+            table = distinct_case(n, work, args, with_doit)
+            if not args.profile_only:
+                show(table)
             if not args.no_instances:
                 show(instances_case(n, work, args))
             sys.stdout.flush()
         if args.profile:
-            profile(max(args.sizes), work)
+            profile(max(args.sizes), work, args.forms)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
