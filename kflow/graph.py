@@ -9,6 +9,7 @@ import itertools
 import math
 import os
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +37,13 @@ from kflow.params import (
 )
 from kflow.paths import Reach, place_of, segment_problem
 from kflow.templates import (
+    Placeholder,
     Renderer,
     Scope,
     compile_command,
     compile_template,
     names_in,
+    parse,
     pattern_regex,
     render,
 )
@@ -1048,14 +1051,7 @@ def _check_sources_made_elsewhere(expander: Expander, users: Mapping[str, Instan
     """A source input that another task's output pattern makes (binding valid values), though
     that task's instance is not in this graph: nothing would order the two."""
     project = expander.project
-    patterns = []
-    for task in project.tasks.values():
-        for _, template in task.outputs:
-            fixed = {"root": project.root, "task": task.name}
-            if project.root == "." and template.startswith("{root}/"):
-                template = template[len("{root}/") :]
-            regex, groups = pattern_regex(template, fixed, task.location)
-            patterns.append((task, regex, groups))
+    patterns = _OutputPatterns(project)
     seen: set[tuple[str, str]] = set()
     for source, user in users.items():
         spelled = _target_location(project, source, project.directory)
@@ -1067,7 +1063,7 @@ def _check_sources_made_elsewhere(expander: Expander, users: Mapping[str, Instan
             if (candidate, user.id.task) in seen:
                 continue
             seen.add((candidate, user.id.task))
-            for task, regex, groups in patterns:
+            for task, regex, groups in patterns.could_make(candidate):
                 if task.name == user.id.task:
                     continue
                 match = regex.match(candidate)
@@ -1076,6 +1072,59 @@ def _check_sources_made_elsewhere(expander: Expander, users: Mapping[str, Instan
                 names = expander.param_names[task.name]
                 if _bind_groups(expander, task, names, groups, match.groupdict()) is not None:
                     raise _made_by(user, source, task.name)
+
+
+_Pattern = tuple[TaskSpec, re.Pattern[str], list[Placeholder]]
+
+
+class _OutputPatterns:
+    """Every task's output templates, indexed by the literal text before their first
+    parameter, so that asking which tasks could make a path looks at those tasks only
+    (a scan of every pattern per source input grows with tasks times sources)."""
+
+    def __init__(self, project: Project):
+        self._by_prefix: dict[str, list[tuple[int, str, TaskSpec]]] = {}
+        self._compiled: dict[tuple[int, str], _Pattern] = {}
+        self._project = project
+        for order, task in enumerate(project.tasks.values()):
+            for _, template in task.outputs:
+                if project.root == "." and template.startswith("{root}/"):
+                    template = template[len("{root}/") :]
+                prefix = _literal_prefix(template, self._fixed(task), task.location)
+                self._by_prefix.setdefault(prefix, []).append((order, template, task))
+
+    def _fixed(self, task: TaskSpec) -> dict[str, str]:
+        return {"root": self._project.root, "task": task.name}
+
+    def could_make(self, path: str) -> list[_Pattern]:
+        """The patterns whose literal start ``path`` has, in the order tasks are defined."""
+        found = [
+            entry
+            for end in range(len(path) + 1)
+            for entry in self._by_prefix.get(path[:end], ())
+        ]
+        found.sort(key=lambda entry: entry[0])
+        return [self._pattern(order, template, task) for order, template, task in found]
+
+    def _pattern(self, order: int, template: str, task: TaskSpec) -> _Pattern:
+        key = (order, template)
+        if key not in self._compiled:  # compiled when first needed: most never are
+            regex, groups = pattern_regex(template, self._fixed(task), task.location)
+            self._compiled[key] = (task, regex, groups)
+        return self._compiled[key]
+
+
+def _literal_prefix(template: str, fixed: Mapping[str, str], where: Location) -> str:
+    """The text every path the template makes starts with: up to its first parameter."""
+    text: list[str] = []
+    for part in parse(template, where):
+        if isinstance(part, str):
+            text.append(part)
+        elif part.name in fixed:
+            text.append(fixed[part.name])
+        else:
+            break
+    return "".join(text)
 
 
 # -- how many instances a build may ask for ---------------------------------------------
