@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 from kflow.changes import change_diff, change_line, changed_names, value_diff
 from kflow.errors import DefinitionError
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId
+from kflow.graph import Graph
+from kflow.model import Instance, InstanceId
 from kflow.state import (
     RecordRef,
     StateStore,

@@ -27,8 +27,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from kflow.graph import Instance
-from kflow.model import InstanceId, TaskSpec
+from kflow.model import Instance, InstanceId, TaskSpec
 from kflow.storage import Stamp, Storage
 
 INCOMPLETE = "incomplete"

@@ -14,7 +14,7 @@ from kflow.load.tasks import SETTING_KEYS, merge_settings, read_settings, read_t
 from kflow.load.values import Reader
 from kflow.model import ParamSpec, ParamType, Profile, Project, TaskSpec
 from kflow.params import ParamValueError, parse_value, zone
-from kflow.templates import literal_brace_hint, names_in
+from kflow.templates import literal_brace_hint, names_in, task_param_names
 
 PROJECT_KEYS = (
     "name",
@@ -208,24 +208,6 @@ def _read_profile(
     )
     settings = {k: v for k, v in entry.table.items() if k in SETTING_KEYS}
     return profile, settings, names
-
-
-def task_param_names(task: TaskSpec, params: Mapping[str, ParamSpec]) -> tuple[str, ...]:
-    """The parameters a task's instances bind: matrix keys, explicit ``params``, and every
-    project parameter its templates mention. Sorted, so ids are stable."""
-    found = set(task.matrix) | set(task.params)
-    for template in _templates_of(task):
-        for name in names_in(template, task.location):
-            if name in params:
-                found.add(name)
-    return tuple(sorted(found))
-
-
-def _templates_of(task: TaskSpec) -> list[str]:
-    command = [task.command] if isinstance(task.command, str) else list(task.command)
-    env = [var.value for var in task.env if var.value is not None]
-    required = [value for req in task.requires for value in req.params.values()]
-    return command + list(task.inputs) + [t for _, t in task.outputs] + env + required
 
 
 def _check_task_references(
