@@ -13,7 +13,7 @@ names say something changed); the decisions themselves are pure.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
@@ -352,10 +352,6 @@ def _stamp_text(stamp: Mapping[str, Any] | None) -> str:
     if stamp.get("hash"):
         words.append(f"sha256 {stamp['hash']}")
     return ", ".join(words)
-
-
-def instances_of(plan: Plan, ids: Iterable[InstanceId]) -> list[Instance]:
-    return [plan.graph.instances[i] for i in ids]
 
 
 def recheck(plan: Plan, iid: InstanceId, storage: Storage, *, waited: bool = False) -> Decision:

@@ -49,10 +49,6 @@ class Graph:
             self._dependents = dependents
         return self._dependents.get(iid, [])
 
-    def producer_of(self) -> dict[str, InstanceId]:
-        """Which instance makes each output location."""
-        return {loc: i.id for i in self.instances.values() for loc in i.outputs.values()}
-
 
 def build_graph(
     project: Project,
