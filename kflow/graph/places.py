@@ -15,6 +15,7 @@ from kflow.model import (
     InstanceId,
     Project,
     TaskSpec,
+    is_normal_path,
 )
 from kflow.paths import Reach, place_of, segment_problem
 from kflow.templates import (
@@ -178,7 +179,10 @@ def _check_sources_made_elsewhere(expander: Expander, users: Mapping[str, Instan
     patterns = _OutputPatterns(project)
     seen: set[tuple[str, str]] = set()
     for source, user in users.items():
-        spelled = target_location(project, source, project.directory)
+        # Sources are spelled as outputs already (relative, normalised): only others need
+        # the file-system round trip.
+        relative = is_normal_path(source) and not source.startswith("/")
+        spelled = source if relative else target_location(project, source, project.directory)
         candidates = [spelled]
         while "/" in spelled.strip("/"):
             spelled = spelled.rstrip("/").rpartition("/")[0]
@@ -208,6 +212,7 @@ class _OutputPatterns:
 
     def __init__(self, project: Project):
         self._by_prefix: dict[str, list[tuple[int, str, TaskSpec]]] = {}
+        self._lengths: list[int] = []  # the prefixes' distinct lengths: what to probe
         self._compiled: dict[tuple[int, str], _Pattern] = {}
         self._project = project
         for order, task in enumerate(project.tasks.values()):
@@ -216,6 +221,7 @@ class _OutputPatterns:
                     template = template[len("{root}/") :]
                 prefix = _literal_prefix(template, self._fixed(task), task.location)
                 self._by_prefix.setdefault(prefix, []).append((order, template, task))
+        self._lengths = sorted({len(prefix) for prefix in self._by_prefix})
 
     def _fixed(self, task: TaskSpec) -> dict[str, str]:
         return {"root": self._project.root, "task": task.name}
@@ -224,7 +230,8 @@ class _OutputPatterns:
         """The patterns whose literal start ``path`` has, in the order tasks are defined."""
         found = [
             entry
-            for end in range(len(path) + 1)
+            for end in self._lengths
+            if end <= len(path)
             for entry in self._by_prefix.get(path[:end], ())
         ]
         found.sort(key=lambda entry: entry[0])
