@@ -60,11 +60,9 @@ def build_graph(
     expander = Expander(project, overrides)
     wanted = list(targets) or list(project.default_targets) or default_targets(project)
     check_instance_count(expander, wanted)
-    target_ids: list[InstanceId] = []
+    target_ids: dict[InstanceId, None] = {}  # ordered, and each id once (a list scan is n²)
     for target in wanted:
-        for iid in resolve_target(expander, target, base_dir):
-            if iid not in target_ids:
-                target_ids.append(iid)
+        target_ids.update(dict.fromkeys(resolve_target(expander, target, base_dir)))
     order = expander.ordered()
     instances = expander.resolve(order)
     check_places(expander, instances)

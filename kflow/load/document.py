@@ -70,6 +70,7 @@ class Document:
                 self.sources[prefix] = source
 
 
+_INDEX = re.compile(r"\[\d+\]$")  # "requires[0]": the table "requires" holds the line
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
 
@@ -87,7 +88,8 @@ def toml_line_of(text: str, key: str) -> int | None:
     the first line defining the nearest table above it. Lookups are by key path in an
     index built once per text, so asking for every task's line stays linear.
     """
-    want = tuple(re.sub(r"\[\d+\]$", "", part) for part in key.split(".")) if key else ()
+    parts = key.split(".") if key else []
+    want = tuple(_INDEX.sub("", part) if part.endswith("]") else part for part in parts)
     index = _key_index(text)
     if want in index.at_or_below:
         return index.at_or_below[want]
