@@ -79,12 +79,6 @@ class ClusterError(KflowError):
     exit_code = EXIT_INFRASTRUCTURE
 
 
-class HeldByAnotherRun(KflowError):
-    """Another run holds a lease we need and the caller asked not to wait."""
-
-    exit_code = EXIT_HELD
-
-
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A 'did you mean X?' hint for a near-miss name, or None when nothing is close."""
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)

@@ -316,3 +316,22 @@ def _read_quoted(body: str, i: int, text: str) -> tuple[str, int]:
             chars.append(ch)
             i += 1
     raise ValueError(f"unterminated quote in {text!r}")
+
+
+@dataclass(slots=True)
+class Instance:
+    """A task with its parameter values bound and every template resolved.
+
+    Treat as immutable. Not frozen only because a frozen dataclass costs five times as
+    much to make, and a plan makes one per instance.
+    """
+
+    id: InstanceId
+    task: TaskSpec
+    values: Mapping[str, ParamValue]
+    argv: tuple[str, ...]
+    outputs: Mapping[str, str]  # output name → location (project-relative path or URL)
+    source_inputs: tuple[str, ...]
+    requires: tuple[InstanceId, ...]
+    inputs: tuple[str, ...]  # upstream outputs in requirement order, then source inputs
+    env: Mapping[str, str]  # literal variables; Secret/ConfigMap references stay on task.env

@@ -13,15 +13,15 @@ names say something changed); the decisions themselves are pure.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
 
 from kflow.changes import change_diff, change_line, changed_names, value_diff
 from kflow.errors import DefinitionError
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId
+from kflow.graph import Graph
+from kflow.model import Instance, InstanceId
 from kflow.state import (
     RecordRef,
     StateStore,
@@ -50,6 +50,38 @@ class Check:
     stale: bool
     detail: str
     lines: tuple[str, ...] = ()  # the change in full (a diff), below the detail
+
+
+class Explainer:
+    """Where the steps of a decision go. Planning passes ``QUIET``, which keeps nothing;
+    ``plan --why`` passes ``Explainer(keep=True)``. One code path decides and explains, as
+    ninja's ``OptionalExplanations`` and doit's ``DependencyStatus.add_reason`` do.
+
+    Details that cost something to write (diffs) are given as functions, called only when
+    kept.
+    """
+
+    __slots__ = ("checks", "keep")
+
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
+        self.checks: list[Check] = []
+
+    def record(
+        self,
+        name: str,
+        stale: bool,
+        detail: str | Callable[[], str],
+        lines: Callable[[], tuple[str, ...]] | None = None,
+    ) -> bool:
+        """Keep the step when explaining; return ``stale``: whether the decision stops here."""
+        if self.keep:
+            text = detail if isinstance(detail, str) else detail()
+            self.checks.append(Check(name, stale, text, lines() if lines else ()))
+        return stale
+
+
+QUIET = Explainer()  # keeps nothing, so one instance serves every decision
 
 
 class Decision(NamedTuple):
@@ -96,9 +128,9 @@ class Plan:
         if self._running is None or len(self._running) != len(self.to_run):
             self._running = set(self.to_run)
         instance = self.graph.instances[iid]
-        checks: list[Check] = []
-        _decide_one(instance, self.observed, self.forced(instance), self._running, checks)
-        return tuple(checks)
+        why = Explainer(keep=True)
+        _decide_one(instance, self.observed, self.forced(instance), self._running, why)
+        return tuple(why.checks)
 
 
 @dataclass
@@ -175,7 +207,7 @@ def decide(
     running: set[InstanceId] = set()
     decisions = plan.decisions
     for iid, instance in graph.instances.items():
-        reason, detail = _decide_one(instance, observed, forced(instance), running, None)
+        reason, detail = _decide_one(instance, observed, forced(instance), running, QUIET)
         decisions[iid] = Decision(iid, reason, detail)
         if reason is not None:
             running.add(iid)
@@ -190,13 +222,10 @@ def _decide_one(
     observed: Observations,
     forced: bool,
     running: set[InstanceId],
-    checks: list[Check] | None,
+    why: Explainer,
 ) -> tuple[Reason | None, str]:
-    """The reason an instance runs (None: up to date) and its detail.
-
-    With a ``checks`` list, also every step taken, for ``--why`` (planning passes None:
-    most instances are never explained).
-    """
+    """The reason an instance runs (None: up to date) and its detail; every step taken goes
+    to ``why``, which keeps them only when explaining."""
     # Before anything else, forced or not: the instance would run into the missing file.
     for loc in instance.source_inputs:
         if observed.stamps.get(loc) is None:
@@ -204,48 +233,41 @@ def _decide_one(
                 f"{instance.id}: source input {loc!r} does not exist and no task makes it",
                 instance.task.location,
             )
-    if checks is not None:
-        checks.append(Check("forced", forced, "forced by -B/--force" if forced else "no"))
-    if forced:
+    if why.record("forced", forced, "forced by -B/--force" if forced else "no"):
         return Reason.FORCED, "forced by -B/--always or --force"
 
     stamps = observed.stamps
     missing = [loc for loc in instance.outputs.values() if stamps.get(loc) is None]
-    if checks is not None:
-        checks.append(Check("outputs exist", bool(missing), _missing_text(missing, instance)))
-    if missing:
+    if why.record("outputs exist", bool(missing), lambda: _missing_text(missing, instance)):
         return Reason.OUTPUT_MISSING, missing[0]
     ref = observed.refs.get(instance.id)
     if ref is not None and ref.incomplete:
-        if checks is not None:
-            checks.append(Check("last attempt finished", True, "an earlier attempt did not finish"))
+        why.record("last attempt finished", True, "an earlier attempt did not finish")
         return Reason.INCOMPLETE, "an earlier attempt did not finish; its outputs are not trusted"
 
     if ref is None:
         newer = _newer_input(instance, stamps)
-        if checks is not None:
-            checks.append(Check("record", False, "none: existing outputs are adopted"))
-            checks.append(Check("inputs older than outputs", bool(newer), newer or "yes"))
+        why.record("record", False, "none: existing outputs are adopted")
+        why.record("inputs older than outputs", bool(newer), newer or "yes")
         if newer:
             return Reason.INPUT_CHANGED, newer
     elif (
-        checks is None
-        and ref.fingerprint == observed.fingerprints[instance.id]
+        ref.fingerprint == observed.fingerprints[instance.id]
         and ref.digest == observed.digests[instance.id]
     ):
-        pass  # the common case, decided by the record's name alone (as below, without steps)
+        # The common case, decided by the record's name alone: nothing was read for it.
+        why.record("fingerprint", False, "unchanged")
+        why.record("inputs unchanged", False, "all input stamps match the record")
     else:
-        reason = _compare_with_record(instance, ref, observed, checks)
+        reason = _compare_with_record(instance, ref, observed, why)
         if reason is not None:
             return reason
 
     for req in instance.requires:
         if req in running:
-            if checks is not None:
-                checks.append(Check("upstream up to date", True, f"{req} will run"))
+            why.record("upstream up to date", True, f"{req} will run")
             return Reason.UPSTREAM, f"{req} will run"
-    if checks is not None:
-        checks.append(Check("upstream up to date", False, "yes"))
+    why.record("upstream up to date", False, "yes")
     return None, "up to date"
 
 
@@ -270,44 +292,48 @@ def _newer_input(instance: Instance, stamps: Mapping[str, Stamp | None]) -> str 
 
 
 def _compare_with_record(
-    instance: Instance, ref: RecordRef, observed: Observations, checks: list[Check] | None
+    instance: Instance, ref: RecordRef, observed: Observations, why: Explainer
 ) -> tuple[Reason, str] | None:
-    def check(name: str, stale: bool, detail: str, lines: tuple[str, ...] = ()) -> None:
-        if checks is not None:
-            checks.append(Check(name, stale, detail, lines))
-
     body = observed.bodies.get(ref.location)
     if ref.fingerprint != observed.fingerprints[instance.id]:
         before = body.get("fingerprint") if body else None
         if not before:
             changed = "the fingerprint changed (the record's details could not be read)"
-            check("fingerprint", True, changed)
+            why.record("fingerprint", True, changed)
             return Reason.FINGERPRINT_CHANGED, changed
         parts = fingerprint_parts(instance)
-        if checks is not None:
-            names = ", ".join(changed_names(before, parts)) or "the hash"
-            checks.append(Check("fingerprint", True, f"changed: {names}", _diff(before, parts)))
+        recorded_parts: Mapping[str, Any] = before
+        why.record(
+            "fingerprint",
+            True,
+            lambda: f"changed: {', '.join(changed_names(recorded_parts, parts)) or 'the hash'}",
+            lambda: _diff(recorded_parts, parts),
+        )
         return Reason.FINGERPRINT_CHANGED, change_line(before, parts)
-    check("fingerprint", False, "unchanged")
+    why.record("fingerprint", False, "unchanged")
     if body is None:
         if ref.digest != observed.digests[instance.id]:
-            check("inputs unchanged", True, "the record could not be read")
+            why.record("inputs unchanged", True, "the record could not be read")
             return Reason.INPUT_CHANGED, "inputs changed (the record could not be read)"
         # The record's name says every input stamp is as recorded: nothing to read.
-        check("inputs unchanged", False, "all input stamps match the record")
+        why.record("inputs unchanged", False, "all input stamps match the record")
         return None
     recorded: Mapping[str, Any] = body.get("inputs", {})
     sources = set(instance.source_inputs)
     for loc in instance.inputs:
         if _changed(loc, recorded.get(loc), observed):
-            stamps = _stamp_diff(loc, recorded.get(loc), observed) if checks is not None else ()
+            old = recorded.get(loc)
+
+            def stamps(loc: str = loc, old: Mapping[str, Any] | None = old) -> tuple[str, ...]:
+                return _stamp_diff(loc, old, observed)
+
             if loc in sources:
                 detail = f"source input {loc} changed"
-                check("source inputs unchanged", True, detail, stamps)
+                why.record("source inputs unchanged", True, detail, stamps)
                 return Reason.FINGERPRINT_CHANGED, detail
-            check("inputs unchanged", True, f"{loc} changed", stamps)
+            why.record("inputs unchanged", True, f"{loc} changed", stamps)
             return Reason.INPUT_CHANGED, f"{loc} changed"
-    check("inputs unchanged", False, "same content as recorded")
+    why.record("inputs unchanged", False, "same content as recorded")
     return None
 
 
@@ -354,10 +380,6 @@ def _stamp_text(stamp: Mapping[str, Any] | None) -> str:
     return ", ".join(words)
 
 
-def instances_of(plan: Plan, ids: Iterable[InstanceId]) -> list[Instance]:
-    return [plan.graph.instances[i] for i in ids]
-
-
 def recheck(plan: Plan, iid: InstanceId, storage: Storage, *, waited: bool = False) -> Decision:
     """One instance decided again just before it starts, its lease held (SPEC §3).
 
@@ -385,7 +407,7 @@ def recheck(plan: Plan, iid: InstanceId, storage: Storage, *, waited: bool = Fal
     store = plan.store or StateStore(storage, plan.graph.project.root)
     observed = observe(alone, storage, store)
     try:
-        reason, detail = _decide_one(instance, observed, False, set(), None)
+        reason, detail = _decide_one(instance, observed, False, set(), QUIET)
     except DefinitionError:
         return decision  # e.g. a source input gone meanwhile: let the attempt say so
     if reason is None and not waited and iid not in observed.refs:

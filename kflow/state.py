@@ -27,8 +27,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from kflow.graph import Instance
-from kflow.model import InstanceId, TaskSpec
+from kflow.model import Instance, InstanceId, TaskSpec
 from kflow.storage import Stamp, Storage
 
 INCOMPLETE = "incomplete"
@@ -41,7 +40,7 @@ def _short_hash(text: str) -> str:
 
 def instance_key(iid: InstanceId) -> str:
     """The short hash naming an instance's records (ids can be long and hold any character)."""
-    return hashlib.sha256(iid.encode()).hexdigest()[:_HASH_LEN]
+    return _short_hash(iid)
 
 
 def fingerprint_parts(instance: Instance) -> dict[str, Any]:
@@ -88,9 +87,24 @@ def _parts(instance: Instance, shared: _TaskParts) -> dict[str, Any]:
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
     """The hash of what runs, from parts as ``fingerprint_parts`` makes them."""
-    head = repr((parts["image"], parts["env_from"], parts["resources"]))
+    head = _head(parts["image"], parts["env_from"], parts["resources"])
     env = tuple(parts["env"].items())
-    return _short_hash(head + repr((tuple(parts["command"]), env, tuple(parts["params"].items()))))
+    return _what_runs(head, tuple(parts["command"]), env, tuple(parts["params"].items()))
+
+
+# Writing a record (``fingerprint``) and checking one (``fingerprints``) must hash the same
+# text, or every plan would say "fingerprint changed": both end in these two functions.
+def _head(image: str | None, env_from: list[str], resources: dict[str, Any]) -> str:
+    return repr((image, env_from, resources))
+
+
+def _what_runs(
+    head: str,
+    argv: tuple[str, ...],
+    env: tuple[tuple[str, Any], ...],
+    params: tuple[tuple[str, str], ...],
+) -> str:
+    return _short_hash(head + repr((argv, env, params)))
 
 
 def fingerprints(instances: Iterable[Instance]) -> dict[InstanceId, str]:
@@ -107,12 +121,12 @@ def fingerprints(instances: Iterable[Instance]) -> dict[InstanceId, str]:
         known = heads.get(task.name)
         if known is None:
             image, env_refs, env_from, resources = _task_parts(task)
-            known = heads[task.name] = (repr((image, env_from, resources)), env_refs)
+            known = heads[task.name] = (_head(image, env_from, resources), env_refs)
         head, env_refs = known
         env: tuple[tuple[str, Any], ...] = ()
         if instance.env or env_refs:
             env = tuple({**dict(sorted(instance.env.items())), **env_refs}.items())
-        out[instance.id] = _short_hash(head + repr((instance.argv, env, instance.id.params)))
+        out[instance.id] = _what_runs(head, instance.argv, env, instance.id.params)
     return out
 
 
@@ -126,7 +140,12 @@ def stamp_token(stamp: Stamp | None) -> str:
 
 
 def inputs_digest(inputs: Iterable[str], stamps: Mapping[str, Stamp | None]) -> str:
-    return _short_hash("\n".join(f"{loc}|{stamp_token(stamps.get(loc))}" for loc in inputs))
+    """The hash of the inputs' locations and stamps, in order (what a record vouches for)."""
+    return _short_hash("\n".join(_input_line(loc, stamps) for loc in inputs))
+
+
+def _input_line(location: str, stamps: Mapping[str, Stamp | None]) -> str:
+    return f"{location}|{stamp_token(stamps.get(location))}"
 
 
 def inputs_digests(
@@ -141,7 +160,7 @@ def inputs_digests(
         for loc in instance.inputs:
             line = lines.get(loc)
             if line is None:
-                line = lines[loc] = f"{loc}|{stamp_token(stamps.get(loc))}"
+                line = lines[loc] = _input_line(loc, stamps)
             parts.append(line)
         out[instance.id] = _short_hash("\n".join(parts))
     return out

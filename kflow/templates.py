@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kflow.errors import DefinitionError, Location, did_you_mean
-from kflow.model import ParamValue
+from kflow.model import ParamSpec, ParamValue, TaskSpec
 
 # A scope maps template names to a single value or, for {inputs}/{outputs}, a list of paths.
 ScopeValue = ParamValue | Sequence[str]
@@ -53,9 +53,11 @@ class _Malformed(Exception):
         self.hint = hint
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1 << 17)
 def _parse_cached(template: str) -> tuple[Part, ...]:
-    # Templates repeat across thousands of instances: parse each text once.
+    # Templates repeat across thousands of instances: parse each text once. Loading and
+    # expanding ask for each again, so the cache holds every template of a project of
+    # 10,000s of distinct tasks (a smaller one is emptied before the second pass).
     parts: list[Part] = []
     pos = 0
     for match in _TOKEN.finditer(template):
@@ -465,3 +467,24 @@ def _range(start: object, end: object, text: str, where: Location) -> list[Param
 def _check_count(count: int, text: str, where: Location) -> None:
     if count > _RANGE_LIMIT:
         raise DefinitionError(f"range {text!r} has {count} values, more than {_RANGE_LIMIT}", where)
+
+
+# -- which parameters a task binds ---------------------------------------------------
+
+
+def task_param_names(task: TaskSpec, params: Mapping[str, ParamSpec]) -> tuple[str, ...]:
+    """The parameters a task's instances bind: matrix keys, explicit ``params``, and every
+    project parameter its templates mention. Sorted, so ids are stable."""
+    found = set(task.matrix) | set(task.params)
+    for template in _templates_of(task):
+        for name in names_in(template, task.location):
+            if name in params:
+                found.add(name)
+    return tuple(sorted(found))
+
+
+def _templates_of(task: TaskSpec) -> list[str]:
+    command = [task.command] if isinstance(task.command, str) else list(task.command)
+    env = [var.value for var in task.env if var.value is not None]
+    required = [value for req in task.requires for value in req.params.values()]
+    return command + list(task.inputs) + [t for _, t in task.outputs] + env + required

@@ -33,9 +33,9 @@ from kflow.cli.common import (
     set_options_before_command,
 )
 from kflow.errors import KflowError, UsageError
-from kflow.graph import Expander, Graph, Instance, build_graph
-from kflow.load.build import task_param_names
-from kflow.model import Project
+from kflow.graph import Expander, Graph, build_graph
+from kflow.model import Instance, Project
+from kflow.templates import task_param_names
 
 if TYPE_CHECKING:
     from typer._click import Command, Context  # typer's own copy of click
@@ -391,13 +391,22 @@ def _check_profile(project: Project, built: Graph | None) -> list[str]:
     from kflow.executors.kubernetes.manifest import pod_manifest
     from kflow.executors.kubernetes.validation import check_pod
     from kflow.run.attempts import task_environment
+    from kflow.state import fingerprint, fingerprint_parts, instance_key
 
     first: dict[str, Instance] = {}
     for instance in built.instances.values() if built else ():
         first.setdefault(instance.task.name, instance)
     notes: list[str] = []
     for instance in first.values():
-        spec = AttemptSpec("check", instance, 1, instance.argv, task_environment(instance, "check"))
+        spec = AttemptSpec(
+            "check",
+            instance,
+            1,
+            instance.argv,
+            task_environment(instance, "check"),
+            instance_key(instance.id),
+            fingerprint(fingerprint_parts(instance)),
+        )
         try:
             pod = pod_manifest(spec, project.name, profile.namespace)
             notes.extend(check_pod(pod, instance.task))

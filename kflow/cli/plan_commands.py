@@ -26,8 +26,8 @@ from kflow.cli.common import (
 )
 from kflow.cli.words import count
 from kflow.errors import UsageError
-from kflow.graph import Graph, Instance, build_graph, default_targets
-from kflow.model import InstanceId, Project, parse_instance_id
+from kflow.graph import Graph, build_graph, default_targets
+from kflow.model import Instance, InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
 

@@ -39,8 +39,8 @@ from kflow.cli.plan_commands import (
     project_storage,
 )
 from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId, parse_instance_id
+from kflow.graph import Graph
+from kflow.model import Instance, InstanceId, parse_instance_id
 from kflow.plan import Plan, make_plan, recheck
 from kflow.storage import Storage
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
-from kflow.graph import Instance
+from kflow.model import Instance
 
 
 class AttemptState(str, Enum):
@@ -35,7 +35,9 @@ class AttemptSpec:
 
     ``env`` is complete for the task's side (the instance's literal variables
     plus the ``KFLOW_*`` ones); an executor adds what its environment needs
-    (the local executor starts from ``os.environ``).
+    (the local executor starts from ``os.environ``). ``instance_key`` and
+    ``fingerprint`` are the state layer's names for the instance and for what runs,
+    computed by the caller: an executor that labels its work (pods) copies them.
     """
 
     run_id: str
@@ -43,6 +45,8 @@ class AttemptSpec:
     attempt: int  # 1-based
     argv: tuple[str, ...]
     env: Mapping[str, str]
+    instance_key: str
+    fingerprint: str
     timeout: float | None = None  # seconds; the executor ends the attempt when it elapses
     labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kflow.errors import DefinitionError, did_you_mean
+from kflow.errors import DefinitionError, Location, did_you_mean
 from kflow.load.document import SECTIONS, Document
 from kflow.load.tasks import SETTING_KEYS, merge_settings, read_settings, read_task
 from kflow.load.values import Reader
 from kflow.model import ParamSpec, ParamType, Profile, Project, TaskSpec
 from kflow.params import ParamValueError, parse_value, zone
-from kflow.templates import literal_brace_hint, names_in
+from kflow.templates import literal_brace_hint, names_in, task_param_names
 
 PROJECT_KEYS = (
     "name",
@@ -64,8 +64,9 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
     tasks = {name: read_task(doc, name, settings) for name in tasks_table}
     if not tasks:
         raise top.fail("tasks", "the project defines no tasks", "add a [tasks.NAME] table")
+    param_names: dict[str, tuple[str, ...]] = {}  # by task, made once: each is required often
     for task in tasks.values():
-        _check_task_references(doc, task, tasks, params)
+        _check_task_references(doc, task, tasks, params, param_names)
     _check_cycles(doc, tasks)
     _check_duplicate_outputs(doc, tasks)
     for task in tasks.values():
@@ -210,26 +211,12 @@ def _read_profile(
     return profile, settings, names
 
 
-def task_param_names(task: TaskSpec, params: Mapping[str, ParamSpec]) -> tuple[str, ...]:
-    """The parameters a task's instances bind: matrix keys, explicit ``params``, and every
-    project parameter its templates mention. Sorted, so ids are stable."""
-    found = set(task.matrix) | set(task.params)
-    for template in _templates_of(task):
-        for name in names_in(template, task.location):
-            if name in params:
-                found.add(name)
-    return tuple(sorted(found))
-
-
-def _templates_of(task: TaskSpec) -> list[str]:
-    command = [task.command] if isinstance(task.command, str) else list(task.command)
-    env = [var.value for var in task.env if var.value is not None]
-    required = [value for req in task.requires for value in req.params.values()]
-    return command + list(task.inputs) + [t for _, t in task.outputs] + env + required
-
-
 def _check_task_references(
-    doc: Document, task: TaskSpec, tasks: Mapping[str, TaskSpec], params: Mapping[str, ParamSpec]
+    doc: Document,
+    task: TaskSpec,
+    tasks: Mapping[str, TaskSpec],
+    params: Mapping[str, ParamSpec],
+    param_names: dict[str, tuple[str, ...]],
 ) -> None:
     key = f"tasks.{task.name}"
     reader = Reader(doc, doc.data["tasks"][task.name], key)
@@ -246,7 +233,9 @@ def _check_task_references(
                 f"requires[{index}]", f"unknown task {req.task!r}", did_you_mean(req.task, tasks)
             )
         required.add(req.task)
-        theirs = task_param_names(tasks[req.task], params)
+        theirs = param_names.get(req.task)
+        if theirs is None:
+            theirs = param_names[req.task] = task_param_names(tasks[req.task], params)
         for pname in req.params:
             if pname not in theirs:
                 raise reader.fail(
@@ -275,7 +264,7 @@ def _check_task_references(
     ]
     for section, templates, known in groups:
         for template in templates:
-            for name in names_in(template, doc.location(f"{key}.{section}")):
+            for name in _names(template, doc, f"{key}.{section}"):
                 if name not in known:
                     raise reader.fail(
                         section,
@@ -284,6 +273,18 @@ def _check_task_references(
                         or did_you_mean(name, known)
                         or _hint_for(name, section),
                     )
+
+
+def _names(template: str, doc: Document, key: str) -> list[str]:
+    """``names_in``, placing a malformed template at ``key`` only when it is one: finding a
+    key's line costs more than the check, and nearly every template is fine."""
+    try:
+        return names_in(template, _UNPLACED)
+    except DefinitionError as exc:
+        raise DefinitionError(exc.message, doc.location(key), exc.hint) from None
+
+
+_UNPLACED = Location("")
 
 
 def _hint_for(name: str, section: str) -> str:

@@ -41,11 +41,12 @@ class Document:
     def location(self, key: str | None) -> Location:
         """Where ``key`` (a dotted path such as ``tasks.clean.command``) was written."""
         key = key or ""
-        best = ""
-        for prefix in self.sources:
-            if (key == prefix or key.startswith(prefix + ".")) and len(prefix) >= len(best):
-                best = prefix
-        return self.sources[best].location(key or None)
+        # The longest prefix that names a source, tried from the key itself upwards: a
+        # lookup per dot, not a scan of every task's source (kflow.py files have one each).
+        prefix = key
+        while prefix and prefix not in self.sources:
+            prefix = prefix.rpartition(".")[0]
+        return self.sources[prefix].location(key or None)
 
     def merge(self, other: Document) -> None:
         """Add another file's definitions; a name defined twice is an error naming both places."""
@@ -69,6 +70,7 @@ class Document:
                 self.sources[prefix] = source
 
 
+_INDEX = re.compile(r"\[\d+\]$")  # "requires[0]": the table "requires" holds the line
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
 
@@ -81,36 +83,49 @@ def _split_dotted(text: str) -> list[str]:
 def toml_line_of(text: str, key: str) -> int | None:
     """Best-effort line number (1-based) of a dotted key path in TOML text.
 
-    Finds the deepest table header that is a prefix of the key, then the key's
-    assignment inside it; falls back to the header's own line.
+    The deepest definition on the key's path wins: the first line defining the key or
+    something below it (``[taks.x]`` places ``taks``, which has no line of its own), else
+    the first line defining the nearest table above it. Lookups are by key path in an
+    index built once per text, so asking for every task's line stays linear.
     """
-    want = [re.sub(r"\[\d+\]$", "", part) for part in key.split(".")] if key else []
-    best_line: int | None = None
-    best_depth = -1
-    for number, full in _key_lines(text):
-        # The deepest definition on the key's path wins (a key, else its table); a table
-        # below the key (``[taks.x]`` for ``taks``) places a key that has no line of its own.
-        depth = min(len(full), len(want))
-        if full[:depth] == want[:depth] and depth > best_depth:
-            best_line, best_depth = number, depth
-    return best_line
+    parts = key.split(".") if key else []
+    want = tuple(_INDEX.sub("", part) if part.endswith("]") else part for part in parts)
+    index = _key_index(text)
+    if want in index.at_or_below:
+        return index.at_or_below[want]
+    for depth in range(len(want) - 1, 0, -1):
+        line = index.exact.get(want[:depth])
+        if line is not None:
+            return line
+    return None
+
+
+@dataclass(frozen=True)
+class _KeyIndex:
+    exact: dict[tuple[str, ...], int]  # key path → first line that defines exactly it
+    at_or_below: dict[tuple[str, ...], int]  # key path → first line defining it or below it
 
 
 @functools.lru_cache(maxsize=32)
-def _key_lines(text: str) -> tuple[tuple[int, list[str]], ...]:
-    """Each header and assignment line of TOML text with the full key path it defines.
+def _key_index(text: str) -> _KeyIndex:
+    """Each header and assignment line of TOML text, indexed by the full key path it defines.
 
-    Every task and setting asks for its line when loaded: the text is scanned once.
+    Every task and setting may ask for its line when loaded: the text is scanned once.
     """
-    found: list[tuple[int, list[str]]] = []
+    exact: dict[tuple[str, ...], int] = {}
+    below: dict[tuple[str, ...], int] = {}
     current: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
         if header:
             current = _split_dotted(header.group(1))
-            found.append((number, current))
-            continue
-        assigned = _KEY.match(line)
-        if assigned:
-            found.append((number, current + _split_dotted(assigned.group(1))))
-    return tuple(found)
+            full = tuple(current)
+        else:
+            assigned = _KEY.match(line)
+            if not assigned:
+                continue
+            full = tuple(current + _split_dotted(assigned.group(1)))
+        exact.setdefault(full, number)
+        for depth in range(len(full) + 1):
+            below.setdefault(full[:depth], number)
+    return _KeyIndex(exact, below)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from kflow.graph import Instance
+from kflow.model import Instance
 
 LOG_TAIL_LINES = 20
 

@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from kflow.errors import KflowError
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId
+from kflow.graph import Graph
+from kflow.model import Instance, InstanceId
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.leases import LeaseInfo, Leases
 from kflow.run.outcome import drain

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from kflow.graph import Instance
+from kflow.model import Instance
 
 
 class StateHooks(Protocol):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId
+from kflow.graph import Graph
+from kflow.model import Instance, InstanceId
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
 from kflow.storage import Storage

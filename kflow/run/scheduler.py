@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from kflow.errors import KflowError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate, Executor
 from kflow.executors.liveness import my_start_time, this_place
-from kflow.graph import Graph, Instance
-from kflow.model import InstanceId
+from kflow.graph import Graph
+from kflow.model import Instance, InstanceId
 from kflow.run import events as ev
 from kflow.run.abort import ABORT_TIMEOUT, briefly, mark_aborted
 from kflow.run.agenda import Agenda
@@ -52,6 +52,7 @@ from kflow.run.records import (
     record_location,
     save_record,
 )
+from kflow.state import fingerprint, fingerprint_parts, instance_key
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
@@ -406,6 +407,8 @@ class Runner:
             attempt=number,
             argv=instance.argv,
             env=task_environment(instance, self.run_id),
+            instance_key=instance_key(iid),
+            fingerprint=fingerprint(fingerprint_parts(instance)),
             timeout=instance.task.timeout,
             labels={"run": self.run_id, "task": instance.task.name},
         )

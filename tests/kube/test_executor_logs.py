@@ -9,6 +9,7 @@ from kflow.executors.base import AttemptSpec, AttemptState, AttemptUpdate, Execu
 from kflow.graph import build_graph
 from kflow.load import load_project
 from kflow.run.attempts import task_environment
+from kflow.state import fingerprint, fingerprint_parts, instance_key
 from tests.kube.test_executor_support import ClusterProject, cluster_project
 
 __all__ = ["cluster_project"]
@@ -40,7 +41,9 @@ def test_the_log_of_a_pod_deleted_while_running_is_kept(cluster_project: Cluster
     (instance,) = build_graph(project, ["talk"]).instances.values()
     executor = make_executor("kubernetes", project)
     try:
-        spec = AttemptSpec("run-1", instance, 1, instance.argv, task_environment(instance, "run-1"))
+        env = task_environment(instance, "run-1")
+        key, fp = instance_key(instance.id), fingerprint(fingerprint_parts(instance))
+        spec = AttemptSpec("run-1", instance, 1, instance.argv, env, key, fp)
         handle = executor.submit(spec)
         _until(executor, AttemptState.RUNNING)
         emulator = cluster_project.emulator

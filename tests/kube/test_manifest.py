@@ -12,10 +12,11 @@ import pytest
 from kflow.errors import DefinitionError
 from kflow.executors.base import AttemptSpec
 from kflow.executors.kubernetes.manifest import deep_merge, label_value, pod_manifest, pod_name
-from kflow.graph import Instance, build_graph
+from kflow.graph import build_graph
 from kflow.load import load_project
+from kflow.model import Instance
 from kflow.run.attempts import task_environment
-from kflow.state import fingerprint, fingerprint_parts
+from kflow.state import fingerprint, fingerprint_parts, instance_key
 from tests.helpers import write_project
 
 FULL = """
@@ -79,6 +80,8 @@ def _spec(instance: Instance, attempt: int = 1, run_id: str = RUN) -> AttemptSpe
         attempt=attempt,
         argv=instance.argv,
         env=task_environment(instance, run_id),
+        instance_key=instance_key(instance.id),
+        fingerprint=fingerprint(fingerprint_parts(instance)),
         timeout=instance.task.timeout,
     )
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from kflow.executors.base import AttemptSpec, AttemptState, AttemptUpdate
 from kflow.executors.local import LocalExecutor
-from kflow.graph import Instance, build_graph
+from kflow.graph import build_graph
 from kflow.load import load_project
+from kflow.model import Instance
 
 
 def _instance(tmp_path: Path, command: str = '["true"]') -> Instance:
@@ -32,7 +33,14 @@ def _instance(tmp_path: Path, command: str = '["true"]') -> Instance:
 
 def _spec(instance: Instance, argv: list[str], **kw: object) -> AttemptSpec:
     return AttemptSpec(
-        run_id="r1", instance=instance, attempt=1, argv=tuple(argv), env={"KFLOW_TASK": "job"}, **kw
+        run_id="r1",
+        instance=instance,
+        attempt=1,
+        argv=tuple(argv),
+        env={"KFLOW_TASK": "job"},
+        instance_key="job",
+        fingerprint="f",
+        **kw,
     )  # type: ignore[arg-type]
 
 

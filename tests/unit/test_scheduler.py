@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from kflow.executors.local import LocalExecutor
-from kflow.graph import Graph, Instance, build_graph
+from kflow.graph import Graph, build_graph
 from kflow.load import load_project
+from kflow.model import Instance
 from kflow.run import Runner, RunOptions, RunResult
 from kflow.run import events as ev
 from kflow.storage import Storage

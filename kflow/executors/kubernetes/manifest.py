@@ -33,7 +33,6 @@ from typing import Any
 from kflow.errors import DefinitionError, did_you_mean
 from kflow.executors.base import AttemptSpec
 from kflow.model import TaskSpec
-from kflow.state import fingerprint, fingerprint_parts, instance_key
 
 CONTAINER = "main"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -106,11 +105,11 @@ def pod_manifest(spec: AttemptSpec, project: str, namespace: str | None = None) 
             RUN_LABEL: label_value(spec.run_id),
             TASK_LABEL: label_value(task.name),
             ATTEMPT_LABEL: str(spec.attempt),
-            INSTANCE_HASH_LABEL: instance_key(instance.id),
+            INSTANCE_HASH_LABEL: spec.instance_key,
         },
         "annotations": {
             INSTANCE_ANNOTATION: iid,
-            FINGERPRINT_ANNOTATION: fingerprint(fingerprint_parts(instance)),
+            FINGERPRINT_ANNOTATION: spec.fingerprint,
             SAFE_TO_EVICT: "false",
         },
     }

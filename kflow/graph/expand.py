@@ -1,91 +1,36 @@
-"""The instance graph: parameter and matrix expansion, requirements, targets, topological order."""
+"""Expansion: tasks into instances, one per combination of parameter and matrix values,
+with the instances each requires, in a deterministic topological order."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import itertools
-import math
-import os
-import posixpath
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from kflow.errors import DefinitionError, Location, UsageError, did_you_mean
-from kflow.load.build import task_param_names
+from kflow.graph.instances import TaskTemplates, resolve_one
 from kflow.model import (
     ComputedParam,
+    Instance,
     InstanceId,
     ParamType,
     ParamValue,
     Project,
     TaskSpec,
-    is_normal_path,
-    parse_instance_id,
 )
 from kflow.params import (
-    MAX_INSTANCES,
     ParamValueError,
     parse_value,
     parse_values,
     value_text,
     zone,
 )
-from kflow.paths import Reach, place_of, segment_problem
 from kflow.templates import (
-    Renderer,
-    Scope,
-    compile_command,
-    compile_template,
-    names_in,
-    pattern_regex,
     render,
+    task_param_names,
 )
-
-
-@dataclass(slots=True)
-class Instance:
-    """A task with its parameter values bound and every template resolved.
-
-    Treat as immutable. Not frozen only because a frozen dataclass costs five times as
-    much to make, and a plan makes one per instance.
-    """
-
-    id: InstanceId
-    task: TaskSpec
-    values: Mapping[str, ParamValue]
-    argv: tuple[str, ...]
-    outputs: Mapping[str, str]  # output name → location (project-relative path or URL)
-    source_inputs: tuple[str, ...]
-    requires: tuple[InstanceId, ...]
-    inputs: tuple[str, ...]  # upstream outputs in requirement order, then source inputs
-    env: Mapping[str, str]  # literal variables; Secret/ConfigMap references stay on task.env
-
-
-@dataclass
-class Graph:
-    """Instances in a deterministic topological order (requirements first), and the targets."""
-
-    project: Project
-    instances: dict[InstanceId, Instance]
-    targets: tuple[InstanceId, ...]
-    _dependents: dict[InstanceId, list[InstanceId]] | None = field(default=None, repr=False)
-
-    def dependents(self, iid: InstanceId) -> list[InstanceId]:
-        if self._dependents is None:  # built on first use: planning never needs it
-            dependents: dict[InstanceId, list[InstanceId]] = {}
-            for instance in self.instances.values():
-                for req in instance.requires:
-                    dependents.setdefault(req, []).append(instance.id)
-            self._dependents = dependents
-        return self._dependents.get(iid, [])
-
-    def producer_of(self) -> dict[str, InstanceId]:
-        """Which instance makes each output location."""
-        return {loc: i.id for i in self.instances.values() for loc in i.outputs.values()}
 
 
 class Expander:
@@ -570,12 +515,12 @@ class Expander:
     def resolve(self, order: Sequence[InstanceId]) -> dict[InstanceId, Instance]:
         instances: dict[InstanceId, Instance] = {}
         owner: dict[str, InstanceId] = {}
-        compiled: dict[str, _TaskTemplates] = {}
+        compiled: dict[str, TaskTemplates] = {}
         for iid in order:
             templates = compiled.get(iid.task)
             if templates is None:
-                templates = compiled[iid.task] = _TaskTemplates.of(self.project.tasks[iid.task])
-            instance = _resolve_one(
+                templates = compiled[iid.task] = TaskTemplates.of(self.project.tasks[iid.task])
+            instance = resolve_one(
                 templates, self.root, iid, self._bound[iid], self._requires[iid], instances
             )
             for location in instance.outputs.values():
@@ -588,6 +533,8 @@ class Expander:
                 owner[location] = iid
             instances[iid] = instance
         return instances
+
+
 
 
 _TYPE_KINDS: dict[str, type] = {
@@ -650,474 +597,3 @@ def _bare_name(template: str) -> str | None:
         name = template[1:-1]
         return name if name.isidentifier() else None
     return None
-
-
-def normalize_location(location: str) -> str:
-    """One spelling per location: URLs untouched, local paths normalised (``./a/../b`` → ``b``)."""
-    if "://" in location or is_normal_path(location):  # the common case, per output
-        return location
-    return posixpath.normpath(location)
-
-
-@dataclass(frozen=True)
-class _TaskTemplates:
-    """A task's templates, parsed once and rendered for each of its instances."""
-
-    task: TaskSpec
-    outputs: tuple[tuple[str, Renderer], ...]
-    sources: tuple[Renderer, ...]
-    command: Callable[[Scope], list[str]]
-    env: tuple[tuple[str, Renderer], ...]
-    # "inputs.TASK" by required TASK and "outputs.NAME" by output NAME: scope keys, made once
-    input_keys: Mapping[str, str]
-    output_keys: Mapping[str, str]
-
-    @classmethod
-    def of(cls, task: TaskSpec) -> _TaskTemplates:
-        where = task.location
-        return cls(
-            task,
-            tuple((name, compile_template(t, where)) for name, t in task.outputs),
-            tuple(compile_template(t, where) for t in task.inputs),
-            compile_command(task.command, task.shell, where),
-            tuple(
-                (v.name, compile_template(v.value, where)) for v in task.env if v.value is not None
-            ),
-            {req.task: f"inputs.{req.task}" for req in task.requires},
-            {name: f"outputs.{name}" for name, _ in task.outputs},
-        )
-
-
-def _resolve_one(
-    templates: _TaskTemplates,
-    root: str,
-    iid: InstanceId,
-    values: Mapping[str, ParamValue],
-    requires: tuple[InstanceId, ...],
-    done: Mapping[InstanceId, Instance],
-) -> Instance:
-    task = templates.task
-    scope: dict[str, object] = {"root": root, "task": task.name, **values}
-    base: Scope = scope  # type: ignore[assignment]  # outputs and sources see only these
-    outputs = {name: normalize_location(out(base)) for name, out in templates.outputs}
-    sources = tuple([normalize_location(source(base)) for source in templates.sources])
-    by_task: dict[str, list[str]] = {}
-    for rid in requires:
-        made = done[rid].outputs.values()
-        paths = by_task.get(rid.task)
-        if paths is None:
-            by_task[rid.task] = list(made)
-        else:
-            paths.extend(made)
-    # Upstream outputs are distinct (one maker each): only source inputs can repeat one.
-    inputs = list(itertools.chain.from_iterable(by_task.values())) if by_task else []
-    if sources:
-        inputs = list(dict.fromkeys([*inputs, *sources]))
-    output_paths = list(outputs.values())
-    scope["inputs"] = inputs
-    scope["outputs"] = output_paths
-    if inputs:
-        scope["input"] = inputs[0]
-    if outputs:
-        scope["output"] = output_paths[0]
-    for name, paths in by_task.items():
-        scope[templates.input_keys[name]] = paths
-    for name, path in outputs.items():
-        scope[templates.output_keys[name]] = path
-    typed_scope: Scope = scope  # type: ignore[assignment]
-    argv = templates.command(typed_scope)
-    env = {name: value(typed_scope) for name, value in templates.env} if templates.env else {}
-    # values is this instance's own dict (the expander's), never shared or changed
-    return Instance(iid, task, values, tuple(argv), outputs, sources, requires, tuple(inputs), env)
-
-
-def build_graph(
-    project: Project,
-    targets: Sequence[str] = (),
-    overrides: Mapping[str, str] | None = None,
-    base_dir: Path | None = None,
-) -> Graph:
-    """Expand the targets (or the project's defaults) into a resolved, ordered instance graph."""
-    expander = Expander(project, overrides)
-    wanted = list(targets) or list(project.default_targets) or default_targets(project)
-    check_instance_count(expander, wanted)
-    target_ids: list[InstanceId] = []
-    for target in wanted:
-        for iid in resolve_target(expander, target, base_dir):
-            if iid not in target_ids:
-                target_ids.append(iid)
-    order = expander.ordered()
-    instances = expander.resolve(order)
-    check_places(expander, instances)
-    return Graph(project, instances, tuple(target_ids))
-
-
-def default_targets(project: Project) -> list[str]:
-    """Without ``[project] default``: every task no other task requires (the end products)."""
-    required = {
-        req.task
-        for task in project.tasks.values()
-        for req in task.requires
-        if req.task != task.name
-    }
-    return [name for name in project.tasks if name not in required]
-
-
-def resolve_target(
-    expander: Expander, target: str, base_dir: Path | None = None
-) -> list[InstanceId]:
-    """A task name, an instance id, or an output path → the instances it means."""
-    project = expander.project
-    if target in project.tasks:
-        return expander.instance_ids(target, {})
-    if "[" in target and target.endswith("]"):
-        return _resolve_instance_id(expander, target)
-    matched = _resolve_output_path(expander, target, base_dir or project.directory)
-    if matched is not None:
-        return matched
-    raise UsageError(
-        f"unknown target {target!r}: not a task, an instance id or an output path",
-        hint=did_you_mean(target, project.tasks) or f"tasks: {', '.join(project.tasks)}",
-    )
-
-
-def _resolve_instance_id(expander: Expander, target: str) -> list[InstanceId]:
-    project = expander.project
-    try:
-        parsed = parse_instance_id(target)
-    except ValueError as exc:
-        raise UsageError(f"bad instance id: {exc}") from None
-    if parsed.task not in project.tasks:
-        raise UsageError(
-            f"unknown task {parsed.task!r} in {target!r}",
-            hint=did_you_mean(parsed.task, project.tasks),
-        )
-    task = project.tasks[parsed.task]
-    names = expander.param_names[parsed.task]
-    fixed: dict[str, ParamValue] = {}
-    for name, text in parsed.params:
-        if name not in names:
-            raise UsageError(
-                f"task {parsed.task!r} has no parameter {name!r}",
-                hint=did_you_mean(name, names) or f"its parameters: {', '.join(names) or 'none'}",
-            )
-        try:
-            fixed[name] = expander._typed(task, name, text, None)
-        except (UsageError, DefinitionError) as exc:
-            raise UsageError(f"{target}: {exc.message}") from None
-    return expander.instance_ids(parsed.task, fixed)
-
-
-def _resolve_output_path(
-    expander: Expander, target: str, base_dir: Path
-) -> list[InstanceId] | None:
-    """The instance whose output pattern matches the path. Where several match, the one
-    with the shortest stem (the fewest characters matched by parameters) wins, as in GNU
-    Make; two equally specific matches of different instances are ambiguous (exit 2)."""
-    project = expander.project
-    location = _target_location(project, target, base_dir)
-    found: list[tuple[int, InstanceId, str]] = []
-    for task in project.tasks.values():
-        names = expander.param_names[task.name]
-        for _, template in task.outputs:
-            fixed = {"root": project.root, "task": task.name}
-            if project.root == "." and template.startswith("{root}/"):
-                template = template[len("{root}/") :]  # outputs are normalised without "./"
-            regex, groups = pattern_regex(template, fixed, task.location)
-            match = regex.match(location)
-            if match is None:
-                continue
-            bound = _bind_groups(expander, task, names, groups, match.groupdict())
-            if bound is not None:
-                ids = expander._ids_with(task.name, bound)  # not expanded: it may lose
-                if len(ids) == 1:
-                    stem = sum(len(text) for text in match.groupdict().values())
-                    found.append((stem, ids[0], template))
-    if not found:
-        return None
-    found.sort(key=lambda entry: entry[0])
-    best = [entry for entry in found if entry[0] == found[0][0]]
-    if len({iid for _, iid, _ in best}) > 1:
-        raise UsageError(
-            f"target {target!r} is ambiguous: it matches the outputs of "
-            + " and ".join(f"{iid} ({template})" for _, iid, template in best),
-            hint="name the instance id instead",
-        )
-    return expander.instance_ids(best[0][1].task, expander._bound[best[0][1]])
-
-
-def _target_location(project: Project, target: str, base_dir: Path) -> str:
-    """A target path as outputs are spelled: relative to the project folder where inside it."""
-    if "://" in target:
-        return target
-    path = os.path.normpath(os.path.join(base_dir, target))
-    inside = os.path.relpath(path, project.directory)
-    return path if inside.startswith("..") else normalize_location(inside)
-
-
-def _bind_groups(
-    expander: Expander,
-    task: TaskSpec,
-    names: Iterable[str],
-    groups: Sequence[object],
-    found: Mapping[str, str],
-) -> dict[str, ParamValue] | None:
-    bound: dict[str, ParamValue] = {}
-    for index, placeholder in enumerate(groups):
-        name = getattr(placeholder, "name", "")
-        spec = getattr(placeholder, "spec", "")
-        if name not in names:
-            return None
-        value = _value_from_text(expander, task, name, found[f"g{index}"], spec)
-        if value is None or (name in bound and bound[name] != value):
-            return None
-        bound[name] = value
-    return bound
-
-
-def _value_from_text(
-    expander: Expander, task: TaskSpec, name: str, text: str, spec: str
-) -> ParamValue | None:
-    if name in task.matrix:
-        return next(
-            (
-                v
-                for v in task.matrix[name]
-                if render(f"{{v:{spec}}}" if spec else "{v}", {"v": v}, task.location) == text
-            ),
-            None,
-        )
-    ptype = expander.project.params[name].type
-    try:
-        if spec and ptype.value in ("date", "datetime"):
-            parsed = dt.datetime.strptime(text, spec)
-            return parsed.date() if ptype.value == "date" else parsed
-        return parse_value(ptype, text, expander.tz)
-    except (ValueError, ParamValueError):
-        return None
-
-
-# -- outputs within the project's reach (SPEC §1) ---------------------------------------
-
-
-def check_places(expander: Expander, instances: Mapping[InstanceId, Instance]) -> None:
-    """Exit 2 before anything runs when a location could reach what kflow must never touch.
-
-    A parameter value substituted into an output or input path is one path segment; every
-    output lies within the project folder or ``{root}`` (or is a URL of its own); no output
-    is, or holds, a definition file or a source input; and each canonical location
-    (``{root}/x``, ``file://./data/x`` and ``/abs/…/data/x`` are one) has one maker and
-    lies inside no other instance's output.
-    """
-    project = expander.project
-    project_dir = str(project.directory)
-    reach = Reach(project_dir, project.root)
-    path_params = {name: _path_params(task) for name, task in project.tasks.items()}
-    checked: set[tuple[str, str]] = set()
-    owners: dict[tuple[str, str, str], tuple[InstanceId, str]] = {}
-    for instance in instances.values():
-        names = path_params[instance.id.task]
-        if names:
-            for name, text in instance.id.params:
-                if name in names and (name, text) not in checked:
-                    _check_segment(instance, name, text)
-                    checked.add((name, text))
-        for location in instance.outputs.values():
-            place = place_of(location, project_dir)
-            problem = reach.problem(place)
-            if problem is not None:
-                raise DefinitionError(
-                    f"output {location!r} of {instance.id} {problem}",
-                    _key(instance.task, "outputs"),
-                    "outputs go under the project folder or {root}, or to a URL of their own",
-                )
-            key = place.key()
-            other = owners.get(key)
-            if other is not None and other[0] != instance.id:
-                raise DefinitionError(
-                    f"output {location!r} of {instance.id} is also output {other[1]!r} "
-                    f"of {other[0]}",
-                    _key(instance.task, "outputs"),
-                    "each output must be made by one instance",
-                )
-            owners[key] = (instance.id, location)
-    _check_nesting(owners)
-    _check_sources(expander, instances, owners, project_dir)
-
-
-def _path_params(task: TaskSpec) -> frozenset[str]:
-    templates = [t for _, t in task.outputs] + list(task.inputs)
-    return frozenset(name for t in templates for name in names_in(t, task.location))
-
-
-def _key(task: TaskSpec, section: str) -> Location:
-    key = f"{task.location.key}.{section}" if task.location.key else section
-    return dataclasses.replace(task.location, key=key)
-
-
-def _check_segment(instance: Instance, name: str, text: str) -> None:
-    problem = segment_problem(text)
-    if problem is not None:
-        raise DefinitionError(
-            f"parameter {name!r} value {text!r} {problem}, but {instance.id.task}'s paths "
-            "use it as one path segment",
-            _key(instance.task, "outputs"),
-            "a value in an output or input path must not contain '/', be '.' or '..', "
-            "hold NUL or start with '-'",
-        )
-
-
-def _ancestors(key: tuple[str, str, str]) -> Iterable[tuple[str, str, str]]:
-    scheme, host, path = key
-    while len(path) > 1:
-        path = path.rpartition("/")[0] or "/"
-        yield scheme, host, path
-
-
-def _check_nesting(owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]]) -> None:
-    """An output inside another instance's (folder) output: that instance's failure would
-    delete it. Reported like a duplicate.
-
-    Sorted with a trailing '/', everything under a folder directly follows it: one pass with
-    a stack of the folders above the current place finds every nesting.
-    """
-    entries = sorted(
-        ((scheme, host, path.rstrip("/") + "/"), owner)
-        for (scheme, host, path), owner in owners.items()
-    )
-    stack: list[tuple[tuple[str, str, str], tuple[InstanceId, str]]] = []
-    for key, owner in entries:
-        while stack and not (
-            stack[-1][0][:2] == key[:2] and key[2].startswith(stack[-1][0][2])
-        ):
-            stack.pop()
-        if stack and stack[-1][1][0] != owner[0]:
-            other = stack[-1][1]
-            raise DefinitionError(
-                f"output {owner[1]!r} of {owner[0]} lies inside output {other[1]!r} of {other[0]}",
-                None,
-                "an output folder belongs to one instance: move one of them",
-            )
-        stack.append((key, owner))
-
-
-def _check_sources(
-    expander: Expander,
-    instances: Mapping[InstanceId, Instance],
-    owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]],
-    project_dir: str,
-) -> None:
-    """No output is or holds a definition file or a source input; no source input is another
-    task's output (we refuse rather than infer the edge: name the task in ``requires``)."""
-    project = expander.project
-    protected: dict[tuple[str, str, str], str] = {}
-    for path in project.files:
-        protected[place_of(str(path), project_dir).key()] = f"the definition file {path}"
-    users: dict[str, Instance] = {}
-    for instance in instances.values():
-        for source in instance.source_inputs:
-            users.setdefault(source, instance)
-    for source, user in users.items():
-        key = place_of(source, project_dir).key()
-        for candidate in (key, *_ancestors(key)):
-            maker = owners.get(candidate)
-            if maker is not None and maker[0].task != user.id.task:
-                raise _made_by(user, source, maker[0].task)
-        protected.setdefault(key, f"source input {source!r} of {user.id}")
-    for key, what in protected.items():
-        for candidate in (key, *_ancestors(key)):
-            owner = owners.get(candidate)
-            if owner is not None:
-                raise DefinitionError(
-                    f"output {owner[1]!r} of {owner[0]} is or holds {what}",
-                    _key(instances[owner[0]].task, "outputs"),
-                    "kflow never overwrites or deletes definition files or source inputs",
-                )
-    _check_sources_made_elsewhere(expander, users)
-
-
-def _made_by(user: Instance, source: str, maker: str) -> DefinitionError:
-    return DefinitionError(
-        f"source input {source!r} of {user.id} is made by task {maker!r}",
-        _key(user.task, "inputs"),
-        f"add {maker!r} to requires (and drop it from inputs) so that it runs first",
-    )
-
-
-def _check_sources_made_elsewhere(expander: Expander, users: Mapping[str, Instance]) -> None:
-    """A source input that another task's output pattern makes (binding valid values), though
-    that task's instance is not in this graph: nothing would order the two."""
-    project = expander.project
-    patterns = []
-    for task in project.tasks.values():
-        for _, template in task.outputs:
-            fixed = {"root": project.root, "task": task.name}
-            if project.root == "." and template.startswith("{root}/"):
-                template = template[len("{root}/") :]
-            regex, groups = pattern_regex(template, fixed, task.location)
-            patterns.append((task, regex, groups))
-    seen: set[tuple[str, str]] = set()
-    for source, user in users.items():
-        spelled = _target_location(project, source, project.directory)
-        candidates = [spelled]
-        while "/" in spelled.strip("/"):
-            spelled = spelled.rstrip("/").rpartition("/")[0]
-            candidates.append(spelled)
-        for candidate in candidates:
-            if (candidate, user.id.task) in seen:
-                continue
-            seen.add((candidate, user.id.task))
-            for task, regex, groups in patterns:
-                if task.name == user.id.task:
-                    continue
-                match = regex.match(candidate)
-                if match is None:
-                    continue
-                names = expander.param_names[task.name]
-                if _bind_groups(expander, task, names, groups, match.groupdict()) is not None:
-                    raise _made_by(user, source, task.name)
-
-
-# -- how many instances a build may ask for ---------------------------------------------
-
-
-def check_instance_count(expander: Expander, targets: Sequence[str]) -> None:
-    """Exit 2 at once when the targets' tasks could have more than MAX_INSTANCES instances,
-    per task or together: ranges and matrices multiply, and expanding first would eat the
-    machine. Worked out from the value counts (an upper bound), before anything expands."""
-    project = expander.project
-    tasks = {target.partition("[")[0] for target in targets} & set(project.tasks)
-    if len(tasks) < len(targets):  # output paths: any task may be meant
-        tasks = set(project.tasks)
-    stack = list(tasks)
-    while stack:
-        for req in project.tasks[stack.pop()].requires:
-            if req.task not in tasks:
-                tasks.add(req.task)
-                stack.append(req.task)
-    total = 0
-    for name in sorted(tasks):
-        counts = {p: _value_count(expander, name, p) for p in expander.param_names[name]}
-        product = math.prod(counts.values())
-        total += product
-        if product > MAX_INSTANCES or total > MAX_INSTANCES:
-            factors = " x ".join(f"{count:,} {p}" for p, count in counts.items() if count > 1)
-            what = (
-                f"task {name!r} would have {factors} = {product:,} instances"
-                if product > MAX_INSTANCES
-                else f"the targets' tasks would have {total:,} instances in all"
-            )
-            raise UsageError(
-                f"too many instances: {what}, more than the limit of {MAX_INSTANCES:,}",
-                hint="narrow the --param ranges or the matrices, or build in parts",
-            )
-
-
-def _value_count(expander: Expander, task_name: str, param: str) -> int:
-    task = expander.project.tasks[task_name]
-    if param in task.matrix:
-        return len(task.matrix[param])
-    try:
-        return len(expander.values_of(task, param))
-    except UsageError:  # no default and not given: expansion reports it if it is needed
-        return 1
