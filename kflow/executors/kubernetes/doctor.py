@@ -11,7 +11,8 @@ from kflow.errors import KflowError
 from kflow.executors.kubernetes.api import Api, ApiFailure
 from kflow.executors.kubernetes.config import ClusterConfig
 
-# (verb, API group, resource, subresource): everything the executor and the run lock use.
+# (verb, API group, resource, subresource): everything the executor uses. Leases between
+# runs live on the project's storage, not in the cluster: no coordination.k8s.io access.
 PERMISSIONS = (
     ("create", "", "pods", ""),
     ("get", "", "pods", ""),
@@ -21,9 +22,6 @@ PERMISSIONS = (
     ("patch", "", "pods", ""),
     ("deletecollection", "", "pods", ""),
     ("get", "", "pods", "log"),
-    ("get", "coordination.k8s.io", "leases", ""),
-    ("create", "coordination.k8s.io", "leases", ""),
-    ("update", "coordination.k8s.io", "leases", ""),
 )
 
 PROBE_POD = {
