@@ -1,4 +1,4 @@
-"""Make docs/report.png, the README's picture of a report: build the small demo project of
+"""Make examples/screenshots/report.png, the README's picture of a report: build the small demo project of
 the report tests (a fan-out, a retried failure), write its report, and let headless
 Chromium photograph it. Run from the repository root:
 
@@ -35,7 +35,7 @@ def main() -> None:
             page.goto(out.as_uri())
             page.locator('svg .task-node[data-task="flaky"] text').first.click()
             page.evaluate("window.scrollTo(0, 0)")
-            target = ROOT / "docs" / "report.png"
+            target = ROOT / "examples" / "screenshots" / "report.png"
             page.screenshot(path=str(target))
             browser.close()
         print(f"wrote {target.relative_to(ROOT)}")
