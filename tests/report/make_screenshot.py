@@ -1,5 +1,5 @@
-"""Make examples/screenshots/report.png, the README's picture of a report: build the small demo project of
-the report tests (a fan-out, a retried failure), write its report, and let headless
+"""Make examples/screenshots/report.png, the README's picture of a report: build the small
+demo project of the report tests (a fan-out, a retried failure), write its report, and let headless
 Chromium photograph it. Run from the repository root:
 
     python tests/report/make_screenshot.py
