@@ -1,0 +1,51 @@
+"""Definitions at their edges: an instance that requires itself, values that print alike,
+durations of zero, async task functions, bad storage in a profile, ``-C`` before ``init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import files_under, kflow, write_project
+
+SELF_TOML = """
+[project]
+name = "h"
+storage = "file://./data"
+[tasks.a]
+command = ["true"]
+matrix = {{ n = [1, 2] }}
+outputs = ["{{root}}/a{{n}}"]
+requires = [{{ task = "a", params = {{ n = "{spec}" }} }}]
+"""
+
+SELF_PY = """
+from kflow import project, task
+
+project(name="h", storage="file://./data")
+task(
+    "a",
+    command=["true"],
+    matrix={"n": [1, 2]},
+    outputs=["{root}/a{n}"],
+    requires=[{"task": "a", "params": {"n": lambda n: n}}],
+)
+"""
+
+
+@pytest.mark.parametrize("spec", ["{n-0}", "{n-1}..{n}", "python"])
+@pytest.mark.parametrize("command", ["check", "plan", "build"])
+def test_instance_that_requires_itself_is_exit_2_with_the_cycle(
+    tmp_path: Path, spec: str, command: str
+) -> None:
+    if spec == "python":
+        project = write_project(tmp_path / "p", None, **{"kflow.py": SELF_PY})
+    else:
+        project = write_project(tmp_path / "p", SELF_TOML.format(spec=spec))
+    before = files_under(project)
+    result = kflow(command, "-C", project)
+    assert result.exit_code == 2, result.output
+    assert "requirement cycle: a[n=1] -> a[n=1]" in result.stderr
+    assert "Traceback" not in result.output
+    assert files_under(project) == before
