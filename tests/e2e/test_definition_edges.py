@@ -49,3 +49,21 @@ def test_instance_that_requires_itself_is_exit_2_with_the_cycle(
     assert "requirement cycle: a[n=1] -> a[n=1]" in result.stderr
     assert "Traceback" not in result.output
     assert files_under(project) == before
+
+
+def test_init_after_dash_c_writes_into_that_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    result = kflow("-C", "d", "init")
+    assert result.exit_code == 0, result.output
+    assert files_under(tmp_path) == {"d", "d/kflow.toml", "d/steps.py"}
+    assert "next: kflow build -C d" in result.stdout
+    # a folder after init is inside -C's, as make -C d reads paths from d
+    assert kflow("-C", "d", "init", "sub").exit_code == 0
+    assert {"d/sub/kflow.toml", "d/sub/steps.py"} <= files_under(tmp_path)
+    assert kflow("-C", "d", "build").exit_code == 0
+    missing = kflow("-C", "nowhere", "init")
+    assert missing.exit_code == 2 and "-C nowhere: no such directory" in missing.stderr
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "kflow.toml").exists()
