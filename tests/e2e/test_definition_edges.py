@@ -67,3 +67,27 @@ def test_init_after_dash_c_writes_into_that_folder(
     missing = kflow("-C", "nowhere", "init")
     assert missing.exit_code == 2 and "-C nowhere: no such directory" in missing.stderr
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "kflow.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [('[1, "1"]', "matrix values repeat: 1 (1 and '1')"), ('[true, "true"]', "repeat: true")],
+)
+def test_matrix_values_that_print_alike_repeat(tmp_path: Path, values: str, shown: str) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"""
+        [project]
+        name = "h"
+        storage = "file://./data"
+        [tasks.a]
+        command = ["true"]
+        matrix = {{ n = {values} }}
+        outputs = ["{{root}}/a{{n}}"]
+        """,
+    )
+    for command in ("check", "build"):
+        result = kflow(command, "-C", project)
+        assert result.exit_code == 2, result.output
+        assert "kflow.toml:7: tasks.a.matrix.n:" in result.stderr and shown in result.stderr
+    assert not (project / "data").exists()
