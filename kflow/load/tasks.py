@@ -118,7 +118,7 @@ def read_settings(merged: Reader) -> dict[str, Any]:
         "resources": _resources(merged.sub("resources")),
         "retries": merged.integer("retries", 0) or 0,
         "retry_delay": merged.duration("retry_delay", 5.0) or 0.0,
-        "timeout": merged.duration("timeout", None),
+        "timeout": merged.duration("timeout", None, positive=True),
         "pending_timeout": merged.duration("pending_timeout", 600.0) or 0.0,
         "node_selector": _string_table(merged, "node_selector"),
         "tolerations": _tables(merged, "tolerations"),

@@ -91,3 +91,36 @@ def test_matrix_values_that_print_alike_repeat(tmp_path: Path, values: str, show
         assert result.exit_code == 2, result.output
         assert "kflow.toml:7: tasks.a.matrix.n:" in result.stderr and shown in result.stderr
     assert not (project / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "shown"),
+    [
+        ('timeout = "0s"', "tasks.a.timeout: must be more than 0s, got '0s'"),
+        ("timeout = 0", "tasks.a.timeout: must be more than 0s, got 0"),
+        ('retry_delay = "-5"', "tasks.a.retry_delay: bad duration '-5'"),
+        ("retry_delay = -1", "tasks.a.retry_delay: bad duration -1"),
+        ("pending_timeout = inf", "tasks.a.pending_timeout: bad duration inf"),
+        ('timeout = "nan"', "tasks.a.timeout: bad duration 'nan'"),
+    ],
+)
+def test_durations_of_zero_negative_or_not_finite_are_exit_2_at_the_key(
+    tmp_path: Path, setting: str, shown: str
+) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"""
+        [project]
+        name = "h"
+        storage = "file://./data"
+        [tasks.a]
+        command = ["true"]
+        outputs = ["{{root}}/a"]
+        {setting}
+        """,
+    )
+    for command in ("check", "build"):
+        result = kflow(command, "-C", project)
+        assert result.exit_code == 2, result.output
+        assert f"kflow.toml:8: {shown}" in result.stderr
+    assert not (project / "data").exists()
