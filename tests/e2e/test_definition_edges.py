@@ -3,6 +3,8 @@ durations of zero, async task functions, bad storage in a profile, ``-C`` before
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,48 @@ def test_durations_of_zero_negative_or_not_finite_are_exit_2_at_the_key(
         assert result.exit_code == 2, result.output
         assert f"kflow.toml:8: {shown}" in result.stderr
     assert not (project / "data").exists()
+
+
+ASYNC_TASK = """
+import asyncio
+
+from kflow import project, task
+
+project(name="h", storage="file://./data")
+
+
+@task(outputs=["{root}/hello.txt"])
+async def hello(outputs):
+    await asyncio.sleep(0)
+    with open(outputs["0"], "w") as f:
+        f.write("hello\\n")
+
+
+@task(outputs=["{root}/fails.txt"])
+async def fails(outputs):
+    return 3
+"""
+
+
+def test_async_decorated_task_runs_to_its_end(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "p", None, **{"kflow.py": ASYNC_TASK})
+    assert kflow("check", "-C", project).exit_code == 0
+    # a real process: the attempt runs `python -c BOOTSTRAP kflow.py hello`
+    done = subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(project), "hello"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "never awaited" not in done.stderr
+    assert (project / "data/hello.txt").read_text() == "hello\n"
+    # its return value is the exit code, as for a plain function
+    failed = subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(project), "fails"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "exit code 3" in failed.stdout + failed.stderr
