@@ -171,3 +171,39 @@ def test_async_decorated_task_runs_to_its_end(tmp_path: Path) -> None:
     )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "exit code 3" in failed.stdout + failed.stderr
+
+
+def _gcsfs_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gcsfs") is None
+
+
+@pytest.mark.parametrize("url", ["foo://x", "gs://bucket/x"])
+def test_unusable_storage_in_a_profile_names_file_line_and_key(tmp_path: Path, url: str) -> None:
+    if url.startswith("gs:") and not _gcsfs_missing():
+        pytest.skip("gcsfs is installed here: gs:// is usable")
+    project = write_project(
+        tmp_path / "p",
+        f"""
+        [project]
+        name = "h"
+        storage = "file://./data"
+        [profiles.p]
+        storage = "{url}"
+        [tasks.a]
+        command = ["true"]
+        outputs = ["{{root}}/a"]
+        """,
+    )
+    for args in (
+        ["check"],
+        ["check", "--profile", "p"],
+        ["plan", "--profile", "p"],
+        ["build", "--profile", "p"],
+    ):
+        result = kflow(*args, "-C", project)
+        assert result.exit_code == 2, (args, result.output)
+        assert "kflow.toml:6: profiles.p.storage: " in result.stderr, args
+        assert f"cannot use {url}" in result.stderr
+    assert not (project / "data").exists()
