@@ -11,6 +11,7 @@ from kflow.errors import DefinitionError, did_you_mean
 from kflow.load.document import Document
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_NO_ZERO = "leave the key out for no limit"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # Kubernetes quantity grammar: a number with an optional binary or decimal suffix.
 _QUANTITY = re.compile(
@@ -119,9 +120,6 @@ class Reader:
             f"bad resource quantity {value!r}",
             "use a Kubernetes quantity such as '250m', '0.5', '512Mi', '2Gi'",
         )
-
-_NO_ZERO = "leave the key out for no limit"
-
 
 def parse_duration(text: str) -> float | None:
     text = text.strip()

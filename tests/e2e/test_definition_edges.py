@@ -207,3 +207,32 @@ def test_unusable_storage_in_a_profile_names_file_line_and_key(tmp_path: Path, u
         assert "kflow.toml:6: profiles.p.storage: " in result.stderr, args
         assert f"cannot use {url}" in result.stderr
     assert not (project / "data").exists()
+
+
+@pytest.mark.parametrize("inputs", ["lib/*.txt", "lib"])
+def test_why_for_a_changed_source_input_agrees_with_its_header(
+    tmp_path: Path, inputs: str
+) -> None:
+    project = write_project(
+        tmp_path / "p",
+        f"""
+        [project]
+        name = "h"
+        storage = "file://./data"
+        [tasks.t]
+        command = ["sh", "-c", "cat lib/*.txt > {{output}}"]
+        inputs = ["{inputs}"]
+        outputs = ["{{root}}/o"]
+        """,
+        **{"lib__a.txt": "a\n"},
+    )
+    assert kflow("build", "-C", project).exit_code == 0
+    (project / "lib/a.txt").write_text("b\n")
+    result = kflow("plan", "-C", project, "--why", "t")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split(None, 2) for line in result.stdout.splitlines()[1:]}
+    assert result.stdout.splitlines()[0] == (
+        f"t: RUNS (fingerprint changed: source input {inputs} changed)"
+    )
+    assert rows["fingerprint"][1:] == ["stale", f"changed: source input {inputs}"]
+    assert "source input" in result.stdout and "ok    unchanged" not in result.stdout
