@@ -179,6 +179,9 @@ class Project:
     profile: Profile
     profile_names: tuple[str, ...]
     files: tuple[Path, ...]
+    # Where the storage URL was written (the profile's key when the profile sets it): a
+    # backend that is missing is found later, by the CLI, and still names the file and key.
+    storage_where: Location | None = None
 
     @property
     def root(self) -> str:

@@ -310,6 +310,23 @@ def _compare_with_record(
             lambda: _diff(recorded_parts, parts),
         )
         return Reason.FINGERPRINT_CHANGED, change_line(before, parts)
+    # A source input's content is part of the fingerprint (SPEC §2): its change is reported
+    # as one, on the fingerprint row too, and before any other input's change.
+    recorded: Mapping[str, Any] = body.get("inputs", {}) if body is not None else {}
+    sources = set(instance.source_inputs)
+    for loc in instance.source_inputs if body is not None else ():
+        if _changed(loc, recorded.get(loc), observed):
+            old = recorded.get(loc)
+
+            def source_stamps(
+                loc: str = loc, old: Mapping[str, Any] | None = old
+            ) -> tuple[str, ...]:
+                return _stamp_diff(loc, old, observed)
+
+            detail = f"source input {loc} changed"
+            why.record("fingerprint", True, f"changed: source input {loc}")
+            why.record("source inputs unchanged", True, detail, source_stamps)
+            return Reason.FINGERPRINT_CHANGED, detail
     why.record("fingerprint", False, "unchanged")
     if body is None:
         if ref.digest != observed.digests[instance.id]:
@@ -318,19 +335,13 @@ def _compare_with_record(
         # The record's name says every input stamp is as recorded: nothing to read.
         why.record("inputs unchanged", False, "all input stamps match the record")
         return None
-    recorded: Mapping[str, Any] = body.get("inputs", {})
-    sources = set(instance.source_inputs)
     for loc in instance.inputs:
-        if _changed(loc, recorded.get(loc), observed):
+        if loc not in sources and _changed(loc, recorded.get(loc), observed):
             old = recorded.get(loc)
 
             def stamps(loc: str = loc, old: Mapping[str, Any] | None = old) -> tuple[str, ...]:
                 return _stamp_diff(loc, old, observed)
 
-            if loc in sources:
-                detail = f"source input {loc} changed"
-                why.record("source inputs unchanged", True, detail, stamps)
-                return Reason.FINGERPRINT_CHANGED, detail
             why.record("inputs unchanged", True, f"{loc} changed", stamps)
             return Reason.INPUT_CHANGED, f"{loc} changed"
     why.record("inputs unchanged", False, "same content as recorded")

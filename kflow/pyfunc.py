@@ -9,11 +9,12 @@ project folder back, so the user's file can still import its neighbours.
 The function gets the keyword arguments it declares: the instance's parameters
 (as text, from ``KFLOW_PARAMS``), ``inputs`` (a list of locations) and
 ``outputs`` (a dict of output name to location). A non-zero integer return
-value becomes the exit code.
+value becomes the exit code. An ``async def`` function runs with ``asyncio.run``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -51,6 +52,8 @@ def main(argv: list[str]) -> int:
     }
     wanted = inspect.signature(function).parameters
     result = function(**{name: available[name] for name in wanted if name in available})
+    if inspect.iscoroutine(result):  # an `async def` task: run it to its end
+        result = asyncio.run(result)
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 

@@ -31,6 +31,7 @@ from kflow.cli.common import (
     parse_params,
     reports_errors,
     set_options_before_command,
+    shared_options,
 )
 from kflow.errors import KflowError, UsageError
 from kflow.graph import Expander, Graph, build_graph
@@ -428,7 +429,9 @@ def _in_profile(project: Project, exc: KflowError, task: str | None = None) -> K
 @app.command()
 @reports_errors
 def init(
-    directory: Annotated[Path, typer.Argument(help="Folder for the new project.")] = Path("."),
+    directory: Annotated[
+        Path | None, typer.Argument(help="Folder for the new project (default: .).")
+    ] = None,
     name: Annotated[
         str | None,
         typer.Option(help="Project name (default: the folder's).", metavar="NAME"),
@@ -437,6 +440,11 @@ def init(
     """Create a small project (kflow.toml and a script) that `kflow build` runs locally."""
     from kflow.cli.scaffold import write_project
 
+    # `kflow -C d init [DIR]` works in d, as `make -C d`: the project goes to d (or d/DIR).
+    within = shared_options().directory
+    if within is not None and not within.is_dir():
+        raise UsageError(f"-C {within}: no such directory")
+    directory = (within or Path(".")) / (directory or Path("."))
     for path in write_project(directory, name):
         typer.echo(f"wrote {path}")
     typer.echo("next: kflow build" + (f" -C {directory}" if str(directory) != "." else ""))

@@ -81,7 +81,8 @@ def check_backends(project: Project, instances: Iterable[Instance] = ()) -> None
     for location in by_scheme.values():
         problem = backend_problem(location)
         if problem is not None:
-            raise DefinitionError(f"cannot use {location}: {problem[0]}", hint=problem[1])
+            where = project.storage_where if location == project.storage else None
+            raise DefinitionError(f"cannot use {location}: {problem[0]}", where, problem[1])
 
 
 def check_sources_exist(graph: Graph) -> None:

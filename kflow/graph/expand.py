@@ -431,6 +431,7 @@ class Expander:
             stack = [start]  # iterative: long chains must not hit the recursion limit
             while stack:
                 iid = stack[-1]
+                height = len(stack)
                 deepest = -1
                 for req in requires[iid]:
                     d = depth.get(req)
@@ -438,7 +439,8 @@ class Expander:
                         stack.append(req)
                     elif d > deepest:
                         deepest = d
-                if stack[-1] is iid:  # every requirement has its depth
+                # Not ``stack[-1] is iid``: an instance that requires itself pushes itself.
+                if len(stack) == height:  # every requirement has its depth
                     stack.pop()
                     depth[iid] = deepest + 1
                 elif len(stack) > most:

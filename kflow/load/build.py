@@ -106,6 +106,7 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
         profile=profile,
         profile_names=profile_names,
         files=tuple(dict.fromkeys(s.path for s in doc.sources.values())),
+        storage_where=doc.location(storage_key),
     )
 
 

@@ -20,6 +20,7 @@ from kflow.model import (
     Resources,
     TaskSpec,
 )
+from kflow.params import value_text
 from kflow.templates import compile_requirement_value
 
 # Settings a task inherits from [defaults] and from the selected profile.
@@ -117,7 +118,7 @@ def read_settings(merged: Reader) -> dict[str, Any]:
         "resources": _resources(merged.sub("resources")),
         "retries": merged.integer("retries", 0) or 0,
         "retry_delay": merged.duration("retry_delay", 5.0) or 0.0,
-        "timeout": merged.duration("timeout", None),
+        "timeout": merged.duration("timeout", None, positive=True),
         "pending_timeout": merged.duration("pending_timeout", 600.0) or 0.0,
         "node_selector": _string_table(merged, "node_selector"),
         "tolerations": _tables(merged, "tolerations"),
@@ -231,8 +232,15 @@ def _matrix(reader: Reader) -> dict[str, tuple[ParamValue, ...]]:
             raise reader.fail(key, "expected a non-empty list of values")
         if not all(isinstance(v, (str, int, float, bool)) for v in values):
             raise reader.fail(key, "matrix values must be strings, numbers or booleans")
-        if len({repr(v) for v in values}) != len(values):
-            raise reader.fail(key, "matrix values repeat")
+        # Values are told apart by their text (instance ids, the environment): 1 and "1",
+        # or true and "true", would be one instance, so they repeat as 1 and 1 do.
+        seen: dict[str, ParamValue] = {}
+        for value in values:
+            text = value_text(value)
+            if text in seen:
+                same = "" if repr(seen[text]) == repr(value) else f" ({seen[text]!r} and {value!r})"
+                raise reader.fail(key, f"matrix values repeat: {text}{same}")
+            seen[text] = value
         matrix[name] = tuple(values)
     return matrix
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from kflow.errors import DefinitionError, did_you_mean
 from kflow.load.document import Document
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_NO_ZERO = "leave the key out for no limit"
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # Kubernetes quantity grammar: a number with an optional binary or decimal suffix.
 _QUANTITY = re.compile(
@@ -86,17 +88,21 @@ class Reader:
     def sub(self, name: str) -> Reader:
         return Reader(self.doc, self.table_of(name), self.key(name))
 
-    def duration(self, name: str, default: float | None) -> float | None:
-        """Seconds from ``90``, ``"30m"``, ``"1h30m"``, ``"500ms"``."""
+    def duration(self, name: str, default: float | None, positive: bool = False) -> float | None:
+        """Seconds from ``90``, ``"30m"``, ``"1h30m"``, ``"500ms"``: finite, never negative,
+        and above zero when ``positive`` (a timeout of 0s would fail every attempt)."""
         if name not in self.table:
             return default
         value = self.table[name]
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        if isinstance(value, str):
+        seconds: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str):
             seconds = parse_duration(value)
-            if seconds is not None:
-                return seconds
+        if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+            if positive and seconds == 0:
+                raise self.fail(name, f"must be more than 0s, got {value!r}", _NO_ZERO)
+            return seconds
         raise self.fail(
             name, f"bad duration {value!r}", "use seconds or a text like '90s', '30m', '1h30m'"
         )
@@ -114,7 +120,6 @@ class Reader:
             f"bad resource quantity {value!r}",
             "use a Kubernetes quantity such as '250m', '0.5', '512Mi', '2Gi'",
         )
-
 
 def parse_duration(text: str) -> float | None:
     text = text.strip()
