@@ -17,7 +17,7 @@ from kflow.model import (
     TaskSpec,
     is_normal_path,
 )
-from kflow.paths import Reach, place_of, segment_problem
+from kflow.paths import PatternIndex, Place, PlacePattern, Reach, place_of, segment_problem
 from kflow.templates import (
     Placeholder,
     names_in,
@@ -91,7 +91,7 @@ def _check_segment(instance: Instance, name: str, text: str) -> None:
             "use it as one path segment",
             _key(instance.task, "outputs"),
             "a value in an output or input path must not contain '/', be '.' or '..', "
-            "hold NUL or start with '-'",
+            "hold NUL or a glob character (* ? [ ]), start with '-' or be over 255 bytes",
         )
 
 
@@ -161,7 +161,61 @@ def _check_sources(
                     _key(instances[owner[0]].task, "outputs"),
                     "kflow never overwrites or deletes definition files or source inputs",
                 )
+    _check_inside_sources(project, instances, owners, users, project_dir)
     _check_sources_made_elsewhere(expander, users)
+
+
+def source_patterns(project: Project, skip: Iterable[str] = ()) -> list[PlacePattern]:
+    """Every task's source inputs as patterns (each parameter a one-segment wildcard, globs
+    as globs): what no output may be, hold or lie inside, whichever instances are planned."""
+    project_dir = str(project.directory)
+    skipped = set(skip)
+    found: dict[str, PlacePattern] = {}
+    for task in project.tasks.values():
+        if task.name in skipped:
+            continue
+        fixed = {"root": project.root, "task": task.name}
+        for template in task.inputs:
+            text = "".join(
+                part if isinstance(part, str) else fixed.get(part.name, "*")
+                for part in parse(template, task.location)
+            )
+            if text not in found:
+                found[text] = PlacePattern(
+                    place_of(text, project_dir), f"source input {template!r} of task {task.name!r}"
+                )
+    return list(found.values())
+
+
+def _check_inside_sources(
+    project: Project,
+    instances: Mapping[InstanceId, Instance],
+    owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]],
+    users: Mapping[str, Instance],
+    project_dir: str,
+) -> None:
+    """No output is, holds or lies inside a source input (a folder or a glob) of any task:
+    a failed attempt or ``kflow clean`` would delete the user's files, and a file written
+    into an input folder changes that input on every run. Tasks with instances here are
+    judged by their real inputs; the others by their input templates."""
+    planned = {instance.id.task for instance in instances.values()}
+    patterns = [
+        PlacePattern(place_of(source, project_dir), f"source input {source!r} of {user.id}")
+        for source, user in users.items()
+    ]
+    patterns += source_patterns(project, skip=planned)
+    if not patterns:
+        return
+    index = PatternIndex(patterns)
+    for (scheme, host, path), (owner, location) in owners.items():
+        found = index.touching(Place(scheme, host, path))
+        if found is not None:
+            raise DefinitionError(
+                f"output {location!r} of {owner} is, holds or lies inside {found.text}",
+                _key(instances[owner].task, "outputs"),
+                "kflow never overwrites or deletes source inputs: "
+                "write outputs outside every input folder and glob",
+            )
 
 
 def _made_by(user: Instance, source: str, maker: str) -> DefinitionError:

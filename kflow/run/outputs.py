@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from kflow.graph import Graph
+from kflow.graph.places import source_patterns
 from kflow.model import Instance, InstanceId
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
@@ -21,18 +22,43 @@ def missing_outputs(storage: Storage, instance: Instance) -> list[str]:
 
 
 def remove_outputs(
-    storage: Storage, root: str, locations: Iterable[str], protected: Iterable[str] = ()
+    storage: Storage, root: str, locations: Iterable[str], protected: Protected | None = None
 ) -> None:
     """Files and whole folders, so that nothing partial ever counts as done; never the
     project folder, {root}, kflow's own records, anything outside the project's reach or
-    ``protected`` (definition files, source inputs), whatever an output was declared as."""
-    allowed, _ = DeletionGuard(storage.project_dir, root, protected).split(locations)
+    ``protected`` (definition files, every task's source inputs), whatever an output was
+    declared as."""
+    locations = list(locations)
+    if not locations:
+        return
+    guard = protected.guard(storage.project_dir, root) if protected else None
+    guard = guard or DeletionGuard(storage.project_dir, root)
+    allowed, _ = guard.split(locations)
     storage.delete_trees(allowed, keep=(".", kflow_dir(root)))
 
 
+class Protected:
+    """What clean-up must never delete besides what the guard knows: definition files,
+    the planned instances' source inputs and every task's input templates as patterns.
+    The patterns are made when something is first about to be deleted."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self._guard: DeletionGuard | None = None
+
+    def guard(self, project_dir: str, root: str) -> DeletionGuard:
+        if self._guard is None:
+            self._guard = DeletionGuard(
+                project_dir,
+                root,
+                protected_locations(self.graph),
+                source_patterns(self.graph.project),
+            )
+        return self._guard
+
+
 def protected_locations(graph: Graph) -> list[str]:
-    """What clean-up must never delete besides what the guard knows: definition files
-    and source inputs."""
+    """Definition files and the planned instances' source inputs."""
     sources = {loc for i in graph.instances.values() for loc in i.source_inputs}
     return [*(str(p) for p in graph.project.files), *sorted(sources)]
 

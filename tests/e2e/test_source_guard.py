@@ -1,0 +1,115 @@
+"""Source inputs of any task are never deleted, never written into (SPEC §1): the graph
+refuses such outputs (exit 2) and the deletion guard refuses, whatever the targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kflow.paths import PlacePattern, place_of
+from kflow.storage.guard import DeletionGuard
+from tests.helpers import kflow, write_project
+
+OTHER_TASKS_INPUT = """
+[project]
+name = "h"
+storage = "file://./data"
+[tasks.t]
+command = ["sh", "-c", "mkdir -p {output} && exit 1"]
+outputs = ["{root}/ref"]
+[tasks.u]
+command = ["true"]
+inputs = ["INPUT"]
+outputs = ["{root}/u"]
+"""
+
+
+@pytest.mark.parametrize("source", ["data/ref/keep.txt", "data/ref/*.txt"], ids=["file", "glob"])
+def test_clean_and_failed_build_never_delete_another_tasks_source_input(
+    tmp_path: Path, source: str
+) -> None:
+    project = write_project(tmp_path / "p", OTHER_TASKS_INPUT.replace("INPUT", source))
+    keep = project / "data" / "ref" / "keep.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("keep")
+    # u is not among the targets: its input is protected all the same
+    for command in (["check"], ["clean", "--yes", "t"], ["build", "-B", "t"]):
+        result = kflow(*command, "-C", project)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"source input '{source}'" in result.stderr, result.stderr
+        assert keep.read_text() == "keep"
+
+
+@pytest.mark.parametrize("source", ["lib", "lib/*.txt"], ids=["folder", "glob"])
+@pytest.mark.parametrize("across", [False, True], ids=["same-task", "other-task"])
+def test_output_inside_a_source_input_is_refused(tmp_path: Path, source: str, across: bool) -> None:
+    maker = "t" if not across else "m"
+    project = write_project(
+        tmp_path / "p",
+        f"""
+        [tasks.t]
+        command = ["sh", "-c", "exit 1"]
+        inputs = ["{source}"]
+        outputs = ["out/t"]
+        [tasks.{maker}]
+        command = ["sh", "-c", "exit 1"]
+        outputs = ["lib/a.txt"]
+        """
+        if across
+        else f"""
+        [tasks.t]
+        command = ["sh", "-c", "exit 1"]
+        inputs = ["{source}"]
+        outputs = ["lib/a.txt"]
+        """,
+    )
+    (project / "lib").mkdir()
+    (project / "lib" / "a.txt").write_text("mine")
+    for command in (["check"], ["plan", maker], ["build", "-B", maker]):
+        result = kflow(*command, "-C", project)
+        assert result.exit_code == 2, (command, result.output)
+        assert "'lib/a.txt'" in result.stderr and "lies inside source input" in result.stderr
+        assert f"'{source}'" in result.stderr
+    assert (project / "lib" / "a.txt").read_text() == "mine"
+
+
+def test_guard_refuses_deleting_inside_a_source_input_folder(tmp_path: Path) -> None:
+    folder = str(tmp_path)
+    patterns = [
+        PlacePattern(place_of(text, folder), text)
+        for text in ("lib", "raw/*/in.csv", "data/**/x.txt")
+    ]
+    guard = DeletionGuard(folder, "data", patterns=patterns)
+    for refused in ("lib", "lib/a.txt", "raw", "raw/d1", "raw/d1/in.csv", "data/a/b/x.txt"):
+        assert guard.problem(refused) is not None, refused
+    for allowed in ("libx", "raw/d1/out.csv", "out/lib", "out/x.txt"):
+        assert guard.problem(allowed) is None, allowed
+
+
+BY_NAME = """
+[project]
+storage = "file://./data"
+[params]
+name = { default = "x" }
+[tasks.t]
+command = ["sh", "-c", "mkdir -p data/out && echo hi > {output}"]
+outputs = ["{root}/out/{name}.txt"]
+"""
+
+
+@pytest.mark.parametrize("value", ["*", "a?", "[ab]", "x]"])
+def test_glob_characters_in_a_path_parameter_are_refused(tmp_path: Path, value: str) -> None:
+    project = write_project(tmp_path / "p", BY_NAME)
+    assert kflow("build", "-C", project).exit_code == 0
+    for command in ("build", "plan", "check"):
+        result = kflow(command, "-C", project, "-p", f"name={value}")
+        assert result.exit_code == 2, (command, result.output)
+        assert "parameter 'name'" in result.stderr and "glob" in result.stderr
+
+
+def test_too_long_path_parameter_is_a_definition_error(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "p", BY_NAME)
+    result = kflow("build", "-C", project, "-p", f"name={'n' * 300}")
+    assert result.exit_code == 2, result.output
+    assert "parameter 'name'" in result.stderr and "255 bytes" in result.stderr
