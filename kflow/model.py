@@ -179,6 +179,7 @@ class Project:
     profile: Profile
     profile_names: tuple[str, ...]
     files: tuple[Path, ...]
+    includes: tuple[str, ...] = ()  # [project] include patterns: outputs never match them
 
     @property
     def root(self) -> str:

@@ -61,7 +61,7 @@ def check_places(expander: Expander, instances: Mapping[InstanceId, Instance]) -
                 )
             key = place.key()
             other = owners.get(key)
-            if other is not None and other[0] != instance.id:
+            if other is not None:  # also one instance's output spelt twice
                 raise DefinitionError(
                     f"output {location!r} of {instance.id} is also output {other[1]!r} "
                     f"of {other[0]}",
@@ -103,8 +103,8 @@ def _ancestors(key: tuple[str, str, str]) -> Iterable[tuple[str, str, str]]:
 
 
 def _check_nesting(owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]]) -> None:
-    """An output inside another instance's (folder) output: that instance's failure would
-    delete it. Reported like a duplicate.
+    """An output inside another (folder) output, of another instance or the same one: a
+    failure would delete it, and two names for one file confuse what is up to date.
 
     Sorted with a trailing '/', everything under a folder directly follows it: one pass with
     a stack of the folders above the current place finds every nesting.
@@ -115,16 +115,14 @@ def _check_nesting(owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]]
     )
     stack: list[tuple[tuple[str, str, str], tuple[InstanceId, str]]] = []
     for key, owner in entries:
-        while stack and not (
-            stack[-1][0][:2] == key[:2] and key[2].startswith(stack[-1][0][2])
-        ):
+        while stack and not (stack[-1][0][:2] == key[:2] and key[2].startswith(stack[-1][0][2])):
             stack.pop()
-        if stack and stack[-1][1][0] != owner[0]:
+        if stack:  # also within one instance: its folder output would hold its file output
             other = stack[-1][1]
             raise DefinitionError(
                 f"output {owner[1]!r} of {owner[0]} lies inside output {other[1]!r} of {other[0]}",
                 None,
-                "an output folder belongs to one instance: move one of them",
+                "an output folder holds no other declared output: move one of them",
             )
         stack.append((key, owner))
 
@@ -187,6 +185,21 @@ def source_patterns(project: Project, skip: Iterable[str] = ()) -> list[PlacePat
     return list(found.values())
 
 
+def definition_patterns(project: Project) -> list[PlacePattern]:
+    """Definition files that may not exist yet: kflow.toml, kflow.py and what ``[project]
+    include`` matches. A task writing one would change the project under kflow's feet."""
+    project_dir = str(project.directory)
+    found = [
+        PlacePattern(place_of(name, project_dir), f"the definition file {name}")
+        for name in ("kflow.toml", "kflow.py")
+    ]
+    found += [
+        PlacePattern(place_of(text, project_dir), f"the [project] include pattern {text!r}")
+        for text in project.includes
+    ]
+    return found
+
+
 def _check_inside_sources(
     project: Project,
     instances: Mapping[InstanceId, Instance],
@@ -204,8 +217,7 @@ def _check_inside_sources(
         for source, user in users.items()
     ]
     patterns += source_patterns(project, skip=planned)
-    if not patterns:
-        return
+    patterns += definition_patterns(project)
     index = PatternIndex(patterns)
     for (scheme, host, path), (owner, location) in owners.items():
         found = index.touching(Place(scheme, host, path))
@@ -213,8 +225,8 @@ def _check_inside_sources(
             raise DefinitionError(
                 f"output {location!r} of {owner} is, holds or lies inside {found.text}",
                 _key(instances[owner].task, "outputs"),
-                "kflow never overwrites or deletes source inputs: "
-                "write outputs outside every input folder and glob",
+                "kflow never writes or deletes source inputs or definition files: "
+                "write outputs outside every input folder and glob and the include patterns",
             )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from kflow.graph import Graph
-from kflow.graph.places import source_patterns
+from kflow.graph.places import definition_patterns, source_patterns
 from kflow.model import Instance, InstanceId
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
@@ -52,7 +52,7 @@ class Protected:
                 project_dir,
                 root,
                 protected_locations(self.graph),
-                source_patterns(self.graph.project),
+                [*source_patterns(self.graph.project), *definition_patterns(self.graph.project)],
             )
         return self._guard
 

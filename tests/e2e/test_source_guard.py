@@ -113,3 +113,51 @@ def test_too_long_path_parameter_is_a_definition_error(tmp_path: Path) -> None:
     result = kflow("build", "-C", project, "-p", f"name={'n' * 300}")
     assert result.exit_code == 2, result.output
     assert "parameter 'name'" in result.stderr and "255 bytes" in result.stderr
+
+
+def test_output_over_a_definition_file_that_does_not_exist_yet_is_refused(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "p",
+        """
+        [project]
+        include = ["pipelines/*.py"]
+        [tasks.q]
+        command = ["sh", "-c", "echo 'x = (' > {output}"]
+        outputs = ["pipelines/q.py"]
+        """,
+    )
+    (project / "pipelines").mkdir()
+    (project / "pipelines" / "p.py").write_text("")
+    for output in ("pipelines/q.py", "kflow.py"):
+        toml = (project / "kflow.toml").read_text().replace("pipelines/q.py", output)
+        (project / "kflow.toml").write_text(toml)
+        for command in ("check", "build"):
+            result = kflow(command, "-C", project)
+            assert result.exit_code == 2, (output, command, result.output)
+            assert "definition file" in result.stderr or "include pattern" in result.stderr
+        assert not (project / output).exists()
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        '["{root}/a", "file://./data/a", "ABS/data/a"]',
+        '["{root}/a", "{root}/a/b"]',
+    ],
+    ids=["same-file-three-ways", "nested"],
+)
+def test_one_instance_naming_one_place_twice_is_refused(tmp_path: Path, outputs: str) -> None:
+    project = tmp_path / "p"
+    write_project(
+        project,
+        f"""
+        [project]
+        storage = "file://./data"
+        [tasks.t]
+        command = ["true"]
+        outputs = {outputs.replace("ABS", str(project))}
+        """,
+    )
+    result = kflow("check", "-C", project)
+    assert result.exit_code == 2, result.output
+    assert "of t is also output" in result.stderr or "of t lies inside output" in result.stderr
