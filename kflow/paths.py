@@ -176,6 +176,14 @@ def _segment_matches(pattern: str, segment: str) -> bool:
     return fnmatchcase(segment, pattern) if _is_wild(pattern) else segment == pattern
 
 
+def _segments_meet(one: str, other: str) -> bool:
+    if _is_wild(one) and _is_wild(other):
+        return True
+    if _is_wild(one):
+        return fnmatchcase(other, one)
+    return _segment_matches(other, one)
+
+
 class PlacePattern:
     """A Place whose path segments may be wildcards (``*``, ``?``; ``**`` for any number of
     segments): a glob source input, or an input template with each parameter as a wildcard.
@@ -220,6 +228,18 @@ class PlacePattern:
             if not states:
                 return False
         return True  # the place matches, or some match lies under it
+
+    def meets(self, other: PlacePattern) -> bool:
+        """Whether a match of one could be, hold or lie inside a match of the other (judged
+        segment by segment; two wildcards are taken to meet)."""
+        if self.scheme != other.scheme or not _segments_meet(self.host, other.host):
+            return False
+        for mine, theirs in zip(self.segments, other.segments, strict=False):
+            if mine == "**" or theirs == "**":
+                return True
+            if not _segments_meet(mine, theirs):
+                return False
+        return True
 
     def _closure(self, states: set[int]) -> set[int]:
         found = set(states)

@@ -150,6 +150,7 @@ def _check_sources(
             if maker is not None and maker[0].task != user.id.task:
                 raise _made_by(user, source, maker[0].task)
         protected.setdefault(key, f"source input {source!r} of {user.id}")
+    _check_globs_made_elsewhere(project, users, project_dir)
     for key, what in protected.items():
         for candidate in (key, *_ancestors(key)):
             owner = owners.get(candidate)
@@ -163,6 +164,36 @@ def _check_sources(
     _check_sources_made_elsewhere(expander, users)
 
 
+def _check_globs_made_elsewhere(
+    project: Project, users: Mapping[str, Instance], project_dir: str
+) -> None:
+    """A glob source input that another task's output (parameters as wildcards) could match,
+    hold or lie inside: refused like a plain source input made by a task, whether or not
+    that output exists yet."""
+    globs = {s: u for s, u in users.items() if "*" in s or "?" in s}
+    if not globs:
+        return
+    outputs = [
+        (task.name, PlacePattern(place_of(_as_pattern(project, task, t), project_dir), t))
+        for task in project.tasks.values()
+        for _, t in task.outputs
+    ]
+    for source, user in globs.items():
+        pattern = PlacePattern(place_of(source, project_dir), source)
+        for task, output in outputs:
+            if task != user.id.task and pattern.meets(output):
+                raise _made_by(user, source, task)
+
+
+def _as_pattern(project: Project, task: TaskSpec, template: str) -> str:
+    """A path template as a glob: ``{root}`` and ``{task}`` filled, any other parameter ``*``."""
+    fixed = {"root": project.root, "task": task.name}
+    return "".join(
+        part if isinstance(part, str) else fixed.get(part.name, "*")
+        for part in parse(template, task.location)
+    )
+
+
 def source_patterns(project: Project, skip: Iterable[str] = ()) -> list[PlacePattern]:
     """Every task's source inputs as patterns (each parameter a one-segment wildcard, globs
     as globs): what no output may be, hold or lie inside, whichever instances are planned."""
@@ -172,12 +203,8 @@ def source_patterns(project: Project, skip: Iterable[str] = ()) -> list[PlacePat
     for task in project.tasks.values():
         if task.name in skipped:
             continue
-        fixed = {"root": project.root, "task": task.name}
         for template in task.inputs:
-            text = "".join(
-                part if isinstance(part, str) else fixed.get(part.name, "*")
-                for part in parse(template, task.location)
-            )
+            text = _as_pattern(project, task, template)
             if text not in found:
                 found[text] = PlacePattern(
                     place_of(text, project_dir), f"source input {template!r} of task {task.name!r}"
