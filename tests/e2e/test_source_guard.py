@@ -200,3 +200,49 @@ def test_glob_source_input_another_task_could_make_names_the_task(
     (project / "data" / "x.csv").write_text("")
     result = kflow("build", "b", "-C", project)
     assert result.exit_code == 2 and "made by task 'a'" in result.stderr, result.output
+
+
+def test_clean_up_never_follows_a_symlinked_folder_out_of_the_project(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text("keep me")
+    project = write_project(
+        tmp_path / "p",
+        """
+        [project]
+        storage = "file://./data"
+        [tasks.t]
+        command = ["sh", "-c", "exit 1"]
+        outputs = ["{root}/link/x.txt"]
+        """,
+    )
+    (project / "data").mkdir()
+    (project / "data" / "link").symlink_to(outside)
+    result = kflow("build", "-C", project, "-B")
+    assert result.exit_code == 1, result.output
+    assert (outside / "x.txt").read_text() == "keep me"
+    result = kflow("clean", "-C", project, "--yes")
+    assert result.exit_code == 2, result.output
+    assert "symbolic link" in result.stderr
+    assert (outside / "x.txt").read_text() == "keep me"
+
+
+def test_a_symlinked_root_is_still_cleaned(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    project = write_project(
+        tmp_path / "p",
+        """
+        [project]
+        storage = "file://./data"
+        [tasks.t]
+        command = ["sh", "-c", "echo x > {output}"]
+        outputs = ["{root}/x.txt"]
+        """,
+    )
+    (project / "data").symlink_to(big)
+    assert kflow("build", "-C", project).exit_code == 0
+    assert (big / "x.txt").exists()
+    result = kflow("clean", "-C", project, "--yes")
+    assert result.exit_code == 0, result.output
+    assert not (big / "x.txt").exists()
