@@ -22,7 +22,10 @@ def missing_outputs(storage: Storage, instance: Instance) -> list[str]:
 
 
 def remove_outputs(
-    storage: Storage, root: str, locations: Iterable[str], protected: Protected | None = None
+    storage: Storage,
+    root: str,
+    locations: Iterable[str],
+    protected: Protected | Iterable[str] = (),
 ) -> None:
     """Files and whole folders, so that nothing partial ever counts as done; never the
     project folder, {root}, kflow's own records, anything outside the project's reach or
@@ -31,8 +34,10 @@ def remove_outputs(
     locations = list(locations)
     if not locations:
         return
-    guard = protected.guard(storage.project_dir, root) if protected else None
-    guard = guard or DeletionGuard(storage.project_dir, root)
+    if isinstance(protected, Protected):
+        guard = protected.guard(storage.project_dir, root)
+    else:  # plain locations, as a caller without a graph knows them
+        guard = DeletionGuard(storage.project_dir, root, protected)
     allowed, _ = guard.split(locations)
     storage.delete_trees(allowed, keep=(".", kflow_dir(root)))
 
