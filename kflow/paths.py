@@ -112,11 +112,11 @@ def segment_problem(text: str) -> str | None:
         return f"is {text!r}"
     if text.startswith("-"):
         return "starts with '-'"
-    glob = sorted({c for c in text if c in "*?[]"})
-    if glob:
+    if "*" in text or "?" in text or "[" in text or "]" in text:
         # the path would become a pattern: a check for it would match other files
+        glob = sorted({c for c in text if c in "*?[]"})
         return f"contains the glob character(s) {' '.join(glob)}"
-    if len(text.encode("utf-8", "surrogateescape")) > MAX_SEGMENT:
+    if len(text) * 4 > MAX_SEGMENT and len(text.encode("utf-8", "surrogateescape")) > MAX_SEGMENT:
         return f"is longer than {MAX_SEGMENT} bytes (the file name limit)"
     return None
 
@@ -250,6 +250,14 @@ class PlacePattern:
         return found
 
 
+def _folders_above(path: str) -> list[str]:
+    found = []
+    while path not in ("/", ""):
+        path = path.rpartition("/")[0] or "/"
+        found.append(path)
+    return found
+
+
 class PatternIndex:
     """Many PlacePatterns, found by their literal folder so that a question about one place
     looks only at patterns whose literal folder is that place, above it or under it."""
@@ -260,19 +268,41 @@ class PatternIndex:
             key = (pattern.scheme, pattern.host, pattern.literal)
             self._by_literal.setdefault(key, []).append(pattern)
         self._sorted = sorted(self._by_literal)
+        self._holders = {  # every folder strictly above a literal folder
+            (scheme, host, folder)
+            for scheme, host, path in self._by_literal
+            for folder in _folders_above(path)
+        }
+        # Per folder, the patterns whose literal folder is above it: outputs share folders,
+        # so planning 100,000s of outputs walks each folder's ancestry once.
+        self._above_cache: dict[tuple[str, str, str], tuple[PlacePattern, ...]] = {}
+
+    def _above(self, key: tuple[str, str, str]) -> tuple[PlacePattern, ...]:
+        scheme, host, path = key
+        if path in ("/", ""):
+            return ()
+        parent = (scheme, host, path.rpartition("/")[0] or "/")
+        found = self._above_cache.get(parent)
+        if found is None:
+            found = (*self._by_literal.get(parent, ()), *self._above(parent))
+            self._above_cache[parent] = found
+        return found
 
     def touching(self, place: Place) -> PlacePattern | None:
         """A pattern a deletion of ``place`` could reach, or None."""
-        keys = [place.key(), *(p.key() for p in place.parents())]
-        for key in keys:
-            for pattern in self._by_literal.get(key, ()):
+        key = place.key()
+        mine = self._by_literal.get(key)
+        above = self._above(key)
+        if mine or above:
+            candidates: list[PlacePattern] = [*(mine or ()), *above]
+            for pattern in candidates:
                 if pattern.touches(place):
                     return pattern
+        if key not in self._holders:
+            return None
         # Patterns whose literal folder lies under the place: the place holds their matches.
         prefix = place.path.rstrip("/") + "/"
         start = bisect_left(self._sorted, (place.scheme, place.host, prefix))
-        for key in self._sorted[start:]:
-            if key[:2] != (place.scheme, place.host) or not key[2].startswith(prefix):
-                break
-            return self._by_literal[key][0]
-        return None
+        under = self._sorted[start]  # there is one: the place holds a literal folder
+        first: PlacePattern = self._by_literal[under][0]
+        return first
