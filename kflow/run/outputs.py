@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from kflow.graph import Graph
 from kflow.graph.places import definition_patterns, source_patterns
 from kflow.model import Instance, InstanceId
+from kflow.paths import PlacePattern, place_of
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
 from kflow.storage import Storage
@@ -43,9 +44,10 @@ def remove_outputs(
 
 
 class Protected:
-    """What clean-up must never delete besides what the guard knows: definition files,
-    the planned instances' source inputs and every task's input templates as patterns.
-    The patterns are made when something is first about to be deleted."""
+    """What clean-up must never delete besides what the guard knows: definition files, the
+    planned instances' source inputs (and what lies inside them), and the input templates
+    of the tasks not planned, as patterns (the graph's check, judged again). Made when
+    something is first about to be deleted."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
@@ -53,12 +55,16 @@ class Protected:
 
     def guard(self, project_dir: str, root: str) -> DeletionGuard:
         if self._guard is None:
-            self._guard = DeletionGuard(
-                project_dir,
-                root,
-                protected_locations(self.graph),
-                [*source_patterns(self.graph.project), *definition_patterns(self.graph.project)],
-            )
+            graph, project = self.graph, self.graph.project
+            planned = {i.id.task for i in graph.instances.values()}
+            sources = {loc for i in graph.instances.values() for loc in i.source_inputs}
+            patterns = [
+                PlacePattern(place_of(loc, project_dir), f"source input {loc!r}")
+                for loc in sorted(sources)
+            ]
+            patterns += source_patterns(project, skip=planned)
+            patterns += definition_patterns(project)
+            self._guard = DeletionGuard(project_dir, root, protected_locations(graph), patterns)
         return self._guard
 
 

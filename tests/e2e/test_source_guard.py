@@ -246,3 +246,30 @@ def test_a_symlinked_root_is_still_cleaned(tmp_path: Path) -> None:
     result = kflow("clean", "-C", project, "--yes")
     assert result.exit_code == 0, result.output
     assert not (big / "x.txt").exists()
+
+
+def test_a_planned_tasks_input_is_judged_by_its_value_not_its_template(tmp_path: Path) -> None:
+    # inputs = ["{src}"] as a template could be any top-level name; planned, it is "lib"
+    project = write_project(
+        tmp_path / "p",
+        """
+        [project]
+        storage = "file://./data"
+        [params]
+        src = { default = "lib" }
+        [tasks.t]
+        command = ["sh", "-c", "mkdir -p data && echo x > {output} && exit $(cat lib/code)"]
+        inputs = ["{src}"]
+        outputs = ["{root}/t.txt"]
+        """,
+    )
+    (project / "lib").mkdir()
+    (project / "lib" / "code").write_text("1")
+    assert kflow("build", "-C", project).exit_code == 1
+    assert not (project / "data" / "t.txt").exists()  # the failed attempt's output is gone
+    (project / "lib" / "code").write_text("0")
+    assert kflow("build", "-C", project).exit_code == 0
+    result = kflow("clean", "-C", project, "--yes")
+    assert result.exit_code == 0, result.output
+    assert not (project / "data" / "t.txt").exists()
+    assert (project / "lib" / "code").exists()
