@@ -182,6 +182,7 @@ class Project:
     # Where the storage URL was written (the profile's key when the profile sets it): a
     # backend that is missing is found later, by the CLI, and still names the file and key.
     storage_where: Location | None = None
+    includes: tuple[str, ...] = ()  # [project] include patterns: outputs never match them
 
     @property
     def root(self) -> str:

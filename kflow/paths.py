@@ -12,7 +12,9 @@ are one Place when ``{root}`` is ``data``.
 from __future__ import annotations
 
 import posixpath
+from bisect import bisect_left
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from kflow.model import is_normal_path
 
@@ -20,6 +22,7 @@ LOCAL = "file"
 _LOCAL_SCHEMES = {"file", "local"}
 _SAME_SCHEME = {"s3a": "s3", "gcs": "gs"}  # aliases fsspec serves with one filesystem
 RECORDS = ".kflow"  # kflow's own records under {root}
+MAX_SEGMENT = 255  # bytes in one file name (NAME_MAX on Linux and macOS)
 
 
 @dataclass(slots=True)
@@ -109,6 +112,12 @@ def segment_problem(text: str) -> str | None:
         return f"is {text!r}"
     if text.startswith("-"):
         return "starts with '-'"
+    if "*" in text or "?" in text or "[" in text or "]" in text:
+        # the path would become a pattern: a check for it would match other files
+        glob = sorted({c for c in text if c in "*?[]"})
+        return f"contains the glob character(s) {' '.join(glob)}"
+    if len(text) * 4 > MAX_SEGMENT and len(text.encode("utf-8", "surrogateescape")) > MAX_SEGMENT:
+        return f"is longer than {MAX_SEGMENT} bytes (the file name limit)"
     return None
 
 
@@ -157,3 +166,143 @@ class Reach:
         if place.path == "/":
             return "is a whole bucket"
         return None
+
+
+def _is_wild(segment: str) -> bool:
+    return "*" in segment or "?" in segment
+
+
+def _segment_matches(pattern: str, segment: str) -> bool:
+    return fnmatchcase(segment, pattern) if _is_wild(pattern) else segment == pattern
+
+
+def _segments_meet(one: str, other: str) -> bool:
+    if _is_wild(one) and _is_wild(other):
+        return True
+    if _is_wild(one):
+        return fnmatchcase(other, one)
+    return _segment_matches(other, one)
+
+
+class PlacePattern:
+    """A Place whose path segments may be wildcards (``*``, ``?``; ``**`` for any number of
+    segments): a glob source input, or an input template with each parameter as a wildcard.
+
+    ``touches(place)`` says whether deleting ``place`` could delete something that matches:
+    the place matches, lies inside a match, or holds one.
+    """
+
+    __slots__ = ("host", "literal", "scheme", "segments", "text")
+
+    def __init__(self, place: Place, text: str):
+        self.scheme = place.scheme
+        self.host = place.host
+        self.segments = [s for s in place.path.split("/") if s]
+        self.text = text
+        # The folder every match lies in: the segments before the first wildcard.
+        fixed: list[str] = []
+        for segment in self.segments:
+            if _is_wild(segment):
+                break
+            fixed.append(segment)
+        self.literal = "/" + "/".join(fixed)
+
+    def touches(self, place: Place) -> bool:
+        if place.scheme != self.scheme or not _segment_matches(self.host, place.host):
+            return False
+        pattern = self.segments
+        end = len(pattern)
+        states = self._closure({0})
+        for segment in (s for s in place.path.split("/") if s):
+            if end in states:
+                return True  # a match holds this place
+            following: set[int] = set()
+            for index in states:
+                if index == end:
+                    continue
+                if pattern[index] == "**":
+                    following.add(index)
+                elif _segment_matches(pattern[index], segment):
+                    following.add(index + 1)
+            states = self._closure(following)
+            if not states:
+                return False
+        return True  # the place matches, or some match lies under it
+
+    def meets(self, other: PlacePattern) -> bool:
+        """Whether a match of one could be, hold or lie inside a match of the other (judged
+        segment by segment; two wildcards are taken to meet)."""
+        if self.scheme != other.scheme or not _segments_meet(self.host, other.host):
+            return False
+        for mine, theirs in zip(self.segments, other.segments, strict=False):
+            if mine == "**" or theirs == "**":
+                return True
+            if not _segments_meet(mine, theirs):
+                return False
+        return True
+
+    def _closure(self, states: set[int]) -> set[int]:
+        found = set(states)
+        for index in sorted(states):
+            while index < len(self.segments) and self.segments[index] == "**":
+                index += 1
+                found.add(index)
+        return found
+
+
+def _folders_above(path: str) -> list[str]:
+    found = []
+    while path not in ("/", ""):
+        path = path.rpartition("/")[0] or "/"
+        found.append(path)
+    return found
+
+
+class PatternIndex:
+    """Many PlacePatterns, found by their literal folder so that a question about one place
+    looks only at patterns whose literal folder is that place, above it or under it."""
+
+    def __init__(self, patterns: list[PlacePattern]):
+        self._by_literal: dict[tuple[str, str, str], list[PlacePattern]] = {}
+        for pattern in patterns:
+            key = (pattern.scheme, pattern.host, pattern.literal)
+            self._by_literal.setdefault(key, []).append(pattern)
+        self._sorted = sorted(self._by_literal)
+        self._holders = {  # every folder strictly above a literal folder
+            (scheme, host, folder)
+            for scheme, host, path in self._by_literal
+            for folder in _folders_above(path)
+        }
+        # Per folder, the patterns whose literal folder is above it: outputs share folders,
+        # so planning 100,000s of outputs walks each folder's ancestry once.
+        self._above_cache: dict[tuple[str, str, str], tuple[PlacePattern, ...]] = {}
+
+    def _above(self, key: tuple[str, str, str]) -> tuple[PlacePattern, ...]:
+        scheme, host, path = key
+        if path in ("/", ""):
+            return ()
+        parent = (scheme, host, path.rpartition("/")[0] or "/")
+        found = self._above_cache.get(parent)
+        if found is None:
+            found = (*self._by_literal.get(parent, ()), *self._above(parent))
+            self._above_cache[parent] = found
+        return found
+
+    def touching(self, place: Place) -> PlacePattern | None:
+        """A pattern a deletion of ``place`` could reach, or None."""
+        key = place.key()
+        mine = self._by_literal.get(key)
+        above = self._above(key)
+        if mine or above:
+            candidates: list[PlacePattern] = [*(mine or ()), *above]
+            for pattern in candidates:
+                if pattern.touches(place):
+                    return pattern
+        if key not in self._holders:
+            return None
+        # Patterns whose literal folder lies under the place: the place holds their matches.
+        prefix = place.path.rstrip("/") + "/"
+        start = bisect_left(self._sorted, (place.scheme, place.host, prefix))
+        under = self._sorted[start]  # there is one: the place holds a literal folder
+        first: PlacePattern = self._by_literal[under][0]
+        return first

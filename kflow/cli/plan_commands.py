@@ -361,10 +361,9 @@ def clean(
     params: ParamOption = None,
 ) -> None:
     """Delete the outputs of the targets' instances (default: every instance) and their records."""
-    from kflow.run.outputs import protected_locations
+    from kflow.run.outputs import Protected
     from kflow.run.records import kflow_dir
     from kflow.state import StateStore
-    from kflow.storage.guard import DeletionGuard
 
     if pods:
         from kflow.executors.kubernetes.cleanup import delete_leftover_pods
@@ -385,7 +384,7 @@ def clean(
     locations = [loc for i in chosen for loc in i.outputs.values()]
     present = [loc for loc, stamp in storage.stat_many(locations).items() if stamp is not None]
     # A second guard, whatever the definitions say: nothing outside the project's reach.
-    guard = DeletionGuard(graph.project.directory, graph.project.root, protected_locations(graph))
+    guard = Protected(graph).guard(str(graph.project.directory), graph.project.root)
     present, refused = guard.split(present)
     if refused:
         location, problem = next(iter(refused.items()))

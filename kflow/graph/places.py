@@ -17,7 +17,7 @@ from kflow.model import (
     TaskSpec,
     is_normal_path,
 )
-from kflow.paths import Reach, place_of, segment_problem
+from kflow.paths import PatternIndex, Place, PlacePattern, Reach, place_of, segment_problem
 from kflow.templates import (
     Placeholder,
     names_in,
@@ -61,7 +61,7 @@ def check_places(expander: Expander, instances: Mapping[InstanceId, Instance]) -
                 )
             key = place.key()
             other = owners.get(key)
-            if other is not None and other[0] != instance.id:
+            if other is not None:  # also one instance's output spelt twice
                 raise DefinitionError(
                     f"output {location!r} of {instance.id} is also output {other[1]!r} "
                     f"of {other[0]}",
@@ -91,7 +91,7 @@ def _check_segment(instance: Instance, name: str, text: str) -> None:
             "use it as one path segment",
             _key(instance.task, "outputs"),
             "a value in an output or input path must not contain '/', be '.' or '..', "
-            "hold NUL or start with '-'",
+            "hold NUL or a glob character (* ? [ ]), start with '-' or be over 255 bytes",
         )
 
 
@@ -103,8 +103,8 @@ def _ancestors(key: tuple[str, str, str]) -> Iterable[tuple[str, str, str]]:
 
 
 def _check_nesting(owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]]) -> None:
-    """An output inside another instance's (folder) output: that instance's failure would
-    delete it. Reported like a duplicate.
+    """An output inside another (folder) output, of another instance or the same one: a
+    failure would delete it, and two names for one file confuse what is up to date.
 
     Sorted with a trailing '/', everything under a folder directly follows it: one pass with
     a stack of the folders above the current place finds every nesting.
@@ -115,16 +115,14 @@ def _check_nesting(owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]]
     )
     stack: list[tuple[tuple[str, str, str], tuple[InstanceId, str]]] = []
     for key, owner in entries:
-        while stack and not (
-            stack[-1][0][:2] == key[:2] and key[2].startswith(stack[-1][0][2])
-        ):
+        while stack and not (stack[-1][0][:2] == key[:2] and key[2].startswith(stack[-1][0][2])):
             stack.pop()
-        if stack and stack[-1][1][0] != owner[0]:
+        if stack:  # also within one instance: its folder output would hold its file output
             other = stack[-1][1]
             raise DefinitionError(
                 f"output {owner[1]!r} of {owner[0]} lies inside output {other[1]!r} of {other[0]}",
                 None,
-                "an output folder belongs to one instance: move one of them",
+                "an output folder holds no other declared output: move one of them",
             )
         stack.append((key, owner))
 
@@ -152,6 +150,7 @@ def _check_sources(
             if maker is not None and maker[0].task != user.id.task:
                 raise _made_by(user, source, maker[0].task)
         protected.setdefault(key, f"source input {source!r} of {user.id}")
+    _check_globs_made_elsewhere(project, users, project_dir)
     for key, what in protected.items():
         for candidate in (key, *_ancestors(key)):
             owner = owners.get(candidate)
@@ -161,7 +160,101 @@ def _check_sources(
                     _key(instances[owner[0]].task, "outputs"),
                     "kflow never overwrites or deletes definition files or source inputs",
                 )
+    _check_inside_sources(project, instances, owners, users, project_dir)
     _check_sources_made_elsewhere(expander, users)
+
+
+def _check_globs_made_elsewhere(
+    project: Project, users: Mapping[str, Instance], project_dir: str
+) -> None:
+    """A glob source input that another task's output (parameters as wildcards) could match,
+    hold or lie inside: refused like a plain source input made by a task, whether or not
+    that output exists yet."""
+    globs = {s: u for s, u in users.items() if "*" in s or "?" in s}
+    if not globs:
+        return
+    outputs = [
+        (task.name, PlacePattern(place_of(_as_pattern(project, task, t), project_dir), t))
+        for task in project.tasks.values()
+        for _, t in task.outputs
+    ]
+    for source, user in globs.items():
+        pattern = PlacePattern(place_of(source, project_dir), source)
+        for task, output in outputs:
+            if task != user.id.task and pattern.meets(output):
+                raise _made_by(user, source, task)
+
+
+def _as_pattern(project: Project, task: TaskSpec, template: str) -> str:
+    """A path template as a glob: ``{root}`` and ``{task}`` filled, any other parameter ``*``."""
+    fixed = {"root": project.root, "task": task.name}
+    return "".join(
+        part if isinstance(part, str) else fixed.get(part.name, "*")
+        for part in parse(template, task.location)
+    )
+
+
+def source_patterns(project: Project, skip: Iterable[str] = ()) -> list[PlacePattern]:
+    """Every task's source inputs as patterns (each parameter a one-segment wildcard, globs
+    as globs): what no output may be, hold or lie inside, whichever instances are planned."""
+    project_dir = str(project.directory)
+    skipped = set(skip)
+    found: dict[str, PlacePattern] = {}
+    for task in project.tasks.values():
+        if task.name in skipped:
+            continue
+        for template in task.inputs:
+            text = _as_pattern(project, task, template)
+            if text not in found:
+                found[text] = PlacePattern(
+                    place_of(text, project_dir), f"source input {template!r} of task {task.name!r}"
+                )
+    return list(found.values())
+
+
+def definition_patterns(project: Project) -> list[PlacePattern]:
+    """Definition files that may not exist yet: kflow.toml, kflow.py and what ``[project]
+    include`` matches. A task writing one would change the project under kflow's feet."""
+    project_dir = str(project.directory)
+    found = [
+        PlacePattern(place_of(name, project_dir), f"the definition file {name}")
+        for name in ("kflow.toml", "kflow.py")
+    ]
+    found += [
+        PlacePattern(place_of(text, project_dir), f"the [project] include pattern {text!r}")
+        for text in project.includes
+    ]
+    return found
+
+
+def _check_inside_sources(
+    project: Project,
+    instances: Mapping[InstanceId, Instance],
+    owners: Mapping[tuple[str, str, str], tuple[InstanceId, str]],
+    users: Mapping[str, Instance],
+    project_dir: str,
+) -> None:
+    """No output is, holds or lies inside a source input (a folder or a glob) of any task:
+    a failed attempt or ``kflow clean`` would delete the user's files, and a file written
+    into an input folder changes that input on every run. Tasks with instances here are
+    judged by their real inputs; the others by their input templates."""
+    planned = {instance.id.task for instance in instances.values()}
+    patterns = [
+        PlacePattern(place_of(source, project_dir), f"source input {source!r} of {user.id}")
+        for source, user in users.items()
+    ]
+    patterns += source_patterns(project, skip=planned)
+    patterns += definition_patterns(project)
+    index = PatternIndex(patterns)
+    for (scheme, host, path), (owner, location) in owners.items():
+        found = index.touching(Place(scheme, host, path))
+        if found is not None:
+            raise DefinitionError(
+                f"output {location!r} of {owner} is, holds or lies inside {found.text}",
+                _key(instances[owner].task, "outputs"),
+                "kflow never writes or deletes source inputs or definition files: "
+                "write outputs outside every input folder and glob and the include patterns",
+            )
 
 
 def _made_by(user: Instance, source: str, maker: str) -> DefinitionError:

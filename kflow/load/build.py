@@ -107,7 +107,15 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
         profile_names=profile_names,
         files=tuple(dict.fromkeys(s.path for s in doc.sources.values())),
         storage_where=doc.location(storage_key),
+        includes=_includes(doc.data.get("project", {}).get("include", [])),
     )
+
+
+def _includes(value: object) -> tuple[str, ...]:
+    # checked when the project was discovered: a string or a list of strings
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def _read_params(reader: Reader, tz: Any) -> dict[str, ParamSpec]:

@@ -39,9 +39,9 @@ from kflow.run.leases import LeaseInfo, Leases
 from kflow.run.options import RunMeta, RunOptions, RunResult
 from kflow.run.outcome import outcome
 from kflow.run.outputs import (
+    Protected,
     missing_outputs,
     outputs_replanner,
-    protected_locations,
     remove_outputs,
 )
 from kflow.run.records import (
@@ -96,7 +96,7 @@ class Runner:
         self.sink = sink
         self.options = options or RunOptions()
         self.root = graph.project.root
-        self.protected = protected_locations(graph)  # never deleted, whatever the outputs
+        self.protected = Protected(graph)  # never deleted, whatever the outputs
         self.run_id = run_id or new_run_id()
         self.replan = replan or outputs_replanner(storage, self.reasons)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
