@@ -30,14 +30,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kflow.errors import KflowError
-from kflow.executors.liveness import Place, all_gone, my_start_time, place_from, place_json
+from kflow.executors.liveness import (
+    Place,
+    all_gone,
+    attempt_processes,
+    my_start_time,
+    place_from,
+    place_json,
+)
 from kflow.executors.liveness import this_place as _this_place
-from kflow.executors.watchdog import watchdogs
+from kflow.executors.watchdog import end_groups, watchdogs
 from kflow.run.ids import safe_name
 from kflow.run.records import kflow_dir
 from kflow.storage import Stamp, Storage
 
 DEFAULT_TTL = 30.0
+# Ending a dead holder's orphaned attempts: SIGTERM, SIGKILL after KILL_GRACE s (as its
+# watchdog would have), then up to ORPHANS_GONE s for them to be gone before giving up.
+KILL_GRACE = 2.0
+ORPHANS_GONE = 60.0
 
 
 def default_ttl() -> float:
@@ -95,6 +106,25 @@ def _parse(data: bytes) -> LeaseInfo | None:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def end_orphans(holder: LeaseInfo, grace: float = KILL_GRACE) -> bool:
+    """End the attempt of ``holder.instance`` that the holder left running on this host (a
+    kflow killed together with its watchdog leaves its attempts' groups behind): SIGTERM,
+    SIGKILL after ``grace``, then wait until they are gone. Without this, taking the lease
+    over would start a second copy beside the first. False: some would not go."""
+    if not holder.holder or not holder.place.known or holder.place != _this_place():
+        return True  # another host's processes: out of reach, the TTL covers them
+    found = attempt_processes(holder.holder, holder.instance)
+    if not found:
+        return True
+    end_groups(set(found.values()), grace)
+    deadline = time.monotonic() + ORPHANS_GONE
+    while attempt_processes(holder.holder, holder.instance):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class Leases:
@@ -164,9 +194,10 @@ class Leases:
 
     def _may_take(self, instance: str, data: bytes, current: LeaseInfo | None) -> bool:
         """Whether another's lease is free for the taking: its holder provably gone, or
-        the lease unchanged for its TTL by our own clock since we first saw it."""
+        the lease unchanged for its TTL by our own clock since we first saw it; and no
+        attempt of the holder's still runs here (see ``end_orphans``)."""
         if current is not None and current.gone():
-            return True
+            return end_orphans(current)
         now = self._clock()
         with self._lock:
             seen = self._seen.get(instance)
@@ -174,7 +205,9 @@ class Leases:
                 self._seen[instance] = (data, now)
                 return False
         ttl = current.ttl if current is not None else self.ttl
-        return now - seen[1] >= ttl
+        if now - seen[1] < ttl:
+            return False
+        return current is None or end_orphans(current)
 
     def _remember(self, instance: str, location: str) -> None:
         stamp = self.storage.stat(location)
