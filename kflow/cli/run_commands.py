@@ -93,7 +93,10 @@ def _interrupts(runner: Runner) -> Iterator[None]:
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once interrupted and stopped, kflow only closes up and exits 130: a late second
+            # Ctrl-C must not meet the default handler (a KeyboardInterrupt in the middle of
+            # closing, or death by SIGINT while the interpreter shuts down).
+            signal.signal(sig, signal.SIG_IGN if seen and sig == signal.SIGINT else old)
 
 
 @app.command()
