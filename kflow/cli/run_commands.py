@@ -370,9 +370,10 @@ def runs(
     # --running: among many more recent runs (a long one started long ago)
     looked_at = max(limit, RUNNING_LOOKBACK) if running else limit
     records = _records_newest_first(project_storage(project), project.root, looked_at)
+    from kflow.run.records import mark_died
+
     for record in records:
-        if record.died():  # no kflow left to finish it: never "running" forever
-            record.status = "died"
+        mark_died(record)  # no kflow left to finish it: never "running" forever
     if running:
         records = [r for r in records if r.status == "running"][:limit]
     if as_json:
@@ -412,8 +413,9 @@ def runs_show(
         profile or given.get("profile"),
     )
     record = _find_run(project_storage(project), project.root, run)
-    if record.died():
-        record.status = "died"
+    from kflow.run.records import mark_died
+
+    mark_died(record)
     if as_json:
         typer.echo(record.to_json().decode())
         return
@@ -484,6 +486,8 @@ def logs(
     profile: ProfileOption = None,
 ) -> None:
     """Print an instance's log from a run (stored on the project's storage)."""
+    from kflow.run.records import mark_died
+
     if len(what) not in (1, 2):
         raise UsageError("expected [RUN] INSTANCE")
     project = open_project(directory, file, profile)
@@ -507,8 +511,15 @@ def logs(
     chosen = attempts[-1] if attempt is None else next(
         (a for a in attempts if a.number == attempt), None
     )
-    if chosen is None or not chosen.log:
+    if chosen is None:
         raise UsageError(f"{name} has no attempt {attempt} in run {record.run_id}")
+    if not chosen.log:
+        # a running attempt's log is stored when it ends; kflow may have died before that
+        mark_died(record)
+        why = "kflow died while it ran" if record.status == "died" else "it has not ended yet"
+        raise UsageError(
+            f"{name} attempt {chosen.number} of run {record.run_id} has no stored log: {why}"
+        )
     data = storage.read_many([chosen.log])[chosen.log]
     if data is None:
         raise UsageError(f"the log {chosen.log} is gone")

@@ -133,6 +133,23 @@ class RunRecord:
         return all_gone(Place(self.host, self.boot, self.pidns), [(self.pid, self.pid_start)])
 
 
+def mark_died(record: RunRecord) -> bool:
+    """If the record's kflow died (see ``RunRecord.died``), say so for people: the run
+    "died", and what was running then "died" too (how its attempt ended is unknown), never
+    "running" forever. Returns whether it died."""
+    if not record.died():
+        return False
+    record.status = "died"
+    for entry in record.instances.values():
+        if entry.status not in ("running", "preparing"):
+            continue  # ("preparing": its lease taken, maybe started since the last save)
+        entry.status, entry.detail = "died", "kflow died while it ran: how it ended is unknown"
+        for attempt in entry.attempts:
+            if attempt.status == "running":
+                attempt.status, attempt.reason = "unknown", "kflow died"
+    return True
+
+
 def split_reason(reason: str) -> tuple[str, str]:
     """``"output missing: data/x.csv"`` → ``("output missing", "data/x.csv")``: the plan's
     reason kind (kflow.plan.Reason) and its detail, so reasons can be grouped."""

@@ -89,3 +89,47 @@ def test_rerun_ends_the_attempt_of_a_run_killed_with_its_watchdog(tmp_path: Path
     assert ["end", str(first_task)] not in events, events
     assert [e[0] for e in events] == ["start", "start", "end"], events
     assert (tmp_path / "data/long.txt").read_text() == "done\n"
+
+
+MATRIX = """
+[project]
+name = "t"
+storage = "file://./data"
+
+[tasks.a]
+matrix = { i = [1, 2, 3] }
+command = ["sh", "-c", "echo hello {i}; echo partial > {output}; touch started-{i}; sleep 60"]
+outputs = ["{root}/a-{i}.txt"]
+"""
+
+
+def _kflow(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kflow", *args, "-C", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+
+
+def test_a_killed_runs_record_shows_its_started_attempts_as_died(tmp_path: Path) -> None:
+    (tmp_path / "kflow.toml").write_text(textwrap.dedent(MATRIX))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "-j", "3", "a"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started = [tmp_path / f"started-{i}" for i in (1, 2, 3)]
+    _wait("every attempt", lambda: all(p.exists() for p in started), proc)  # type: ignore[arg-type]
+    proc.kill()  # at once: well before the periodic rewrite of the record
+    proc.communicate(timeout=DEADLINE)
+    runs = _kflow(tmp_path, "runs")
+    assert runs.returncode == 0, runs.stderr
+    assert " died " in runs.stdout and "queued" not in runs.stdout, runs.stdout
+    show = _kflow(tmp_path, "runs", "show", "latest")
+    assert show.returncode == 0, show.stderr
+    assert "queued" not in show.stdout and "running" not in show.stdout, show.stdout
+    assert "died        a[i=1]" in show.stdout, show.stdout
+    logs = _kflow(tmp_path, "logs", "latest", "a[i=1]")
+    assert logs.returncode == 2
+    assert "no stored log: kflow died while it ran" in logs.stderr, logs.stderr
