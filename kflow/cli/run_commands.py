@@ -514,8 +514,14 @@ def logs(
     if chosen is None:
         raise UsageError(f"{name} has no attempt {attempt} in run {record.run_id}")
     if not chosen.log:
-        # a running attempt's log is stored when it ends; kflow may have died before that
+        # a running attempt's log is stored when it ends; kflow may have died before that,
+        # and then a local attempt's log is still where it wrote it, on that host
         mark_died(record)
+        here = _local_log(record, chosen.log_here)
+        if here is not None:
+            sys.stdout.buffer.write(here)
+            sys.stdout.flush()
+            return
         why = "kflow died while it ran" if record.status == "died" else "it has not ended yet"
         raise UsageError(
             f"{name} attempt {chosen.number} of run {record.run_id} has no stored log: {why}"
@@ -525,3 +531,16 @@ def logs(
         raise UsageError(f"the log {chosen.log} is gone")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+def _local_log(record: RunRecord, path: str) -> bytes | None:
+    """A running (or died) local attempt's log file, when it is on this host."""
+    import socket
+
+    if not path or record.host != socket.gethostname():
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

@@ -46,6 +46,7 @@ class AttemptRecord:
     reason: str = ""  # why it failed
     where: str = ""  # pid, pod name
     log: str = ""  # location of the log on storage
+    log_here: str = ""  # while it runs on a local executor: its log file on this host
     free: bool = False  # lost to the infrastructure (eviction): did not count as a retry
 
     @property

@@ -422,6 +422,9 @@ class Runner:
         if handle is None:
             handle = self.executor.submit(spec)
         attempt = AttemptRecord(number=number, started=time.time())
+        log_file = getattr(self.executor, "log_file", None)  # local: readable should kflow die
+        if log_file is not None:
+            attempt.log_here = log_file(handle)
         if self._first_start == "none":
             self._first_start = "unsaved"
         entry = self._instance(iid)
