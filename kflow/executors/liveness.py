@@ -103,11 +103,13 @@ def all_gone(place: Place, processes: list[tuple[int, int]]) -> bool:
     return all(is_gone(pid, start) for pid, start in processes)
 
 
-def attempt_processes(run: str, instance: str) -> dict[int, int]:
-    """pid → process group of every process here whose environment says it is an attempt
-    of ``instance`` by run ``run`` (``KFLOW_RUN``/``KFLOW_TASK``, inherited by whatever
-    the command starts). A run id is never reused, so unlike a pid this can't name another."""
+def attempt_processes(run: str, instance: str, watchdogs: set[int]) -> dict[int, int]:
+    """pid → process group of every process here whose environment says it is a local
+    attempt of ``instance`` by run ``run`` (``KFLOW_RUN``/``KFLOW_TASK``, inherited by
+    whatever the command starts), started under one of ``watchdogs`` (``KFLOW_WATCHDOG``:
+    not a pod another executor runs here). A run id is never reused, unlike a pid."""
     wanted = {f"KFLOW_RUN={run}".encode(), f"KFLOW_TASK={instance}".encode()}
+    dogs = {f"KFLOW_WATCHDOG={pid}".encode() for pid in watchdogs}
     found: dict[int, int] = {}
     me = os.getpid()
     with contextlib.suppress(OSError):
@@ -116,7 +118,8 @@ def attempt_processes(run: str, instance: str) -> dict[int, int]:
                 continue
             try:
                 with open(f"/proc/{name}/environ", "rb") as f:
-                    if not wanted <= set(f.read().split(b"\0")):
+                    env = set(f.read().split(b"\0"))
+                    if not wanted <= env or not dogs & env:
                         continue
             except OSError:
                 continue  # gone meanwhile, or another user's

@@ -109,18 +109,20 @@ def _parse(data: bytes) -> LeaseInfo | None:
 
 
 def end_orphans(holder: LeaseInfo, grace: float = KILL_GRACE) -> bool:
-    """End the attempt of ``holder.instance`` that the holder left running on this host (a
+    """End the attempt of ``holder.instance`` that a dead holder left running here (a
     kflow killed together with its watchdog leaves its attempts' groups behind): SIGTERM,
     SIGKILL after ``grace``, then wait until they are gone. Without this, taking the lease
     over would start a second copy beside the first. False: some would not go."""
     if not holder.holder or not holder.place.known or holder.place != _this_place():
         return True  # another host's processes: out of reach, the TTL covers them
-    found = attempt_processes(holder.holder, holder.instance)
+    # only the local executor's attempts: tagged with one of the holder's watchdogs
+    dogs = {pid for pid, _ in holder.processes[1:]}
+    found = attempt_processes(holder.holder, holder.instance, dogs)
     if not found:
         return True
     end_groups(set(found.values()), grace)
     deadline = time.monotonic() + ORPHANS_GONE
-    while attempt_processes(holder.holder, holder.instance):
+    while attempt_processes(holder.holder, holder.instance, dogs):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -194,8 +196,8 @@ class Leases:
 
     def _may_take(self, instance: str, data: bytes, current: LeaseInfo | None) -> bool:
         """Whether another's lease is free for the taking: its holder provably gone, or
-        the lease unchanged for its TTL by our own clock since we first saw it; and no
-        attempt of the holder's still runs here (see ``end_orphans``)."""
+        the lease unchanged for its TTL by our own clock since we first saw it. A dead
+        holder's attempts still running here are ended first (see ``end_orphans``)."""
         if current is not None and current.gone():
             return end_orphans(current)
         now = self._clock()
@@ -205,9 +207,8 @@ class Leases:
                 self._seen[instance] = (data, now)
                 return False
         ttl = current.ttl if current is not None else self.ttl
-        if now - seen[1] < ttl:
-            return False
-        return current is None or end_orphans(current)
+        # (a live holder's attempts are its own: a stopped kflow kills them once continued)
+        return now - seen[1] >= ttl
 
     def _remember(self, instance: str, location: str) -> None:
         stamp = self.storage.stat(location)

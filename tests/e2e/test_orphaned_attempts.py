@@ -122,7 +122,14 @@ def test_a_killed_runs_record_shows_its_started_attempts_as_died(tmp_path: Path)
     )
     started = [tmp_path / f"started-{i}" for i in (1, 2, 3)]
     _wait("every attempt", lambda: all(p.exists() for p in started), proc)  # type: ignore[arg-type]
-    proc.kill()  # at once: well before the periodic rewrite of the record
+    record = tmp_path / "data/.kflow/runs"
+
+    def all_started() -> bool:  # in the record on storage (the first start is saved at once)
+        found = [json.loads(p.read_text()) for p in record.glob("*.json")]
+        return bool(found) and all(e["attempts"] for e in found[0]["instances"].values())
+
+    _wait("the record", all_started, proc)
+    proc.kill()
     proc.communicate(timeout=DEADLINE)
     runs = _kflow(tmp_path, "runs")
     assert runs.returncode == 0, runs.stderr
@@ -135,7 +142,7 @@ def test_a_killed_runs_record_shows_its_started_attempts_as_died(tmp_path: Path)
     logs = _kflow(tmp_path, "logs", "latest", "a[i=1]")
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout == "hello 1\n"
-    (record,) = (tmp_path / "data/.kflow/runs").glob("*.json")
-    for entry in json.loads(record.read_text())["instances"].values():
+    (saved,) = record.glob("*.json")
+    for entry in json.loads(saved.read_text())["instances"].values():
         for attempt in entry["attempts"]:
             shutil.rmtree(Path(attempt["log_here"]).parent, ignore_errors=True)
