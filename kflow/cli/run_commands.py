@@ -93,7 +93,10 @@ def _interrupts(runner: Runner) -> Iterator[None]:
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # Once interrupted and stopped, kflow only closes up and exits 130: a late second
+            # Ctrl-C must not meet the default handler (a KeyboardInterrupt in the middle of
+            # closing, or death by SIGINT while the interpreter shuts down).
+            signal.signal(sig, signal.SIG_IGN if seen and sig == signal.SIGINT else old)
 
 
 @app.command()
@@ -367,9 +370,10 @@ def runs(
     # --running: among many more recent runs (a long one started long ago)
     looked_at = max(limit, RUNNING_LOOKBACK) if running else limit
     records = _records_newest_first(project_storage(project), project.root, looked_at)
+    from kflow.run.records import mark_died
+
     for record in records:
-        if record.died():  # no kflow left to finish it: never "running" forever
-            record.status = "died"
+        mark_died(record)  # no kflow left to finish it: never "running" forever
     if running:
         records = [r for r in records if r.status == "running"][:limit]
     if as_json:
@@ -409,8 +413,9 @@ def runs_show(
         profile or given.get("profile"),
     )
     record = _find_run(project_storage(project), project.root, run)
-    if record.died():
-        record.status = "died"
+    from kflow.run.records import mark_died
+
+    mark_died(record)
     if as_json:
         typer.echo(record.to_json().decode())
         return
@@ -481,6 +486,8 @@ def logs(
     profile: ProfileOption = None,
 ) -> None:
     """Print an instance's log from a run (stored on the project's storage)."""
+    from kflow.run.records import mark_died
+
     if len(what) not in (1, 2):
         raise UsageError("expected [RUN] INSTANCE")
     project = open_project(directory, file, profile)
@@ -504,10 +511,36 @@ def logs(
     chosen = attempts[-1] if attempt is None else next(
         (a for a in attempts if a.number == attempt), None
     )
-    if chosen is None or not chosen.log:
+    if chosen is None:
         raise UsageError(f"{name} has no attempt {attempt} in run {record.run_id}")
+    if not chosen.log:
+        # a running attempt's log is stored when it ends; kflow may have died before that,
+        # and then a local attempt's log is still where it wrote it, on that host
+        mark_died(record)
+        here = _local_log(record, chosen.log_here)
+        if here is not None:
+            sys.stdout.buffer.write(here)
+            sys.stdout.flush()
+            return
+        why = "kflow died while it ran" if record.status == "died" else "it has not ended yet"
+        raise UsageError(
+            f"{name} attempt {chosen.number} of run {record.run_id} has no stored log: {why}"
+        )
     data = storage.read_many([chosen.log])[chosen.log]
     if data is None:
         raise UsageError(f"the log {chosen.log} is gone")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+
+
+def _local_log(record: RunRecord, path: str) -> bytes | None:
+    """A running (or died) local attempt's log file, when it is on this host."""
+    import socket
+
+    if not path or record.host != socket.gethostname():
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

@@ -101,3 +101,31 @@ def all_gone(place: Place, processes: list[tuple[int, int]]) -> bool:
     if not processes or not place.known or place != here:
         return False
     return all(is_gone(pid, start) for pid, start in processes)
+
+
+def attempt_processes(run: str, instance: str, watchdogs: set[int]) -> dict[int, int]:
+    """pid → process group of every process here whose environment says it is a local
+    attempt of ``instance`` by run ``run`` (``KFLOW_RUN``/``KFLOW_TASK``, inherited by
+    whatever the command starts), started under one of ``watchdogs`` (``KFLOW_WATCHDOG``:
+    not a pod another executor runs here). A run id is never reused, unlike a pid."""
+    wanted = {f"KFLOW_RUN={run}".encode(), f"KFLOW_TASK={instance}".encode()}
+    dogs = {f"KFLOW_WATCHDOG={pid}".encode() for pid in watchdogs}
+    found: dict[int, int] = {}
+    me = os.getpid()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == me:
+                continue
+            try:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    env = set(f.read().split(b"\0"))
+                    if not wanted <= env or not dogs & env:
+                        continue
+            except OSError:
+                continue  # gone meanwhile, or another user's
+            text = _read(f"/proc/{name}/stat")
+            if text:
+                fields = text.rsplit(")", 1)[1].split()
+                if fields[0] not in ("Z", "X"):
+                    found[int(name)] = int(fields[2])
+    return found

@@ -261,6 +261,12 @@ class LocalExecutor:
         except FileNotFoundError:
             return b""
 
+    def log_file(self, handle: AttemptHandle) -> str:
+        """Where the attempt's output goes while it runs ("" if it did not start): should
+        kflow die, its watchdog leaves the file, and ``kflow logs`` reads it from there."""
+        attempt = self._attempts.get(handle.key)
+        return str(attempt.log_path) if attempt else ""
+
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         for n, (waiting, _, _) in enumerate(self._cpu_waiting):
             if waiting.key == handle.key:  # never started: nothing to stop

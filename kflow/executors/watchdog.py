@@ -11,9 +11,10 @@ So, as ``simpledog`` and node's ``foreground-child`` do: one small process per
 executor, in a session of its own, reads ``+PGID`` / ``-PGID`` lines from a
 pipe whose only writer is kflow. However kflow ends, the kernel closes that
 pipe; the watchdog reads EOF, sends SIGTERM to every group still registered,
-SIGKILL to what is left after a grace period, removes the executor's folder
-of temporary logs, and exits. On an orderly close every group has been
-forgotten already, so EOF ends nothing.
+SIGKILL to what is left after a grace period, and exits, leaving the executor's
+folder of temporary logs for ``kflow logs`` (kflow died before it could store
+them). On an orderly close every group has been forgotten already, so EOF ends
+nothing.
 
 Job control: tasks in sessions of their own do not stop with kflow (Ctrl-Z,
 SIGSTOP), so a stopped kflow, whose leases are no longer renewed, would let
@@ -254,7 +255,9 @@ def main(argv: list[str]) -> None:
             break
     # kflow has gone: what it registered, and what it started without getting to say so
     end_groups(groups if orderly else groups | _tagged_groups(), grace)
-    shutil.rmtree(cleanup, ignore_errors=True)
+    if orderly:
+        shutil.rmtree(cleanup, ignore_errors=True)
+    # else kflow died before it stored its attempts' logs: they stay for `kflow logs`
 
 
 if __name__ == "__main__":

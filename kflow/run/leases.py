@@ -30,14 +30,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kflow.errors import KflowError
-from kflow.executors.liveness import Place, all_gone, my_start_time, place_from, place_json
+from kflow.executors.liveness import (
+    Place,
+    all_gone,
+    attempt_processes,
+    my_start_time,
+    place_from,
+    place_json,
+)
 from kflow.executors.liveness import this_place as _this_place
-from kflow.executors.watchdog import watchdogs
+from kflow.executors.watchdog import end_groups, watchdogs
 from kflow.run.ids import safe_name
 from kflow.run.records import kflow_dir
 from kflow.storage import Stamp, Storage
 
 DEFAULT_TTL = 30.0
+# Ending a dead holder's orphaned attempts: SIGTERM, SIGKILL after KILL_GRACE s (as its
+# watchdog would have), then up to ORPHANS_GONE s for them to be gone before giving up.
+KILL_GRACE = 2.0
+ORPHANS_GONE = 60.0
 
 
 def default_ttl() -> float:
@@ -95,6 +106,27 @@ def _parse(data: bytes) -> LeaseInfo | None:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def end_orphans(holder: LeaseInfo, grace: float = KILL_GRACE) -> bool:
+    """End the attempt of ``holder.instance`` that a dead holder left running here (a
+    kflow killed together with its watchdog leaves its attempts' groups behind): SIGTERM,
+    SIGKILL after ``grace``, then wait until they are gone. Without this, taking the lease
+    over would start a second copy beside the first. False: some would not go."""
+    if not holder.holder or not holder.place.known or holder.place != _this_place():
+        return True  # another host's processes: out of reach, the TTL covers them
+    # only the local executor's attempts: tagged with one of the holder's watchdogs
+    dogs = {pid for pid, _ in holder.processes[1:]}
+    found = attempt_processes(holder.holder, holder.instance, dogs)
+    if not found:
+        return True
+    end_groups(set(found.values()), grace)
+    deadline = time.monotonic() + ORPHANS_GONE
+    while attempt_processes(holder.holder, holder.instance, dogs):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class Leases:
@@ -164,9 +196,10 @@ class Leases:
 
     def _may_take(self, instance: str, data: bytes, current: LeaseInfo | None) -> bool:
         """Whether another's lease is free for the taking: its holder provably gone, or
-        the lease unchanged for its TTL by our own clock since we first saw it."""
+        the lease unchanged for its TTL by our own clock since we first saw it. A dead
+        holder's attempts still running here are ended first (see ``end_orphans``)."""
         if current is not None and current.gone():
-            return True
+            return end_orphans(current)
         now = self._clock()
         with self._lock:
             seen = self._seen.get(instance)
@@ -174,6 +207,7 @@ class Leases:
                 self._seen[instance] = (data, now)
                 return False
         ttl = current.ttl if current is not None else self.ttl
+        # (a live holder's attempts are its own: a stopped kflow kills them once continued)
         return now - seen[1] >= ttl
 
     def _remember(self, instance: str, location: str) -> None:

@@ -46,6 +46,7 @@ class AttemptRecord:
     reason: str = ""  # why it failed
     where: str = ""  # pid, pod name
     log: str = ""  # location of the log on storage
+    log_here: str = ""  # while it runs on a local executor: its log file on this host
     free: bool = False  # lost to the infrastructure (eviction): did not count as a retry
 
     @property
@@ -131,6 +132,23 @@ class RunRecord:
         if self.status != "running":
             return False
         return all_gone(Place(self.host, self.boot, self.pidns), [(self.pid, self.pid_start)])
+
+
+def mark_died(record: RunRecord) -> bool:
+    """If the record's kflow died (see ``RunRecord.died``), say so for people: the run
+    "died", and what was running then "died" too (how its attempt ended is unknown), never
+    "running" forever. Returns whether it died."""
+    if not record.died():
+        return False
+    record.status = "died"
+    for entry in record.instances.values():
+        if entry.status not in ("running", "preparing"):
+            continue  # ("preparing": its lease taken, maybe started since the last save)
+        entry.status, entry.detail = "died", "kflow died while it ran: how it ended is unknown"
+        for attempt in entry.attempts:
+            if attempt.status == "running":
+                attempt.status, attempt.reason = "unknown", "kflow died"
+    return True
 
 
 def split_reason(reason: str) -> tuple[str, str]:

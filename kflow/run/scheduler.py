@@ -131,6 +131,7 @@ class Runner:
         self._changes = 0  # events since the start; the record is rewritten when it grows
         self._saved_changes = 0
         self._last_save = time.monotonic()
+        self._first_start = "none"  # none → unsaved (an attempt started) → saved
         self._saving: Future[None] | None = None
         # lease, a second look and state marking in flight (see Prepared)
         self.preparing: dict[InstanceId, Future[Prepared]] = {}
@@ -270,8 +271,13 @@ class Runner:
             self._saving is not None and not self._saving.done()
         ):
             return
-        if time.monotonic() - self._last_save < RECORD_EVERY:
+        # The first start is saved at once: should kflow be killed soon after, its record
+        # still shows which instances had started (not "queued").
+        first_start = self._first_start == "unsaved"
+        if not first_start and time.monotonic() - self._last_save < RECORD_EVERY:
             return
+        if first_start:
+            self._first_start = "saved"
         self._saved_changes, self._last_save = self._changes, time.monotonic()
         self.record.revision += 1
         self._saving = self.books.write(self._record_location(), self.record.to_json())
@@ -416,6 +422,11 @@ class Runner:
         if handle is None:
             handle = self.executor.submit(spec)
         attempt = AttemptRecord(number=number, started=time.time())
+        log_file = getattr(self.executor, "log_file", None)  # local: readable should kflow die
+        if log_file is not None:
+            attempt.log_here = log_file(handle)
+        if self._first_start == "none":
+            self._first_start = "unsaved"
         entry = self._instance(iid)
         entry.status = "running"
         entry.attempts.append(attempt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -235,3 +236,55 @@ def test_killed_build_shows_as_died_and_a_rerun_takes_its_leases_at_once(tmp_pat
         e for e in events if e["event"] == "started"
     ).items()
     assert (tmp_path / "data/after.txt").read_text() == "done\n"
+
+
+def test_a_late_second_ctrl_c_in_a_terminal_still_exits_130(tmp_path: Path) -> None:
+    """In a real terminal (pty): the second Ctrl-C lands after the orderly stop, while kflow
+    closes up and exits; it must not end kflow by SIGINT (status -2) instead of 130."""
+    import pty
+    import select
+
+    (tmp_path / "kflow.toml").write_text(textwrap.dedent(PROJECT.replace("{trap}", "")))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: kflow, with the pty as its controlling terminal
+        os.execv(sys.executable, [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path)])
+    seen = b""
+    deadline = time.monotonic() + 60
+
+    def read_until(token: bytes) -> None:
+        nonlocal seen
+        while token not in seen:
+            assert time.monotonic() < deadline, seen
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child has gone
+                    chunk = b""
+                assert chunk, seen
+                seen += chunk
+
+    status = None
+    try:
+        read_until(b"running")
+        while not (tmp_path / "pids").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.write(fd, b"\x03")  # Ctrl-C: an orderly stop
+        read_until(b"kflow: interrupted")
+        # and again, as impatient users do, until kflow has gone
+        while status is None:
+            assert time.monotonic() < deadline
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(code)
+                break
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\x03")
+                if select.select([fd], [], [], 0.005)[0]:
+                    os.read(fd, 4096)
+    finally:
+        os.close(fd)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert status == 130, seen
