@@ -316,21 +316,9 @@ def _records_newest_first(storage: Storage, root: str, limit: int | None) -> lis
 
 
 def _find_run(storage: Storage, root: str, wanted: str) -> RunRecord:
-    from kflow.run.records import list_run_ids, load_records
+    from kflow.run.records import find_run
 
-    ids = list_run_ids(storage, root)
-    if wanted in ("latest", "last") and ids:
-        matches = ids[:1]
-    else:
-        matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
-    if not matches:
-        raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
-    if len(matches) > 1:
-        raise UsageError(f"{wanted!r} matches {len(matches)} runs", hint=", ".join(matches[:5]))
-    found = load_records(storage, root, matches)
-    if matches[0] not in found:
-        raise UsageError(f"run record {matches[0]} is unreadable")
-    return found[matches[0]]
+    return find_run(storage, root, wanted)
 
 
 def _duration(seconds: float | None) -> str:

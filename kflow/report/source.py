@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kflow.errors import UsageError
-from kflow.run.records import RunRecord, list_run_ids, load_records
+from kflow.run.records import RunRecord
+from kflow.run.records import find_run as find_record
 from kflow.storage import Storage
 
 TAIL_LINES = 20
@@ -11,23 +11,10 @@ MAX_TAILS = 2000  # logs read for one report: every failed one, then others up t
 
 
 def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
-    """The run named by id, unique prefix or ``latest`` (the default); exit 2 if none."""
-    ids = list_run_ids(storage, root)
-    if not ids:
-        raise UsageError("no runs yet", hint="`kflow build` makes one")
-    if wanted in (None, "latest", "last"):
-        matches = ids[:1]
-    else:
-        matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
-    if not matches:
-        raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
-    if len(matches) > 1:
-        raise UsageError(f"{wanted!r} matches {len(matches)} runs", hint=", ".join(matches[:5]))
-    found = load_records(storage, root, matches)
-    if matches[0] not in found:
-        raise UsageError(f"run record {matches[0]} is unreadable")
-    record = found[matches[0]]
-    if record.died():  # no kflow left to finish it: never "running" forever
+    """The run named by id, unique prefix or ``latest`` (the default); exit 2 if none. A run
+    whose kflow is gone shows as died, never as running forever."""
+    record = find_record(storage, root, wanted)
+    if record.died():
         record.status = "died"
     return record
 

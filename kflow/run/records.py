@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kflow.errors import UsageError
 from kflow.executors.liveness import Place, all_gone
 from kflow.run.ids import safe_name
 from kflow.storage import Storage
@@ -182,3 +183,22 @@ def load_records(storage: Storage, root: str, run_ids: list[str]) -> dict[str, R
         except (ValueError, TypeError, KeyError):
             continue
     return out
+
+
+def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
+    """The run named by id, unique prefix or ``latest`` (the default); exit 2 if none."""
+    ids = list_run_ids(storage, root)
+    if wanted in (None, "latest", "last"):
+        if not ids:
+            raise UsageError("no runs yet", hint="`kflow build` makes one")
+        matches = ids[:1]
+    else:
+        matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
+    if not matches:
+        raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
+    if len(matches) > 1:
+        raise UsageError(f"{wanted!r} matches {len(matches)} runs", hint=", ".join(matches[:5]))
+    found = load_records(storage, root, matches)
+    if matches[0] not in found:
+        raise UsageError(f"run record {matches[0]} is unreadable")
+    return found[matches[0]]
