@@ -122,6 +122,9 @@ class RunRecord:
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
         known = {k: v for k, v in raw.items() if k in names}
+        for key in ("started", "ended"):  # times are numbers (or absent): arithmetic follows
+            if not isinstance(known.get(key, 0.0), (int, float, type(None))):
+                raise ValueError(f"run record: {key} is not a time")
         return cls(**known, instances=instances)
 
     @property
@@ -180,8 +183,8 @@ def load_records(storage: Storage, root: str, run_ids: list[str]) -> dict[str, R
             continue
         try:
             out[locations[location]] = RunRecord.from_json(data)
-        except (ValueError, TypeError, KeyError):
-            continue
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue  # not a run record this kflow can read (a partial write, another shape)
     return out
 
 

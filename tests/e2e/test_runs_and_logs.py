@@ -50,3 +50,20 @@ def test_logs_of_a_failed_attempt_are_kept_per_attempt(tmp_path: Path) -> None:
     assert code == 0 and out == "try\n"
     code, out = cli("runs", "show", "latest", "-C", str(tmp_path))
     assert "attempt 2: failed, exit 2" in out
+
+
+def test_a_record_of_another_shape_is_left_out_and_the_others_still_show(tmp_path: Path) -> None:
+    _project(tmp_path)
+    kflow(tmp_path)
+    runs = tmp_path / "data/.kflow/runs"
+    (runs / "20261128T000000Z-arr001.json").write_text("[]")  # valid JSON, not a record
+    (runs / "20261128T000001Z-str001.json").write_text(
+        json.dumps({"run_id": "20261128T000001Z-str001", "started": "yesterday"})
+    )
+    code, out = cli("runs", "-C", str(tmp_path))
+    assert code == 0 and "succeeded" in out, out
+    assert "arr001" not in out and "str001" not in out
+    code, out = cli("report", "-C", str(tmp_path), "--format", "md", "-o", str(tmp_path / "r.md"))
+    assert code == 0, out
+    code, out = cli("report", "-C", str(tmp_path), "20261128T000000Z-arr001", "--format", "md")
+    assert code == 2 and "unreadable" in out, out
