@@ -100,6 +100,7 @@ def deploy(
     """Upload the project's definitions and print the CronJob (and RBAC) that builds it on a
     schedule in the cluster, for `kubectl apply -f`."""
     from kflow.deploy import bundle
+    from kflow.deploy.image import check_image
     from kflow.deploy.manifests import CRONJOB_NAME_MAX, Deployment, check_name, default_name
     from kflow.deploy.schedule import check_timezone, parse_schedule
 
@@ -110,6 +111,7 @@ def deploy(
             "no image: --image IMG names an image with kflow installed",
             hint="examples/kind/Dockerfile builds one",
         )
+    check_image(image)
     if output is not None and output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: not a folder")
     graph = load_graph(directory, file, profile, targets, None)

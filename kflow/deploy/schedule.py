@@ -25,6 +25,9 @@ MACROS = {
 }
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+# A schedule that fires on no day in this many years never fires (as "0 2 30 2 *", February
+# 30); eight years hold two leap days but for 2097-2103.
+NEVER_YEARS = 8
 # (name, lowest, highest, names for lowest.. onwards)
 FIELDS: tuple[tuple[str, int, int, list[str]], ...] = (
     ("minute", 0, 59, []),
@@ -51,6 +54,25 @@ class Schedule:
         if self.any_day or self.any_weekday:  # cron: both restricted means either one
             return on_day and on_weekday
         return on_day or on_weekday
+
+    def fires_on(self, day: dt.date) -> bool:
+        """Whether the schedule fires at some time of ``day`` (its minute and hour fields
+        always hold a value: only the day, month and weekday can rule a day out)."""
+        if day.month not in self.fields[3]:
+            return False
+        on_day = day.day in self.fields[2]
+        on_weekday = (day.isoweekday() % 7) in self.fields[4]
+        if self.any_day or self.any_weekday:
+            return on_day and on_weekday
+        return on_day or on_weekday
+
+    def next_day(self, start: dt.date, years: int = NEVER_YEARS) -> dt.date | None:
+        """The first day from ``start`` on which it fires, within ``years``; None: never."""
+        for days in range(years * 366):
+            day = start + dt.timedelta(days=days)
+            if self.fires_on(day):
+                return day
+        return None
 
     def shortest_interval(self) -> int:
         """Seconds between the two closest runs over a leap year (for deadlines)."""
@@ -119,8 +141,9 @@ def _field(text: str, field: tuple[str, int, int, list[str]], expression: str) -
     return values
 
 
-def parse_schedule(expression: str) -> Schedule:
-    """The schedule, or a UsageError (exit 2) saying which field is wrong."""
+def parse_schedule(expression: str, today: dt.date | None = None) -> Schedule:
+    """The schedule, or a UsageError (exit 2) saying which field is wrong, or that it never
+    fires (within ``NEVER_YEARS`` of ``today``)."""
     text = " ".join(expression.split())
     if text.upper().startswith(("CRON_TZ=", "TZ=")):
         raise UsageError(
@@ -136,12 +159,20 @@ def parse_schedule(expression: str) -> Schedule:
         raise _bad(expression, f"{len(parts)} fields, expected 5")
     fields = [_field(part, spec, expression) for part, spec in zip(parts, FIELDS, strict=True)]
     weekday = frozenset(d % 7 for d in fields[4])  # 7 is Sunday too
-    return Schedule(
+    schedule = Schedule(
         expression=text,
         fields=(*(frozenset(f) for f in fields[:4]), weekday),
         any_day=parts[2] == "*",
         any_weekday=parts[4] == "*",
     )
+    # The controller would accept it and never start a Job: a silent no-op is worse.
+    if schedule.next_day(today or dt.date.today()) is None:
+        raise UsageError(
+            f"--schedule {expression!r} never fires: no date in the next {NEVER_YEARS} "
+            "years has its day of month in its months",
+            hint="check the day-of-month and month fields (February has 28 or 29 days)",
+        )
+    return schedule
 
 
 def check_timezone(name: str) -> str:

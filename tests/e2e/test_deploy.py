@@ -217,6 +217,11 @@ def test_run_bundle_fetches_checks_the_hash_and_builds(
         (["--name", "k" * 53], "is 53 characters, Kubernetes allows 52"),
         (["--name", "Bad_Name"], "not a valid Kubernetes name"),
         (["--no-image"], "no image"),
+        (["--image", "img:1 --x"], "--image 'img:1 --x': not an image reference"),
+        (["--image", "ghcr.io/Example/kflow:1"], "the repository must be lower-case"),
+        (["--image", "kflow:"], "--image 'kflow:': not an image reference (empty tag)"),
+        (["--schedule", "0 2 30 2 *"], "'0 2 30 2 *' never fires"),  # February 30
+        (["--schedule", "0 0 31 4,6,9,11 *"], "never fires"),
         (["--profile", "local"], "not reachable from the cluster"),
         (["--profile", "memory"], "could never see it"),  # refused for any command
     ],
@@ -228,7 +233,7 @@ def test_bad_deploy_input_is_exit_2_and_uploads_nothing(
         toml.write('\n[profiles.local]\nexecutor = "kubernetes"\nstorage = "file://./data"\n')
         if "memory" in args:
             toml.write('\n[profiles.memory]\nexecutor = "kubernetes"\nstorage = "memory://x"\n')
-    image = [] if "--no-image" in args else ["--image", "k:1"]
+    image = [] if "--no-image" in args or "--image" in args else ["--image", "k:1"]
     given = [a for a in args if a != "--no-image"]
     profile = [] if "--profile" in given else ["--profile", "cluster"]
     out = project.parent / "out"
@@ -239,6 +244,27 @@ def test_bad_deploy_input_is_exit_2_and_uploads_nothing(
     assert not out.exists()
     listed = s3_server.client().list_objects_v2(Bucket=s3_bucket)
     assert listed.get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("image", "schedule"),
+    [
+        ("localhost:5000/kflow", "0 0 29 2 *"),  # a leap day: fires every four years
+        ("ghcr.io/example/kflow:1.2-rc_1", "0 0 30 2 1"),  # or on February's Mondays
+        ("MyRegistry.example:443/team/kflow@sha256:" + "a" * 64, "@weekly"),
+    ],
+)
+def test_image_references_and_schedules_the_cluster_accepts_are_deployed(
+    project: Path, image: str, schedule: str
+) -> None:
+    result = kflow(
+        "deploy", "-C", project, "--profile", "cluster", "--image", image, "--schedule", schedule
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (cron,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "CronJob"]
+    assert cron["spec"]["schedule"] == schedule
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == image
 
 
 def test_a_long_project_name_needs_a_shorter_cronjob_name(project: Path) -> None:
