@@ -121,6 +121,8 @@ def deploy(
     if project.profile.namespace:
         check_name(project.profile.namespace, "namespace", 63)
     inputs = [i for instance in graph.instances.values() for i in instance.source_inputs]
+    # project.files: the definition file first (given with -f, or found), then its includes
+    definitions = bundle.definition_names(project.directory, project.files)
     names = bundle.project_files(project.directory, project.files, inputs)
     data = bundle.pack(project.directory, names)
     location, sha = bundle.upload(project_storage(project), project.root, data)
@@ -137,6 +139,7 @@ def deploy(
         bundle=location,
         bundle_sha256=sha,
         storage_secret=storage_secret or None,
+        definition=definitions[0],
     )
     _emit(deployment, output)
     sys.stderr.write(f"kflow: uploaded bundle {location} ({len(names)} files, {len(data)} bytes)\n")
@@ -194,6 +197,15 @@ def run_bundle(
     ] = Path("project"),
     targets: TargetsArgument = None,
     profile: ProfileOption = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="The definition file, in the bundle (kflow deploy -f).",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
     """Fetch a project bundle (`kflow deploy`), check its hash, and build it: what the
     CronJob's pod runs."""
@@ -201,8 +213,13 @@ def run_bundle(
     from kflow.storage import Storage
 
     into = into.absolute()
-    bundle.fetch(Storage(into), bundle_url, sha256, into)
     argv = [sys.executable, "-m", "kflow", "build", "-C", str(into)]
+    if file:
+        definition = (into / file).resolve()
+        if not definition.is_relative_to(into.resolve()):
+            raise UsageError(f"--file {file}: not a file in the bundle")
+        argv += ["--file", str(definition)]
+    bundle.fetch(Storage(into), bundle_url, sha256, into)
     if profile:
         argv += ["--profile", profile]
     sys.stdout.flush()

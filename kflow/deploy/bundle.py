@@ -27,6 +27,24 @@ def bundle_location(root: str, sha256: str) -> str:
     return f"{root.rstrip('/')}/.kflow/deploy/bundle-{sha256}.tar.gz"
 
 
+def definition_names(directory: Path, definitions: Iterable[Path]) -> list[str]:
+    """Project-relative paths of the definition files (the one given with ``-f`` first, then
+    what it includes); one outside the project folder cannot ship: a UsageError (exit 2)."""
+    top = directory.resolve()
+    names: list[str] = []
+    for path in definitions:
+        full = (path if path.is_absolute() else top / path).resolve()
+        if not full.is_relative_to(top):
+            raise UsageError(
+                f"definition file {path} is outside the project folder {top}: "
+                "the bundle cannot ship it",
+                hint="move it into the project folder (or a folder below it) and include it "
+                "from there",
+            )
+        names.append(full.relative_to(top).as_posix())
+    return names
+
+
 def project_files(directory: Path, definitions: Iterable[Path], inputs: Iterable[str]) -> list[str]:
     """Project-relative paths of what the bundle holds: the definition files, and the source
     inputs that are files inside the project folder (URLs and other places are not copied)."""

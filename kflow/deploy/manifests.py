@@ -31,6 +31,7 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
 )
 EXIT_RETRIED = 4  # infrastructure unreachable: the Job may try again
 EXIT_FINAL = (1, 2, 3)  # a task failed, bad definition, held: another pod would not help
+DEFAULT_DEFINITION = "kflow.toml"  # found without -f
 GRACE_SECONDS = 120  # SIGTERM → SIGKILL: kflow deletes its pods and writes its record
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -50,6 +51,8 @@ class Deployment:
     bundle: str  # its URL on the project's storage
     bundle_sha256: str
     storage_secret: str | None  # envFrom: the storage credentials, by reference
+    # the definition file in the bundle (``-f``): what `kflow build` in the pod loads
+    definition: str = DEFAULT_DEFINITION
 
 
 def check_name(name: str, what: str, limit: int) -> str:
@@ -114,6 +117,7 @@ def runner_command(deploy: Deployment) -> list[str]:
         f"{WORKDIR}/project",
         "--profile",
         deploy.profile,
+        *(["--file", deploy.definition] if deploy.definition != DEFAULT_DEFINITION else []),
         *deploy.targets,
     ]
 

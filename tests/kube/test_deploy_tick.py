@@ -291,3 +291,95 @@ def test_the_runner_needs_exactly_what_its_role_grants(cluster: Cluster) -> None
     used = {(verb, group, resource) for verb, group, resource, _ in requests}
     assert used - cluster.granted() == set()
     assert cluster.granted() - used == set(), "the Role grants what the runner never uses"
+
+
+# A definition file of another name, which includes a Python file from a folder below.
+FLOWS = """
+[project]
+name = "flows"
+storage = "s3://BUCKET/flows"
+include = ["pipelines/*.py"]
+
+[tasks.part]
+matrix = { n = ["1", "2"] }
+command = ["python", "TASK", "{output}"]
+outputs = ["{root}/part-{n}.txt"]
+
+[profiles.cluster]
+executor = "kubernetes"
+namespace = "kflow-test"
+jobs = 4
+image = "busybox:1.36"
+env_from = ["kflow-storage"]
+"""
+
+EXTRA = """
+from kflow import task
+
+task(
+    "extra",
+    requires=["part"],
+    command=["python", "TASK", "{output}"],
+    env={"KFLOW_PARAM_N": "extra"},
+    outputs=["{root}/extra.txt"],
+)
+"""
+
+
+def test_a_definition_file_of_another_name_and_its_includes_build_in_a_tick(
+    cluster: Cluster, s3_server: S3Server, s3_bucket: str
+) -> None:
+    task = str(cluster.pods / "task.py")
+    folder = write_project(
+        cluster.tmp / "flows",
+        None,
+        **{
+            "flows.toml": FLOWS.replace("BUCKET", s3_bucket).replace("TASK", task),
+            "pipelines__extra.py": EXTRA.replace("TASK", task),
+        },
+    )
+    deployed = kflow(
+        "deploy", "-f", folder / "flows.toml", "--profile", "cluster", "--image", "kflow:test",
+        "--schedule", "*/15 * * * *",
+    )  # fmt: skip
+    assert deployed.exit_code == 0, deployed.output
+    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+    command = cluster.container["command"]
+    assert command[command.index("--file") + 1] == "flows.toml"
+    bundle = _objects(s3_server, s3_bucket, "flows/.kflow/deploy/")
+    assert len(bundle) == 1, bundle
+
+    code, out, err = _finish(cluster.tick())
+    assert code == 0, err + out
+    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
+    assert built == ["flows/extra.txt", "flows/part-1.txt", "flows/part-2.txt"]
+    assert sorted(cluster.runs_log()) == ["1", "2", "extra"]
+    work = cluster.tmp / f"work-{cluster.ticks}"
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*.*")) == [
+        "flows.toml",
+        "pipelines/extra.py",
+    ]
+    runs = kflow("runs", "-f", folder / "flows.toml", "--profile", "cluster")
+    assert "3 succeeded" in runs.stdout, runs.output
+
+
+def test_a_definition_file_outside_the_project_folder_is_exit_2(
+    cluster: Cluster, s3_server: S3Server, s3_bucket: str
+) -> None:
+    task = str(cluster.pods / "task.py")
+    folder = write_project(
+        cluster.tmp / "flows",
+        None,
+        **{
+            "flows.toml": FLOWS.replace("BUCKET", s3_bucket)
+            .replace("TASK", task)
+            .replace("pipelines/*.py", "../shared/*.py"),
+        },
+    )
+    write_project(cluster.tmp / "shared", None, **{"extra.py": EXTRA.replace("TASK", task)})
+    deployed = kflow(
+        "deploy", "-f", folder / "flows.toml", "--profile", "cluster", "--image", "kflow:test"
+    )
+    assert deployed.exit_code == 2, deployed.output
+    assert "extra.py is outside the project folder" in deployed.output
+    assert _objects(s3_server, s3_bucket, "flows/") == []
