@@ -41,11 +41,13 @@ def cancel(
     """Stop a running build, wherever it runs: it notices within seconds and stops as on
     Ctrl-C (attempts ended, partial outputs removed, recorded as cancelled, exit 130)."""
     from kflow.run.cancel import request_cancel
+    from kflow.run.records import DIED, DIED_ELSEWHERE
 
     project = open_project(directory, file, profile)
     storage = project_storage(project)
     record = find_run(storage, project.root, run)
-    if record.died():
+    how = record.how_died()
+    if how == DIED:
         raise UsageError(f"run {record.run_id} is not running: its kflow process is gone (died)")
     if record.status != "running":
         raise UsageError(
@@ -53,6 +55,13 @@ def cancel(
             hint="`kflow runs --running` lists the runs going now",
         )
     request_cancel(storage, project.root, record.run_id)
+    if how == DIED_ELSEWHERE:  # silent, not provably gone: should it come back, it stops
+        typer.echo(
+            f"asked run {record.run_id} to stop; it has written no heartbeat for "
+            f"{record.silence():.0f} s (died?): if it still goes, it stops when it next "
+            "reaches the storage"
+        )
+        return
     typer.echo(f"asked run {record.run_id} to stop; it stops within a few seconds")
 
 

@@ -401,7 +401,7 @@ def runs_show(
         profile or given.get("profile"),
     )
     record = _find_run(project_storage(project), project.root, run)
-    from kflow.run.records import mark_died
+    from kflow.run.records import DIED_ELSEWHERE, mark_died
 
     mark_died(record)
     if as_json:
@@ -415,6 +415,11 @@ def runs_show(
         f"targets: {' '.join(record.targets)}  profile: {record.profile}  "
         f"executor: {record.executor}  -j {record.jobs}  on {record.host}"
     )
+    if record.status == DIED_ELSEWHERE:
+        typer.echo(
+            f"no heartbeat for {record.silence():.0f} s from kflow on {record.host} "
+            f"(pid {record.pid}): it died with its host or pod, or lost the storage"
+        )
     if record.params:
         typer.echo("params: " + " ".join(f"{k}={v}" for k, v in record.params.items()))
     for name, entry in record.instances.items():
@@ -510,7 +515,8 @@ def logs(
             sys.stdout.buffer.write(here)
             sys.stdout.flush()
             return
-        why = "kflow died while it ran" if record.status == "died" else "it has not ended yet"
+        died = record.status in ("died", "died?")
+        why = "kflow died while it ran" if died else "it has not ended yet"
         raise UsageError(
             f"{name} attempt {chosen.number} of run {record.run_id} has no stored log: {why}"
         )

@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kflow.errors import UsageError
-from kflow.executors.liveness import Place, all_gone
+from kflow.executors.liveness import Place, all_gone, this_place
 from kflow.run.ids import safe_name
 from kflow.storage import Storage
 
 RECORD_VERSION = 1
+DEFAULT_HEARTBEAT = 10.0
+# A run on another host whose record has not been rewritten for this many heartbeats is shown
+# "died?": its kflow died with its host or pod, or lost the storage. Hosts' clocks must agree
+# to well within STALE_BEATS heartbeats (NTP does).
+STALE_BEATS = 6
+DIED = "died"  # its kflow process is provably gone from this host
+DIED_ELSEWHERE = "died?"  # elsewhere, and silent for STALE_BEATS heartbeats
+
+
+def heartbeat_every() -> float:
+    """``KFLOW_HEARTBEAT`` seconds if set (tests use a short one), else 10: how often a
+    running build rewrites its record at least, so that any host can tell it still goes."""
+    try:
+        return max(0.1, float(os.environ.get("KFLOW_HEARTBEAT", DEFAULT_HEARTBEAT)))
+    except ValueError:
+        return DEFAULT_HEARTBEAT
 
 
 def kflow_dir(root: str) -> str:
@@ -85,6 +102,10 @@ class RunRecord:
     boot: str = ""
     pidns: str = ""
     pid_start: int = 0
+    # the heartbeat: when its run last wrote it (the writer's clock), and how often it does
+    # (0: an older kflow's record, without one)
+    beat: float = 0.0
+    beat_every: float = 0.0
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
     # rewritten while the run goes on: each write has the next number (``kflow ui`` polls it)
     revision: int = 0
@@ -132,26 +153,48 @@ class RunRecord:
         return None if self.ended is None else self.ended - self.started
 
     def died(self) -> bool:
-        """Recorded as running, but its kflow process is provably gone (killed, crashed)."""
+        """Recorded as running, but its kflow is gone (see ``how_died``)."""
+        return bool(self.how_died())
+
+    def how_died(self, now: float | None = None) -> str:
+        """"" while the run goes on (or once it ended); ``DIED`` when its kflow process is
+        provably gone (it ran on this host: pid and start time); ``DIED_ELSEWHERE`` when it
+        ran elsewhere and its heartbeat is STALE_BEATS heartbeats old at ``now``."""
         if self.status != "running":
-            return False
-        return all_gone(Place(self.host, self.boot, self.pidns), [(self.pid, self.pid_start)])
+            return ""
+        place = Place(self.host, self.boot, self.pidns)
+        if place.known and place == this_place():  # judged by its process, not by clocks
+            return DIED if all_gone(place, [(self.pid, self.pid_start)]) else ""
+        if self.beat_every > 0 and self.silence(now) > STALE_BEATS * self.beat_every:
+            return DIED_ELSEWHERE
+        return ""
+
+    def silence(self, now: float | None = None) -> float:
+        """Seconds since its run last wrote the record (its heartbeat)."""
+        return (time.time() if now is None else now) - (self.beat or self.started)
 
 
 def mark_died(record: RunRecord) -> bool:
-    """If the record's kflow died (see ``RunRecord.died``), say so for people: the run
-    "died", and what was running then "died" too (how its attempt ended is unknown), never
-    "running" forever. Returns whether it died."""
-    if not record.died():
+    """If the record's kflow died (see ``RunRecord.how_died``), say so for people: the run
+    "died" (or "died?" elsewhere), and what was running then too (how its attempt ended is
+    unknown), never "running" forever. Returns whether it died."""
+    how = record.how_died()
+    if not how:
         return False
-    record.status = "died"
+    record.status = how
+    why = (
+        "kflow died while it ran"
+        if how == DIED
+        else f"kflow on {record.host or 'another host'} stopped writing its heartbeat "
+        f"{record.silence():.0f} s ago (died, or lost the storage)"
+    )
     for entry in record.instances.values():
         if entry.status not in ("running", "preparing"):
             continue  # ("preparing": its lease taken, maybe started since the last save)
-        entry.status, entry.detail = "died", "kflow died while it ran: how it ended is unknown"
+        entry.status, entry.detail = how, f"{why}: how it ended is unknown"
         for attempt in entry.attempts:
             if attempt.status == "running":
-                attempt.status, attempt.reason = "unknown", "kflow died"
+                attempt.status, attempt.reason = "unknown", why
     return True
 
 

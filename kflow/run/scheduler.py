@@ -48,6 +48,7 @@ from kflow.run.records import (
     AttemptRecord,
     InstanceRecord,
     RunRecord,
+    heartbeat_every,
     log_location,
     record_location,
     save_record,
@@ -115,6 +116,7 @@ class Runner:
             pidns=place.pidns,
             pid=os.getpid(),
             pid_start=my_start_time(),
+            beat_every=heartbeat_every(),
             instances={
                 str(i): InstanceRecord(
                     reason=reasons.get(i, ""),
@@ -267,19 +269,22 @@ class Runner:
     def _save_if_changed(self) -> None:
         """Rewrite the record at most every RECORD_EVERY s while it changes, one write at a
         time (so an older revision never lands after a newer one)."""
-        if self._changes == self._saved_changes or (
+        # and at least every beat_every s: its heartbeat, for `kflow runs` on other hosts
+        beat = time.monotonic() - self._last_save >= self.record.beat_every
+        if (self._changes == self._saved_changes and not beat) or (
             self._saving is not None and not self._saving.done()
         ):
             return
         # The first start is saved at once: should kflow be killed soon after, its record
         # still shows which instances had started (not "queued").
         first_start = self._first_start == "unsaved"
-        if not first_start and time.monotonic() - self._last_save < RECORD_EVERY:
+        if not (first_start or beat) and time.monotonic() - self._last_save < RECORD_EVERY:
             return
         if first_start:
             self._first_start = "saved"
         self._saved_changes, self._last_save = self._changes, time.monotonic()
         self.record.revision += 1
+        self.record.beat = time.time()
         self._saving = self.books.write(self._record_location(), self.record.to_json())
 
     def _wait_timeout(self) -> float:
