@@ -21,7 +21,7 @@ from kflow.run.records import STALE_BEATS
 from tests.helpers import kflow
 from tests.storage.s3server import S3Server
 
-HEARTBEAT = 1.0  # s: stale after STALE_BEATS of them
+HEARTBEAT = 2.0  # s: stale after STALE_BEATS of them
 
 PROJECT = """
 [project]
