@@ -40,10 +40,12 @@ def _seconds(entry: InstanceRecord) -> float:
 
 
 def _case(name: str, entry: InstanceRecord, project: str, tail: str) -> ET.Element:
+    from kflow.run.logtail import visible  # names with control characters: shown escaped
+
     case = ET.Element(
         "testcase",
-        name=name,
-        classname=f"{project}.{_task_name(name)}",
+        name=_xml_text(visible(name)),
+        classname=_xml_text(visible(f"{project}.{_task_name(name)}")),
         time=f"{_seconds(entry):.3f}",
     )
     last = entry.attempts[-1] if entry.attempts else None

@@ -62,4 +62,4 @@ def render_page(title: str, data: Any, config: dict[str, Any] | None = None) -> 
 
 def render_html(model: dict[str, Any]) -> str:
     run = model["run"]
-    return render_page(f"run {run['run_id']} ({run['status']})", model)
+    return render_page(f"run {run['run_id']} ({run['status'] or '—'})", model)

@@ -177,8 +177,8 @@ def page_model(
         "kflow_report": MODEL_VERSION,
         "run": {
             "run_id": record.run_id,
-            "project": record.project,
-            "status": record.status,
+            "project": record.project or None,
+            "status": record.status or None,
             "exit_code": record.exit_code,
             "targets": list(record.targets),
             "params": dict(record.params),

@@ -78,4 +78,4 @@ def log_tail(
     note = f"\u2026 {human_bytes(cut)} more"
     if run_id and instance:
         note += f"; kflow logs {shlex.quote(run_id)} {shlex.quote(instance)}"
-    return f"{note}\n{text}"
+    return f"{visible(note)}\n{text}"
