@@ -49,6 +49,8 @@ def _instance(
         "reason": entry.reason or None,
         "why": {"kind": kind or None, "detail": detail or None},
         "detail": entry.detail or None,
+        "changes": list(entry.changes) or None,  # plan --why, old → new (see kflow.run.why)
+        "other_run": _run_named(entry.detail),  # reused from / held by that run
         "requires": list(entry.requires),
         "ready": entry.ready,
         "duration": _duration(entry),

@@ -97,6 +97,7 @@ def _instances(raw: Any, unknown: set[Any]) -> dict[str, InstanceRecord]:
             requires=_texts(entry.get("requires")),
             ready=_number(entry.get("ready")),
             outputs=_texts(entry.get("outputs")),
+            changes=_texts(entry.get("changes")),
         )
     return out
 

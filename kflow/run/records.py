@@ -65,6 +65,7 @@ class InstanceRecord:
     requires: list[str] = field(default_factory=list)  # its requirements: the graph's edges
     ready: float | None = None  # when its requirements were done (it could start)
     outputs: list[str] = field(default_factory=list)  # their locations on storage
+    changes: list[str] = field(default_factory=list)  # what made it run, old → new (plan --why)
 
 
 @dataclass
@@ -120,6 +121,7 @@ class RunRecord:
                 list(entry.get("requires") or []),
                 entry.get("ready"),
                 list(entry.get("outputs") or []),
+                list(entry.get("changes") or []),
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
         known = {k: v for k, v in raw.items() if k in names}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.browser.conftest import ARGS, CHROMIUM, Watch
-from tests.helpers import kflow
+from tests.helpers import kflow, write_project
 from tests.report.caps import built_caps, run_id
 from tests.report.project import built_project
 from tests.report.test_report_records import OLD_ID, OLD_RECORD
@@ -101,3 +101,52 @@ def test_a_page_that_reached_the_ui_under_another_name_is_refused(
             assert response is not None and response.status == 200
     finally:
         rebinding.close()
+
+
+def test_the_instance_detail_shows_what_changed_old_and_new(tmp_path: Path, watch: Watch) -> None:
+    from tests.report.test_report_changes import PROJECT
+
+    write_project(tmp_path, PROJECT.replace("WORD", "one"))
+    assert kflow("build", "-C", tmp_path).exit_code == 0
+    write_project(tmp_path, PROJECT.replace("WORD", "two"))
+    run = kflow("build", "-C", tmp_path).stdout.split()[2].rstrip(":")
+    _open(tmp_path, watch, run)
+    watch.page.locator("#instance-table .link", has_text="a").first.click()
+    changes = watch.page.locator("#changes").inner_text()
+    assert '- "echo one > data/a.txt"\n' in changes and '+ "echo two > data/a.txt"' in changes
+    watch.clean()
+
+
+def _reused_from_first_run(folder: Path) -> tuple[str, str]:
+    """A second run's record, as kflow writes one, where fetch[region=eu] was built by the
+    first run while this one waited for it: (first, second)."""
+    built_project(folder)
+    (path,) = (folder / "data/.kflow/runs").iterdir()
+    record = json.loads(path.read_text())
+    first, second = record["run_id"], record["run_id"][:-6] + "zzzzzz"
+    record["run_id"] = second
+    entry = record["instances"]["fetch[region=eu]"]
+    entry.update(status="reused", detail=f"built by run {first} on vm pid 1", attempts=[])
+    (path.parent / f"{second}.json").write_text(json.dumps(record))
+    return first, second
+
+
+def test_reused_from_run_x_is_a_note_in_a_report_file(tmp_path: Path, watch: Watch) -> None:
+    first, second = _reused_from_first_run(tmp_path)
+    _open(tmp_path, watch, second)
+    text = watch.page.locator("#not-run").inner_text()
+    assert f"built by run {first} on vm pid 1 (not in this file: kflow report {first})" in text
+    assert watch.page.locator("#not-run a").count() == 0  # nothing to link to offline
+    watch.clean()
+
+
+def test_reused_from_run_x_links_to_its_page_in_kflow_ui(tmp_path: Path, watch: Watch) -> None:
+    first, second = _reused_from_first_run(tmp_path)
+    with running_ui(tmp_path) as (url, _):
+        page = watch.page
+        page.goto(f"{url}run/{second}")
+        page.wait_for_selector("#summary")
+        page.locator("#not-run a", has_text=f"open run {first}").click()
+        page.wait_for_url(f"{url}run/{first}")
+        assert f"Run {first}" in page.locator("#summary h2").first.inner_text()
+        watch.clean()

@@ -193,7 +193,8 @@
     s.firstChild.textContent = "Instance " + visible(i.id) + " ";
     s.firstChild.appendChild(badge(i.status));
     var t = el("table");
-    row(t, ["why it ran", i.why.kind]); row(t, ["what changed", i.why.detail]); row(t, ["detail", i.detail]);
+    row(t, ["why it ran", i.why.kind]); row(t, ["what changed", i.why.detail]);
+    row(t, ["detail", i.other_run ? otherRun(i.detail, i.other_run) : i.detail]);
     row(t, ["params", Object.keys(i.params).map(function (k) { return k + "=" + i.params[k]; }).join(" ")]);
     row(t, ["ready", when(i.ready)]);
     [["requires (ancestors)", true], ["required by (descendants)", false]].forEach(function (p) {
@@ -203,6 +204,10 @@
       row(t, [p[0], ids.length ? cell : null]);
     });
     s.appendChild(t);
+    if (i.changes) {  // plan --why at the time of the run, in full (capped in bytes)
+      s.appendChild(el("h3", null, "What changed (old \u2192 new)"));
+      s.appendChild(el("pre", {"class": "log", id: "changes"}, i.changes.join("\n")));
+    }
     var at = el("table", {id: "attempts"});
     row(at, ["attempt", "status", "started", "took", "exit", "where", "reason"]);
     i.attempts.forEach(function (a) { row(at, [a.number + (a.free ? " (free)" : ""), badge(a.status), when(a.started), secs(a.duration), a.exit_code, a.where, a.reason]); });
@@ -237,11 +242,19 @@
     more();
   }
 
+  // "built by run X …": in kflow ui a link to run X's page; in a report file, a note (the
+  // file cannot link to a report it did not write)
+  function otherRun(text, run) {
+    var cell = el("span", {"class": "other-run"}, text + " ");
+    if (cfg.log_url) cell.appendChild(el("a", {href: "/run/" + encodeURIComponent(run)}, "open run " + run));
+    else cell.appendChild(el("span", {"class": "muted"}, "(not in this file: kflow report " + run + ")"));
+    return cell;
+  }
+
   function notRun() {
     var s = section("not-run", "What did not run, and why (" + model.not_run.length + ")"), t = el("table");
     model.not_run.slice(0, 200).forEach(function (r) {
-      var other = r.run && cfg.log_url ? el("a", {href: "/run/" + encodeURIComponent(r.run)}, "run " + r.run) : (r.run ? "run " + r.run : null);
-      row(t, [r.id, badge(r.status), r.why, other]);
+      row(t, [r.id, badge(r.status), r.run ? otherRun(r.why, r.run) : r.why]);
     });
     s.appendChild(t);
     if (model.not_run.length > 200) s.appendChild(el("p", {"class": "muted"}, (model.not_run.length - 200) + " more"));
