@@ -27,7 +27,7 @@ from kflow.report.source import output_stamps, read_tails
 from kflow.run.records import RunRecord, list_run_ids, mark_died, record_location
 from kflow.storage import Storage
 
-LOG_CHUNK = 65536
+LOG_CHUNK = 1 << 20  # bytes per log request (storage reads whole objects: few, large)
 UI_TAILS = 200  # log tails read per poll (failed instances first); whole logs on demand
 POLL_MS = 2000
 

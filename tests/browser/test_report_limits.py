@@ -11,6 +11,7 @@ from typing import Any
 from tests.browser.conftest import ARGS, CHROMIUM, Watch
 from tests.helpers import kflow, write_project
 from tests.report.caps import built_caps, run_id
+from tests.report.live import wait_for
 from tests.report.project import built_project
 from tests.report.test_report_records import OLD_ID, OLD_RECORD
 from tests.report.ui import running_ui
@@ -149,4 +150,20 @@ def test_reused_from_run_x_links_to_its_page_in_kflow_ui(tmp_path: Path, watch: 
         page.locator("#not-run a", has_text=f"open run {first}").click()
         page.wait_for_url(f"{url}run/{first}")
         assert f"Run {first}" in page.locator("#summary h2").first.inner_text()
+        watch.clean()
+
+
+def test_the_whole_log_arrives_intact_across_chunks(tmp_path: Path, watch: Watch) -> None:
+    """6 MB of three-byte characters in 64 kB chunks: each chunk ends inside a character."""
+    built_caps(tmp_path)
+    with running_ui(tmp_path) as (url, _):
+        page = watch.page
+        page.goto(f"{url}run/{run_id(tmp_path)}")
+        page.wait_for_selector("#summary")
+        page.locator("#instance-table .link", has_text="huge").click()
+        page.locator("#detail .link", has_text="whole log").click()
+        length = "() => document.getElementById('log-tail').textContent.length"
+        wait_for(lambda: page.evaluate(length) >= 2_000_001, what="the whole log")
+        text = page.evaluate("document.getElementById('log-tail').textContent")
+        assert text == "\u20ac" * 2_000_000 + "\n"
         watch.clean()

@@ -235,8 +235,8 @@
       fetch(url).then(function (r) { return r.ok ? r.arrayBuffer() : null; }).then(function (buf) {
         if (!buf || !buf.byteLength) return;
         offset += buf.byteLength;
-        pre.textContent += visible(decoder.decode(buf, {stream: true}));
-        if (buf.byteLength >= 65536) more();
+        pre.appendChild(document.createTextNode(visible(decoder.decode(buf, {stream: true}))));
+        more();  // until a chunk comes back empty
       });
     }
     more();
