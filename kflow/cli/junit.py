@@ -40,10 +40,12 @@ def _seconds(entry: InstanceRecord) -> float:
 
 
 def _case(name: str, entry: InstanceRecord, project: str, tail: str) -> ET.Element:
+    from kflow.run.logtail import visible  # names with control characters: shown escaped
+
     case = ET.Element(
         "testcase",
-        name=name,
-        classname=f"{project}.{_task_name(name)}",
+        name=_xml_text(visible(name)),
+        classname=_xml_text(visible(f"{project}.{_task_name(name)}")),
         time=f"{_seconds(entry):.3f}",
     )
     last = entry.attempts[-1] if entry.attempts else None
@@ -113,7 +115,7 @@ def check_junit_path(path: Path) -> None:
 
 def failure_tails(record: RunRecord, storage: Storage) -> dict[str, str]:
     """The log tail of each failed instance's last attempt (one batched read)."""
-    from kflow.run.attempts import log_tail
+    from kflow.run.logtail import log_tail
 
     wanted = {
         entry.attempts[-1].log: name
@@ -123,7 +125,11 @@ def failure_tails(record: RunRecord, storage: Storage) -> dict[str, str]:
     if not wanted:
         return {}
     found = storage.read_many(list(wanted))
-    return {wanted[loc]: log_tail(data) for loc, data in found.items() if data is not None}
+    return {
+        wanted[loc]: log_tail(data, record.run_id, wanted[loc])
+        for loc, data in found.items()
+        if data is not None
+    }
 
 
 def write_junit(path: Path, record: RunRecord | None, storage: Storage | None, suite: str) -> None:

@@ -95,7 +95,12 @@ def report(
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8765,
     host: Annotated[
-        str, typer.Option("--host", help="Address to bind; no authentication, so localhost.")
+        str,
+        typer.Option(
+            "--host",
+            help="Address to bind (default: this machine only). No authentication: any other "
+            "address makes every run's records and logs readable from the network.",
+        ),
     ] = "127.0.0.1",
     directory: DirectoryOption = None,
     file: FileOption = None,
@@ -103,7 +108,7 @@ def ui(
 ) -> None:
     """Serve the runs list and live run pages from the project's storage until Ctrl-C."""
     from kflow.errors import UsageError
-    from kflow.report.server import make_server
+    from kflow.report.server import is_loopback, make_server
 
     project = open_project(directory, file, profile)
     storage = project_storage(project)
@@ -114,6 +119,12 @@ def ui(
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     typer.echo(f"kflow ui: http://{bound_host}:{bound_port}/  (Ctrl-C stops it)")
     sys.stdout.flush()
+    if not is_loopback(bound_host):
+        typer.echo(
+            f"kflow ui: warning: --host {host} is reachable from the network and the pages have "
+            "no authentication: anyone who can connect can read every run's records and logs",
+            err=True,
+        )
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

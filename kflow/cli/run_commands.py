@@ -273,6 +273,9 @@ def _run(
         replan=_replanner(plan, storage),
         run_id=run_id,
     )
+    from kflow.run.why import record_changes
+
+    record_changes(runner.record, plan)  # old → new, kept: after the run plan --why cannot say
     try:
         with _interrupts(runner):
             result = runner.run()

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kflow.run import events as ev
+from kflow.run.logtail import visible
 
 
 def _clock(at: float) -> str:
@@ -27,7 +28,13 @@ def _seconds(value: float) -> str:
 
 
 def describe(event: ev.Event) -> str | None:
-    """One line for an event, without a timestamp; None for events not worth a line."""
+    """One line for an event, without a timestamp; None for events not worth a line.
+    Control characters in names and reasons are shown escaped, never sent to the terminal."""
+    line = _describe(event)
+    return None if line is None else visible(line)
+
+
+def _describe(event: ev.Event) -> str | None:
     if isinstance(event, ev.RunStarted):
         n = len(event.to_run)
         return f"run {event.run_id}: {n} to run, -j {event.jobs}, executor {event.executor}"
@@ -85,7 +92,7 @@ class PlainView:
             return
         text = f"{_clock(event.at)} {line}\n"
         if isinstance(event, ev.InstanceFailed) and event.log_tail:
-            text += "".join(f"    | {row}\n" for row in event.log_tail.splitlines())
+            text += "".join(f"    | {row}\n" for row in visible(event.log_tail).split("\n"))
         self.stream.write(text)
         self.stream.flush()
 
@@ -134,7 +141,7 @@ class LiveView:
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
         for name, since in list(self.running.items())[:20]:
-            table.add_row(Text(_seconds(now - since), "dim"), Text(name))
+            table.add_row(Text(_seconds(now - since), "dim"), Text(visible(name)))
         if len(self.running) > 20:
             table.add_row("", Text(f"… and {len(self.running) - 20} more", "dim"))
         return Group(head, table)
@@ -163,7 +170,7 @@ class LiveView:
             self.failed += 1
             self._print(Text.assemble(("✗ ", "bold red"), describe(event) or ""))
             if event.log_tail:
-                self._print(Text(event.log_tail, "dim"))
+                self._print(Text(visible(event.log_tail), "dim"))
         elif isinstance(event, ev.InstanceSkipped):
             self.skipped += 1
             self._print(Text.assemble(("- ", "dim"), describe(event) or ""))

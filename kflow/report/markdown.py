@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kflow.run.logtail import visible
+
 SLOWEST = 10
 NOT_RUN_SHOWN = 50
 
 
 def _text(value: Any) -> str:
-    """A cell: "—" when missing; pipes and markup characters escaped (names are data)."""
+    """A cell: "—" when missing; pipes and markup characters escaped (names are data),
+    control characters written out (``\\x1b``): never raw in a terminal or a CI summary."""
     if value is None or value == "":
         return "—"
-    text = str(value).replace("\n", " ")
+    text = visible(str(value).replace("\n", " "))
     for char in "\\|`*_<>[]":
         text = text.replace(char, "\\" + char)
     return text
@@ -52,7 +55,7 @@ def render_markdown(model: dict[str, Any]) -> str:
             f"exit {_text(failure['exit_code'])}): {_text(failure['reason'])}",
             "",
             "```",
-            (failure["log_tail"] or "(no log)").replace("```", "'''"),
+            visible(failure["log_tail"] or "(no log)").replace("```", "'''"),
             "```",
         ]
     lines += ["", "## Tasks", "", "| task | instances | status | time |", "|---|---|---|---|"]

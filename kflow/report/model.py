@@ -13,6 +13,7 @@ from typing import Any
 
 from kflow.model import parse_instance_id
 from kflow.report.layout import critical_path, task_layers
+from kflow.report.salvage import PartialRecord
 from kflow.run.records import InstanceRecord, RunRecord, split_reason
 
 MODEL_VERSION = 1
@@ -48,6 +49,8 @@ def _instance(
         "reason": entry.reason or None,
         "why": {"kind": kind or None, "detail": detail or None},
         "detail": entry.detail or None,
+        "changes": list(entry.changes) or None,  # plan --why, old → new (see kflow.run.why)
+        "other_run": _run_named(entry.detail),  # reused from / held by that run
         "requires": list(entry.requires),
         "ready": entry.ready,
         "duration": _duration(entry),
@@ -145,6 +148,14 @@ def _run_named(detail: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def _forget(instances: list[dict[str, Any]], unknown: frozenset[Any]) -> None:
+    """Attempts a record gives no start time: none shown ("—"), nor a duration."""
+    for inst in instances:
+        for attempt in inst["attempts"]:
+            if (inst["id"], attempt["number"]) in unknown:
+                attempt["started"] = attempt["duration"] = None
+
+
 def page_model(
     record: RunRecord,
     tails: dict[str, str] | None = None,
@@ -161,13 +172,15 @@ def page_model(
     for inst in instances:
         inst["critical"] = inst["id"] in on_path
     tasks, edges = _tasks(instances)
+    unknown = record.unknown if isinstance(record, PartialRecord) else frozenset()
+    _forget(instances, unknown)
     reasons = Counter(i["why"]["kind"] for i in instances if i["why"]["kind"])
     return {
         "kflow_report": MODEL_VERSION,
         "run": {
             "run_id": record.run_id,
-            "project": record.project,
-            "status": record.status,
+            "project": record.project or None,
+            "status": record.status or None,
             "exit_code": record.exit_code,
             "targets": list(record.targets),
             "params": dict(record.params),
@@ -175,9 +188,9 @@ def page_model(
             "executor": record.executor or None,
             "jobs": record.jobs,
             "host": record.host or None,
-            "started": record.started,
-            "ended": record.ended,
-            "duration": record.duration,
+            "started": None if "started" in unknown else record.started,
+            "ended": None if "ended" in unknown else record.ended,
+            "duration": None if {"started", "ended"} & unknown else record.duration,
             "revision": record.revision,
         },
         "counts": dict(Counter(i["status"] or "unknown" for i in instances)),

@@ -6,7 +6,8 @@ from collections import Counter
 from typing import Any
 
 from kflow.report.model import task_of
-from kflow.run.records import RunRecord, list_run_ids, load_records
+from kflow.report.salvage import PartialRecord, read_record
+from kflow.run.records import RunRecord, list_run_ids, load_records, mark_died
 from kflow.storage import Storage
 
 RECENT = 20
@@ -23,6 +24,10 @@ def task_times(record: RunRecord) -> dict[str, float]:
     return out
 
 
+def _unknown(record: RunRecord, *fields: str) -> bool:
+    return isinstance(record, PartialRecord) and any(f in record.unknown for f in fields)
+
+
 def runs_model(records: list[RunRecord]) -> dict[str, Any]:
     """``records`` newest first → the list, and per task its times oldest → newest
     (``None`` where a run did not run it), so a slow-down shows as a rising line."""
@@ -33,10 +38,10 @@ def runs_model(records: list[RunRecord]) -> dict[str, Any]:
         "runs": [
             {
                 "run_id": r.run_id,
-                "status": "died" if r.died() else r.status,
+                "status": r.status,
                 "exit_code": r.exit_code,
-                "started": r.started,
-                "duration": r.duration,
+                "started": None if _unknown(r, "started") else r.started,
+                "duration": None if _unknown(r, "started", "ended") else r.duration,
                 "counts": dict(Counter(e.status for e in r.instances.values())),
                 "targets": list(r.targets),
             }
@@ -47,6 +52,11 @@ def runs_model(records: list[RunRecord]) -> dict[str, Any]:
 
 
 def recent_records(storage: Storage, root: str, limit: int = RECENT) -> list[RunRecord]:
+    """The newest ``limit`` readable records; those whose kflow died marked as
+    ``kflow runs`` marks them (``mark_died``)."""
     ids = list_run_ids(storage, root)[:limit]
-    found = load_records(storage, root, ids)
-    return [found[r] for r in ids if r in found]
+    found = load_records(storage, root, ids, read_record)
+    records = [found[r] for r in ids if r in found]
+    for record in records:
+        mark_died(record)
+    return records

@@ -9,7 +9,10 @@ No authentication: it binds to localhost unless told otherwise.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import socket
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,11 +22,12 @@ from kflow.errors import KflowError
 from kflow.report.html import render_page
 from kflow.report.model import page_model
 from kflow.report.runs import recent_records, runs_model
+from kflow.report.salvage import read_record
 from kflow.report.source import output_stamps, read_tails
-from kflow.run.records import RunRecord, list_run_ids, record_location
+from kflow.run.records import RunRecord, list_run_ids, mark_died, record_location
 from kflow.storage import Storage
 
-LOG_CHUNK = 65536
+LOG_CHUNK = 1 << 20  # bytes per log request (storage reads whole objects: few, large)
 UI_TAILS = 200  # log tails read per poll (failed instances first); whole logs on demand
 POLL_MS = 2000
 
@@ -42,9 +46,11 @@ class Pages:
         data = self.storage.read_many([location]).get(location)
         if data is None:
             return None
-        record = RunRecord.from_json(data)
-        if record.died():
-            record.status = "died"
+        try:
+            record = read_record(data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None  # not a run record (see salvage): no page, as for a missing one
+        mark_died(record)  # as `kflow runs` shows it: the run and what ran in it "died"
         return record, '"' + hashlib.sha256(data).hexdigest()[:20] + record.status + '"'
 
     def run_model(self, record: RunRecord) -> dict[str, Any]:
@@ -69,12 +75,23 @@ class Pages:
 
 class Handler(BaseHTTPRequestHandler):
     pages: Pages
+    hosts: Hosts  # the Host headers it answers (see ``allowed_hosts``)
     server_version = "kflow-ui"
+    head = False  # answering HEAD: the same status and headers as GET, no body
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL
         return
 
+    def do_HEAD(self) -> None:
+        self.head = True
+        self.do_GET()
+
     def do_GET(self) -> None:
+        if not self.hosts.allow(self.headers.get("Host")):
+            # DNS rebinding: a page from another site, its name pointed at this address,
+            # would send its own name; only the names this server is reached by are answered.
+            body = b"misdirected request: this is kflow ui, reach it by its own address\n"
+            return self._send(HTTPStatus.MISDIRECTED_REQUEST, body, "text/plain; charset=utf-8")
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.strip("/").split("/") if p]
         try:
@@ -137,13 +154,76 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if status != HTTPStatus.NOT_MODIFIED:
+        if status != HTTPStatus.NOT_MODIFIED and not self.head:
             self.wfile.write(body)
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a bound address is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """The ``Host`` headers the server answers: ``name:port`` in ``names``, or any IP
+    address with the port when ``any_ip`` (an IP literal cannot be rebound; a name can)."""
+
+    names: frozenset[str]
+    port: str
+    any_ip: bool = False
+
+    def allow(self, header: str | None) -> bool:
+        """No header at all (HTTP/1.0, not a browser) cannot be a rebinding: answered."""
+        if header is None:
+            return True
+        name, port = _split_host(header.strip().lower())
+        if port != self.port:
+            return False
+        return name in self.names or (self.any_ip and _is_ip(name))
+
+
+def allowed_hosts(host: str, bound: str, port: int) -> Hosts:
+    """The loopback names, the ``--host`` given and the address bound, with the port.
+    Bound to every address (``0.0.0.0``, ``::``): any IP address and this machine's names."""
+    names = {*LOOPBACK_NAMES, host, bound}
+    wildcard = bound in ("0.0.0.0", "::")
+    if wildcard:
+        names |= {socket.gethostname(), socket.getfqdn()}
+    return Hosts(frozenset(_bracketed(n).lower() for n in names), str(port), wildcard)
+
+
+def _bracketed(name: str) -> str:
+    return f"[{name}]" if ":" in name and not name.startswith("[") else name
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _split_host(header: str) -> tuple[str, str]:
+    """``name:port`` → both; port 80 when absent; ``[::1]:8765`` keeps its brackets."""
+    if header.startswith("["):
+        name, _, rest = header.partition("]")
+        return name + "]", rest.removeprefix(":") or "80"
+    name, _, port = header.partition(":")
+    return name, port or "80"
 
 
 def make_server(storage: Storage, root: str, host: str, port: int) -> ThreadingHTTPServer:
     """A server bound to ``host:port`` (port 0: any free one); ``serve_forever`` runs it."""
-    handler = type("KflowUiHandler", (Handler,), {"pages": Pages(storage, root)})
+    handler: type[Handler] = type("KflowUiHandler", (Handler,), {"pages": Pages(storage, root)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
+    bound, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    handler.hosts = allowed_hosts(host, bound, bound_port)
     return server

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from kflow.run.records import RunRecord
+from kflow.report.salvage import read_record
+from kflow.run.logtail import log_tail
+from kflow.run.records import RunRecord, mark_died
 from kflow.run.records import find_run as find_record
 from kflow.storage import Storage
 
-TAIL_LINES = 20
 MAX_TAILS = 2000  # logs read for one report: every failed one, then others up to this
 
 
 def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
     """The run named by id, unique prefix or ``latest`` (the default); exit 2 if none. A run
-    whose kflow is gone shows as died, never as running forever."""
-    record = find_record(storage, root, wanted)
-    if record.died():
-        record.status = "died"
+    whose kflow is gone shows as died, never as running forever, and what was running in it
+    too: the same marking as ``kflow runs`` (``mark_died``)."""
+    record = find_record(storage, root, wanted, read_record)
+    mark_died(record)
     return record
 
 
@@ -33,11 +34,6 @@ def output_stamps(
     }
 
 
-def tail(data: bytes, lines: int = TAIL_LINES) -> str:
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
-
-
 def read_tails(storage: Storage, record: RunRecord, limit: int = MAX_TAILS) -> dict[str, str]:
     """Instance → the tail of its last attempt's log: failed ones first, in one batched read."""
     chosen: list[tuple[str, str]] = []
@@ -50,5 +46,5 @@ def read_tails(storage: Storage, record: RunRecord, limit: int = MAX_TAILS) -> d
     for name, log in chosen:
         found = data.get(log)
         if found is not None:
-            out[name] = tail(found)
+            out[name] = log_tail(found, record.run_id, name)
     return out

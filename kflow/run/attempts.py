@@ -6,8 +6,7 @@ import json
 import os
 
 from kflow.model import Instance
-
-LOG_TAIL_LINES = 20
+from kflow.run.logtail import log_tail as log_tail  # one tail for every place (logtail)
 
 
 def task_environment(instance: Instance, run_id: str) -> dict[str, str]:
@@ -31,11 +30,6 @@ def task_environment(instance: Instance, run_id: str) -> dict[str, str]:
 def backoff(retry_delay: float, failed_attempts: int, cap: float) -> float:
     """``retry_delay`` doubled after each failed attempt, capped."""
     return float(min(cap, retry_delay * (2 ** max(0, failed_attempts - 1))))
-
-
-def log_tail(data: bytes, lines: int = LOG_TAIL_LINES) -> str:
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 def default_kill_grace() -> float:

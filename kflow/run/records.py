@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,6 +82,7 @@ class InstanceRecord:
     requires: list[str] = field(default_factory=list)  # its requirements: the graph's edges
     ready: float | None = None  # when its requirements were done (it could start)
     outputs: list[str] = field(default_factory=list)  # their locations on storage
+    changes: list[str] = field(default_factory=list)  # what made it run, old → new (plan --why)
 
 
 @dataclass
@@ -140,6 +142,7 @@ class RunRecord:
                 list(entry.get("requires") or []),
                 entry.get("ready"),
                 list(entry.get("outputs") or []),
+                list(entry.get("changes") or []),
             )
         names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
         known = {k: v for k, v in raw.items() if k in names}
@@ -205,6 +208,9 @@ def split_reason(reason: str) -> tuple[str, str]:
     return (kind, detail) if sep else (reason, "")
 
 
+RecordReader = Callable[[bytes], RunRecord]
+
+
 def save_record(storage: Storage, root: str, record: RunRecord) -> str:
     location = record_location(root, record.run_id)
     storage.write_atomic(location, record.to_json())
@@ -217,21 +223,26 @@ def list_run_ids(storage: Storage, root: str) -> list[str]:
     return sorted((n[: -len(".json")] for n in names if n.endswith(".json")), reverse=True)
 
 
-def load_records(storage: Storage, root: str, run_ids: list[str]) -> dict[str, RunRecord]:
-    """The records of ``run_ids`` (one batched read); unreadable ones are left out."""
+def load_records(
+    storage: Storage, root: str, run_ids: list[str], read: RecordReader = RunRecord.from_json
+) -> dict[str, RunRecord]:
+    """The records of ``run_ids`` (one batched read); unreadable ones are left out.
+    ``read``: how to read one (the report also renders what it can of an older shape)."""
     locations = {record_location(root, r): r for r in run_ids}
     out: dict[str, RunRecord] = {}
     for location, data in storage.read_many(locations).items():
         if data is None:
             continue
         try:
-            out[locations[location]] = RunRecord.from_json(data)
+            out[locations[location]] = read(data)
         except (ValueError, TypeError, KeyError, AttributeError):
             continue  # not a run record this kflow can read (a partial write, another shape)
     return out
 
 
-def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
+def find_run(
+    storage: Storage, root: str, wanted: str | None, read: RecordReader = RunRecord.from_json
+) -> RunRecord:
     """The run named by id, unique prefix or ``latest`` (the default); exit 2 if none."""
     ids = list_run_ids(storage, root)
     if wanted in (None, "latest", "last"):
@@ -244,7 +255,7 @@ def find_run(storage: Storage, root: str, wanted: str | None) -> RunRecord:
         raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
     if len(matches) > 1:
         raise UsageError(f"{wanted!r} matches {len(matches)} runs", hint=", ".join(matches[:5]))
-    found = load_records(storage, root, matches)
+    found = load_records(storage, root, matches, read)
     if matches[0] not in found:
         raise UsageError(f"run record {matches[0]} is unreadable")
     return found[matches[0]]

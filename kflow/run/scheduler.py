@@ -525,7 +525,7 @@ class Runner:
                 instance=str(iid),
                 attempt=attempt.number,
                 reason=reason,
-                log_tail=log_tail(data),
+                log_tail=log_tail(data, self.run_id, str(iid)),
                 log=attempt.log,
             )
         )

@@ -45,6 +45,10 @@ def _local(url: str) -> bool:
     return url.startswith(("file://", "http://127.0.0.1:", "data:", "about:"))
 
 
+def _csp(text: str) -> bool:
+    return "Content Security Policy" in text
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     with playwright_api.sync_playwright() as p:
@@ -69,6 +73,8 @@ def watch(browser: Any) -> Iterator[Watch]:
 
     context.route("**/*", route)
     page.on("pageerror", lambda exc: seen.errors.append(str(exc)))
+    # what the Content-Security-Policy blocked (an inline style or script it does not allow)
+    page.on("console", lambda m: _csp(m.text) and seen.errors.append(f"console: {m.text}"))
     page.on("dialog", lambda d: (seen.errors.append(f"dialog: {d.message}"), d.dismiss()))
     yield seen
     context.close()

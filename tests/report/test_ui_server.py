@@ -66,3 +66,53 @@ def test_ui_on_a_port_in_use_is_exit_2(tmp_path: Path) -> None:
         port = url.rsplit(":", 1)[1].strip("/")
         result = kflow("ui", "-C", tmp_path, "--port", port)
         assert result.exit_code == 2 and f"--port {port}" in result.output
+
+
+def test_head_answers_like_get_without_a_body(tmp_path: Path) -> None:
+    built_project(tmp_path)
+    with running_ui(tmp_path) as (url, _):
+        (run,) = json.loads(get(url + "api/runs")[2])["runs"]
+        log = f"{url}api/log/{run['run_id']}/{quote('flaky[region=us]')}/2?offset=0"
+        for address in (log, url, f"{url}run/{run['run_id']}", f"{url}api/run/{run['run_id']}"):
+            status, headers, body = get(address, method="HEAD")
+            _, got_headers, whole = get(address)
+            assert (status, body) == (200, b""), address  # not 501
+            assert headers["Content-Type"] == got_headers["Content-Type"]
+            assert int(headers["Content-Length"]) == len(whole) > 0
+        assert get(f"{url}api/run/nope", method="HEAD")[0] == 404
+
+
+def test_ui_answers_only_its_own_host_names_against_dns_rebinding(tmp_path: Path) -> None:
+    built_project(tmp_path)
+    with running_ui(tmp_path) as (url, _):
+        port = url.rsplit(":", 1)[1].strip("/")
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+            assert get(url + "api/runs", {"Host": host})[0] == 200, host
+        for host in (f"attacker.example:{port}", f"localhost:{int(port) + 1}", "localhost"):
+            status, _, body = get(url + "api/runs", {"Host": host})
+            assert status == 421 and b"runs" not in body, host
+            assert get(url, {"Host": host}, method="HEAD")[0] == 421
+
+
+def test_ui_on_every_address_warns_that_it_has_no_authentication(tmp_path: Path) -> None:
+    built_project(tmp_path)
+    with running_ui(tmp_path, args=("--host", "0.0.0.0")) as (url, proc):
+        port = url.rsplit(":", 1)[1].strip("/")
+        assert get(f"http://127.0.0.1:{port}/api/runs")[0] == 200
+        # reached by an IP address (cannot be rebound) it answers; by another name, not
+        assert get(f"http://127.0.0.1:{port}/api/runs", {"Host": f"10.1.2.3:{port}"})[0] == 200
+        status = get(f"http://127.0.0.1:{port}/api/runs", {"Host": f"evil.example:{port}"})[0]
+        assert status == 421
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert "warning: --host 0.0.0.0 is reachable from the network" in err
+    assert "no authentication" in err
+
+
+def test_ui_on_localhost_gives_no_warning(tmp_path: Path) -> None:
+    built_project(tmp_path)
+    with running_ui(tmp_path) as (url, proc):
+        assert get(url + "api/runs")[0] == 200
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert err == ""

@@ -15,10 +15,10 @@ from pathlib import Path
 
 @contextmanager
 def running_ui(
-    folder: Path, env: dict[str, str] | None = None
+    folder: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kflow", "ui", "--port", "0", "-C", str(folder)],
+        [sys.executable, "-m", "kflow", "ui", "--port", "0", "-C", str(folder), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -39,8 +39,10 @@ def running_ui(
                 proc.wait()
 
 
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
+def get(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()

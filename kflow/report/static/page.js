@@ -9,19 +9,28 @@
   var state = {task: "", status: "", text: "", sort: "plan", page: 0, selected: null};
   var etag = null;
 
+  // control characters (ESC, NUL, bidi overrides) written out, as in Markdown and the terminal
+  var CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+  function visible(s) {
+    return String(s).replace(CONTROL, function (c) {
+      var n = c.charCodeAt(0), h = n.toString(16);
+      return n < 256 ? "\\x" + ("0" + h).slice(-2) : "\\u" + ("000" + h).slice(-4);
+    });
+  }
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
-    if (attrs) for (var k in attrs) node.setAttribute(k, attrs[k]);
-    if (text !== undefined && text !== null) node.textContent = String(text);
+    // style through the CSSOM: the CSP allows no style attributes (no 'unsafe-inline')
+    if (attrs) for (var k in attrs) { if (k === "style") node.style.cssText = attrs[k]; else node.setAttribute(k, attrs[k]); }
+    if (text !== undefined && text !== null) node.textContent = visible(text);
     return node;
   }
   function svg(tag, attrs, text) {
     var node = document.createElementNS(SVGNS, tag);
     for (var k in attrs) node.setAttribute(k, attrs[k]);
-    if (text !== undefined) node.textContent = String(text);
+    if (text !== undefined) node.textContent = visible(text);
     return node;
   }
-  function dash(v) { return v === null || v === undefined || v === "" ? "\u2014" : String(v); }
+  function dash(v) { return v === null || v === undefined || v === "" ? "\u2014" : visible(v); }
   function secs(v) { return v === null || v === undefined ? "\u2014" : v.toFixed(1) + "s"; }
   function when(t) { return t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : "\u2014"; }
   function badge(s) { return el("span", {"class": "status s-" + dash(s)}, dash(s)); }
@@ -102,7 +111,9 @@
 
   function timeline() {
     var s = section("timeline", "Timeline (one bar per attempt; grey: waiting from ready to start; orange: critical path)");
-    var t0 = model.run.started, rowsData = model.instances.filter(function (i) { return i.attempts.length; });
+    // attempts without a start time (an older record) are not drawn
+    var rowsData = model.instances.filter(function (i) { return i.attempts.length && i.attempts[0].started !== null; });
+    var t0 = model.run.started !== null ? model.run.started : Math.min.apply(null, rowsData.map(function (i) { return i.attempts[0].started; }).concat([Date.now() / 1000]));
     rowsData.sort(function (a, b) { return a.attempts[0].started - b.attempts[0].started; });
     var end = model.run.ended || (Date.now() / 1000);
     rowsData.forEach(function (i) { i.attempts.forEach(function (a) { end = Math.max(end, a.ended || a.started); }); });
@@ -116,6 +127,7 @@
         r.appendChild(el("div", {"class": "wait", style: "left:" + pct(i.ready) + ";width:" + width(i.ready, i.attempts[0].started), title: "waited " + secs(i.attempts[0].started - i.ready)}));
       }
       i.attempts.forEach(function (a) {
+        if (a.started === null) return;
         var stop = a.ended === null ? end : a.ended;
         r.appendChild(el("div", {"class": "bar attempt " + dash(a.status) + (a.free ? " free" : ""), style: "left:" + pct(a.started) + ";width:" + width(a.started, stop),
           title: i.id + " attempt " + a.number + (a.free ? " (free retry)" : "") + ": " + dash(a.status) + " " + secs(a.duration) + (a.reason ? " (" + a.reason + ")" : "")}));
@@ -178,10 +190,11 @@
   function detail() {
     var map = byId(), i = map[state.selected], s = section("detail", "Instance");
     if (!i) { s.appendChild(el("p", {"class": "muted"}, "Click a task, a bar or an instance to see it here.")); return s; }
-    s.firstChild.textContent = "Instance " + i.id + " ";
+    s.firstChild.textContent = "Instance " + visible(i.id) + " ";
     s.firstChild.appendChild(badge(i.status));
     var t = el("table");
-    row(t, ["why it ran", i.why.kind]); row(t, ["what changed", i.why.detail]); row(t, ["detail", i.detail]);
+    row(t, ["why it ran", i.why.kind]); row(t, ["what changed", i.why.detail]);
+    row(t, ["detail", i.other_run ? otherRun(i.detail, i.other_run) : i.detail]);
     row(t, ["params", Object.keys(i.params).map(function (k) { return k + "=" + i.params[k]; }).join(" ")]);
     row(t, ["ready", when(i.ready)]);
     [["requires (ancestors)", true], ["required by (descendants)", false]].forEach(function (p) {
@@ -191,6 +204,10 @@
       row(t, [p[0], ids.length ? cell : null]);
     });
     s.appendChild(t);
+    if (i.changes) {  // plan --why at the time of the run, in full (capped in bytes)
+      s.appendChild(el("h3", null, "What changed (old \u2192 new)"));
+      s.appendChild(el("pre", {"class": "log", id: "changes"}, i.changes.join("\n")));
+    }
     var at = el("table", {id: "attempts"});
     row(at, ["attempt", "status", "started", "took", "exit", "where", "reason"]);
     i.attempts.forEach(function (a) { row(at, [a.number + (a.free ? " (free)" : ""), badge(a.status), when(a.started), secs(a.duration), a.exit_code, a.where, a.reason]); });
@@ -210,24 +227,34 @@
   }
 
   function wholeLog(i, pre) {
-    var last = i.attempts[i.attempts.length - 1], offset = 0;
+    // by byte offset, in chunks; a chunk may end inside a character: the decoder keeps it
+    var last = i.attempts[i.attempts.length - 1], offset = 0, decoder = new TextDecoder();
     pre.textContent = "";
     function more() {
       var url = cfg.log_url + "/" + encodeURIComponent(i.id) + "/" + last.number + "?offset=" + offset;
-      fetch(url).then(function (r) { return r.ok ? r.text() : ""; }).then(function (text) {
-        if (!text) return;
-        pre.textContent += text; offset += new TextEncoder().encode(text).length;
-        if (text.length >= 65536) more();
+      fetch(url).then(function (r) { return r.ok ? r.arrayBuffer() : null; }).then(function (buf) {
+        if (!buf || !buf.byteLength) return;
+        offset += buf.byteLength;
+        pre.appendChild(document.createTextNode(visible(decoder.decode(buf, {stream: true}))));
+        more();  // until a chunk comes back empty
       });
     }
     more();
   }
 
+  // "built by run X …": in kflow ui a link to run X's page; in a report file, a note (the
+  // file cannot link to a report it did not write)
+  function otherRun(text, run) {
+    var cell = el("span", {"class": "other-run"}, text + " ");
+    if (cfg.log_url) cell.appendChild(el("a", {href: "/run/" + encodeURIComponent(run)}, "open run " + run));
+    else cell.appendChild(el("span", {"class": "muted"}, "(not in this file: kflow report " + run + ")"));
+    return cell;
+  }
+
   function notRun() {
     var s = section("not-run", "What did not run, and why (" + model.not_run.length + ")"), t = el("table");
     model.not_run.slice(0, 200).forEach(function (r) {
-      var other = r.run && cfg.log_url ? el("a", {href: "/run/" + encodeURIComponent(r.run)}, "run " + r.run) : (r.run ? "run " + r.run : null);
-      row(t, [r.id, badge(r.status), r.why, other]);
+      row(t, [r.id, badge(r.status), r.run ? otherRun(r.why, r.run) : r.why]);
     });
     s.appendChild(t);
     if (model.not_run.length > 200) s.appendChild(el("p", {"class": "muted"}, (model.not_run.length - 200) + " more"));
