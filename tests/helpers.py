@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,15 @@ def write_project(folder: Path, toml: str | None = None, **files: str) -> Path:
     return folder
 
 
+# A project whose storage is the folder's `data` ({root}); `data_project` starts with it.
+DATA_STORAGE = '[project]\nstorage = "file://./data"\n'
+
+
+def data_project(folder: Path, tasks: str, **files: str) -> Path:
+    """``write_project`` of a project storing in ``FOLDER/data`` with these tasks (TOML)."""
+    return write_project(folder, DATA_STORAGE + textwrap.dedent(tasks), **files)
+
+
 def kflow(*args: str | Path) -> Result:
     """Run the CLI in-process, as a user would from a terminal-less shell."""
     runner = CliRunner()
@@ -41,5 +51,30 @@ def kflow(*args: str | Path) -> Result:
     return Result(result.exit_code, result.stdout, result.stderr)
 
 
+def would_run(project: Path) -> dict[str, str]:
+    """What `kflow plan --json` would run: instance → reason."""
+    result = kflow("plan", "-C", project, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["instances"]
+    return {row["instance"]: row["reason"] for row in rows if row["runs"]}
+
+
 def files_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def refused(
+    project: Path, *commands: str | tuple[str, ...], says: str | tuple[str, ...] = ""
+) -> str:
+    """Run each command (a word, or a tuple of words) on ``project`` (``-C``): each must
+    exit 2 (bad input) saying every one of ``says`` on stderr. The last one's stderr."""
+    words = (says,) if isinstance(says, str) else says
+    stderr = ""
+    for command in commands:
+        argv = (command,) if isinstance(command, str) else command
+        result = kflow(*argv, "-C", project)
+        assert result.exit_code == 2, (argv, result.output)
+        stderr = result.stderr
+        for word in words:
+            assert word in stderr, (argv, word, stderr)
+    return stderr

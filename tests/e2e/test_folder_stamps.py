@@ -7,11 +7,10 @@ on local disk and on S3 alike.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from tests.helpers import kflow, write_project
+from tests.helpers import data_project, kflow, would_run, write_project
 from tests.storage.s3server import S3Server
 
 # `make` copies every file of lib into an output folder; `use` lists that folder.
@@ -38,13 +37,6 @@ open(sys.argv[2], 'w').write(str(sorted(os.listdir(sys.argv[1]))))
 ''', "{{input}}", "{{output}}"]
 outputs = ["{{root}}/used.txt"]
 """
-
-
-def would_run(project: Path) -> dict[str, str]:
-    result = kflow("plan", "-C", project, "--json")
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["instances"]
-    return {row["instance"]: row["reason"] for row in rows if row["runs"]}
 
 
 def build(project: Path) -> None:
@@ -154,11 +146,9 @@ def test_s3_prefix_output_is_stamped_by_its_keys(
 
 
 def test_a_task_that_leaves_its_output_folder_empty_fails(tmp_path: Path) -> None:
-    project = write_project(
+    project = data_project(
         tmp_path / "p",
         """
-        [project]
-        storage = "file://./data"
         [tasks.t]
         command = ["mkdir", "-p", "{output}"]
         outputs = ["{root}/out"]

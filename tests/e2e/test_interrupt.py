@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import alive as _alive
+from tests.processes import gone as _gone
+from tests.processes import has_text, start_build, wait_until
+
 # The task writes partial output, records its pid and its child's, then runs for a long time.
 PROJECT = """
 [project]
@@ -38,29 +42,10 @@ def _start(
 ) -> subprocess.Popen[str]:
     text = PROJECT.replace("{trap}", trap)
     (tmp_path / "kflow.toml").write_text(textwrap.dedent(text))
-    env = {**os.environ, "KFLOW_KILL_GRACE": grace, "KFLOW_LEASE_TTL": lease_ttl}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kflow", "build", "-C", str(tmp_path), "after"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 20
-    while not (tmp_path / "pids").exists() or not (tmp_path / "pids").read_text().strip():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the task never started"
-        time.sleep(0.02)
+    env = {"KFLOW_KILL_GRACE": grace, "KFLOW_LEASE_TTL": lease_ttl}
+    proc = start_build(tmp_path, "after", env=env)
+    wait_until(has_text(tmp_path / "pids"), "the task never started", proc)
     return proc
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    return state != "Z"
 
 
 def _pids(tmp_path: Path) -> list[int]:
@@ -129,15 +114,6 @@ def _wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
         pass
 
 
-def _gone(pids: list[int]) -> bool:
-    deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_second_ctrl_c_still_records_the_run_as_interrupted(tmp_path: Path) -> None:
     proc = _start(tmp_path, trap="trap '' TERM;", grace="30")
     pids = _pids(tmp_path)
@@ -148,14 +124,8 @@ def test_second_ctrl_c_still_records_the_run_as_interrupted(tmp_path: Path) -> N
     assert proc.returncode == 130
     assert _gone(pids), "the task outlived kflow"
     assert not (tmp_path / "data/long.txt").exists()
-    runs = subprocess.run(
-        [sys.executable, "-m", "kflow", "runs", "-C", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert runs.returncode == 0, runs.stderr
-    assert " interrupted " in runs.stdout and "running" not in runs.stdout, runs.stdout
+    listed = _runs(tmp_path)
+    assert " interrupted " in listed and "running" not in listed, listed
     record = _record(tmp_path)
     assert record["status"] == "interrupted" and record["exit_code"] == 130
     instances = record["instances"]
@@ -164,6 +134,18 @@ def test_second_ctrl_c_still_records_the_run_as_interrupted(tmp_path: Path) -> N
     assert instances["long"]["attempts"][0]["status"] == "failed"
     assert instances["after"]["status"] == "skipped"
     assert not list((tmp_path / "data/.kflow/leases").glob("*")), "leases left behind"
+
+
+def _runs(tmp_path: Path) -> str:
+    """`kflow runs` from another process (it judges whether a run's kflow is still there)."""
+    runs = subprocess.run(
+        [sys.executable, "-m", "kflow", "runs", "-C", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert runs.returncode == 0, runs.stderr
+    return runs.stdout
 
 
 def _rerun_quickly(
@@ -219,14 +201,8 @@ def test_killed_build_shows_as_died_and_a_rerun_takes_its_leases_at_once(tmp_pat
     # its watchdog ends the task, then goes: from then on, nothing of that run is left
     left = _pids(tmp_path) + [pid for pid, _ in watchdogs]
     assert _gone(left), [Path(f"/proc/{p}/stat").read_text() for p in left if _alive(p)]
-    runs = subprocess.run(
-        [sys.executable, "-m", "kflow", "runs", "-C", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert runs.returncode == 0, runs.stderr
-    assert " died " in runs.stdout and "running" not in runs.stdout, runs.stdout
+    listed = _runs(tmp_path)
+    assert " died " in listed and "running" not in listed, listed
     # well within the TTL (60 s): the dead run's lease is taken over without waiting for it
     done = _rerun_quickly(tmp_path, {"KFLOW_LEASE_TTL": "60"}, 45, "--json")
     assert done.returncode == 0, done.stdout + done.stderr

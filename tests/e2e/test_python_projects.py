@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import kflow, write_project
+from tests.helpers import would_run as _would_run
 
 PURE = """\
 from kflow import param, project, task
@@ -164,13 +165,6 @@ def unrelated():
 
 task("other", command=["cp", "kflow.py", "{output}"], outputs=["{root}/other.txt"])
 """
-
-
-def _would_run(project: Path) -> dict[str, str]:
-    result = kflow("plan", "-C", project, "--json")
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["instances"]
-    return {row["instance"]: row["reason"] for row in rows if row["runs"]}
 
 
 def test_editing_one_function_reruns_only_its_task(tmp_path: Path) -> None:

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from tests.helpers import kflow
+from tests.kube.long_pods import long_project, wait_for_pods
 from tests.kube.test_executor_support import ClusterProject, cluster_project
 
 __all__ = ["cluster_project"]
 
-LONG = """
-[project]
-name = "long"
-storage = "file://./data"
-
-[defaults]
-image = "busybox:1.36"
-
-[tasks.slow]
-matrix = { n = ["1", "2"] }
-command = ["sh", "-c", "echo partial > {output}; touch started-{n}; sleep 60"]
-outputs = ["{root}/slow-{n}.txt"]
-"""
+LONG = long_project(2, "echo partial > {output}; touch started-{n}; sleep 60")
 
 
 def test_cancel_deletes_the_runs_pods_and_exits_130(
@@ -38,11 +26,7 @@ def test_cancel_deletes_the_runs_pods_and_exits_130(
     first = json.loads(proc.stdout.readline())  # run_started comes first, before any pod
     assert first["event"] == "run_started"
     run_id = first["run_id"]
-    deadline = time.monotonic() + 60
-    while not all((folder / f"started-{n}").exists() for n in "12"):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the pods never started"
-        time.sleep(0.05)
+    wait_for_pods(folder, 2, proc)
     assert len(cluster_project.pods(run_id)) == 2
 
     asked = kflow("cancel", run_id, "-C", folder, "--profile", "kube")

@@ -8,23 +8,13 @@ import time
 
 import pytest
 
+from tests.kube.long_pods import long_project, wait_for_pods
 from tests.kube.test_executor_support import ClusterProject, cluster_project
+from tests.processes import wait_until
 
 __all__ = ["cluster_project"]
 
-LONG = """
-[project]
-name = "long"
-storage = "file://./data"
-
-[defaults]
-image = "busybox:1.36"
-
-[tasks.slow]
-matrix = { n = ["1", "2", "3"] }
-command = ["sh", "-c", "touch started-{n}; sleep 60; echo done > {output}"]
-outputs = ["{root}/slow-{n}.txt"]
-"""
+LONG = long_project(3, "touch started-{n}; sleep 60; echo done > {output}")
 
 ADOPT = """
 [project]
@@ -40,21 +30,13 @@ outputs = ["{root}/slow.txt"]
 """
 
 
-def _wait_for(predicate: object, timeout: float, proc: object) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert proc.poll() is None, proc.communicate()  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_ctrl_c_deletes_every_pod_of_the_run_and_exits_130(
     cluster_project: ClusterProject,
 ) -> None:
     cluster_project.write(LONG)
     proc = cluster_project.start("-j", "3")
     folder = cluster_project.folder
-    _wait_for(lambda: all((folder / f"started-{n}").exists() for n in "123"), 30, proc)
+    wait_for_pods(folder, 3, proc)
     assert len(cluster_project.pods()) == 3
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -74,7 +56,7 @@ def test_a_restarted_build_adopts_the_pod_a_killed_build_left_running(
     cluster_project.write(ADOPT)
     runs = cluster_project.folder / "runs"
     proc = cluster_project.start()
-    _wait_for(runs.exists, 30, proc)
+    wait_until(runs.exists, "the pod never started", proc)
     proc.kill()  # kill -9: no cleanup at all
     proc.wait()
     (left,) = cluster_project.pods()

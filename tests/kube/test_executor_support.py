@@ -8,9 +8,7 @@ using it. ``run_kflow`` runs the CLI in-process; ``start_kflow`` as a real subpr
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ import pytest
 
 from tests.helpers import Result, kflow
 from tests.kube.emulator import KubeEmulator
+from tests.processes import start_build
 
 # Fast grace periods for tests (production defaults are minutes).
 FAST_ENV = {
@@ -106,24 +105,7 @@ class ClusterProject:
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         """``kflow build`` as a real process (for signals)."""
-        env = {**os.environ, **FAST_ENV}
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kflow",
-                "build",
-                "-C",
-                str(self.folder),
-                "--profile",
-                "kube",
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        return start_build(self.folder, "--profile", "kube", *args, env=FAST_ENV)
 
     def pods(self, run: str | None = None) -> list[dict[str, object]]:
         selector = "app.kubernetes.io/managed-by=kflow" + (f",kflow.dev/run={run}" if run else "")
