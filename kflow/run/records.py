@@ -248,6 +248,14 @@ def find_run(
     if wanted in (None, "latest", "last"):
         if not ids:
             raise UsageError("no runs yet", hint="`kflow build` makes one")
+        # Ids sort by their start second; two runs started in one second are told apart
+        # by the start time in their records.
+        same_second = [r for r in ids if r.split("-")[0] == ids[0].split("-")[0]]
+        if len(same_second) > 1:
+            found = load_records(storage, root, same_second, read)
+            if found:
+                newest = max(found.values(), key=lambda record: record.started or 0.0)
+                return newest
         matches = ids[:1]
     else:
         matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]

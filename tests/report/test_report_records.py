@@ -116,3 +116,20 @@ def test_a_record_that_is_not_an_object_stays_unreadable(tmp_path: Path) -> None
     for run in ("20200101T000000Z-arr001", "20200101T000000Z-noid01"):
         result = kflow("report", run, "-C", tmp_path, "--format", "md")
         assert result.exit_code == 2 and "unreadable" in result.output, result.output
+
+
+def test_latest_is_the_run_that_started_last_when_two_started_in_one_second(
+    tmp_path: Path,
+) -> None:
+    """Run ids sort by their start second; within one second the record's start time decides."""
+    built_project(tmp_path)
+    runs = tmp_path / "data/.kflow/runs"
+    (built,) = runs.iterdir()
+    record = json.loads(built.read_text())
+    for run_id, started in (("20990101T000000Z-ffffff", 100.0), ("20990101T000000Z-000000", 200.0)):
+        (runs / f"{run_id}.json").write_text(
+            json.dumps({**record, "run_id": run_id, "started": started, "ended": started + 1})
+        )
+    result = kflow("report", "-C", tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["run"]["run_id"] == "20990101T000000Z-000000"
