@@ -190,9 +190,7 @@ def _requires(reader: Reader) -> tuple[Requirement, ...]:
                 params[pname] = str(pvalue)
             else:
                 names, function = arithmetic
-                computed[pname] = ComputedParam(
-                    function, names, str(pvalue), where, clip=True
-                )
+                computed[pname] = ComputedParam(function, names, str(pvalue), where, clip=True)
         location = reader.doc.location(entry.path)
         requirements.append(Requirement(task, params, computed, location))
     return tuple(requirements)
@@ -284,7 +282,7 @@ def _resources(reader: Reader) -> Resources:
     reader.check_keys(_RESOURCE_KEYS)
     limits = reader.sub("limits")
     limits.check_keys(("cpu", "memory"))
-    return Resources(
+    resources = Resources(
         cpu=reader.quantity("cpu"),
         memory=reader.quantity("memory"),
         gpu=reader.integer("gpu", 0) or 0,
@@ -292,6 +290,10 @@ def _resources(reader: Reader) -> Resources:
         limits_cpu=limits.quantity("cpu"),
         limits_memory=limits.quantity("memory"),
     )
+    return _NO_RESOURCES if resources == _NO_RESOURCES else resources
+
+
+_NO_RESOURCES = Resources()  # one object for the tasks that ask for none (most of them)
 
 
 def _string_table(reader: Reader, name: str) -> dict[str, str]:
