@@ -28,7 +28,7 @@ from kflow.cli.common import (
 )
 from kflow.cli.words import count
 from kflow.errors import UsageError
-from kflow.graph import Graph, build_graph, default_targets
+from kflow.graph import Graph, build_graph
 from kflow.model import Instance, InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
@@ -343,6 +343,8 @@ def _graph_with_why(
 ) -> Graph:
     """The targets' graph with the ``--why`` subject added to the targets: a task outside the
     default targets is planned as ``kflow plan TASK --why TASK`` would plan it."""
+    from kflow.graph.targets import default_targets
+
     with paused_gc():
         project = open_project(directory, file, profile)
         wanted = list(targets or []) or list(project.default_targets) or default_targets(project)

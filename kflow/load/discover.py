@@ -6,13 +6,13 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kflow.errors import DefinitionError, Location, UsageError
-from kflow.load.build import build_project
 from kflow.load.document import Document
-from kflow.load.python import read_python
-from kflow.load.toml import read_toml
-from kflow.model import Project
+
+if TYPE_CHECKING:
+    from kflow.model import Project
 
 PROJECT_FILES = ("kflow.toml", "kflow.py")
 
@@ -67,6 +67,8 @@ def load_project(
     directory: Path | None = None, file: Path | None = None, profile: str | None = None
 ) -> Project:
     """Load and validate the project named by ``-C``/``-f`` (or found from the current folder)."""
+    from kflow.load.build import build_project
+
     path = locate_project_file(directory, file)
     definitions = read_definitions(path)
     return build_project(definitions.doc, definitions.directory, profile)
@@ -98,9 +100,15 @@ def read_definitions(path: Path) -> Definitions:
 
 
 def _read(path: Path, project_dir: Path) -> Document:
+    # Each reader imported when a file needs it: a run that takes its project from the load
+    # cache reads no TOML and imports no validation code.
     display = display_path(path)
     if path.suffix == ".py":
+        from kflow.load.python import read_python
+
         return read_python(path, display, project_dir)
     if path.suffix == ".toml":
+        from kflow.load.toml import read_toml
+
         return read_toml(path, display)
     raise DefinitionError("definition files must end in .toml or .py", Location(display))
