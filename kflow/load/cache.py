@@ -142,16 +142,17 @@ class LoadCache:
                 return None
             payload = _dumps(value, self._callables)
             return _Entry(self.key, (), (), self._declarations, date, payload)
+        # The text each file had when parsed: a file changed after it was read has a recent
+        # mtime, so it is "racy", and its digest (of the text parsed) tells on the next run.
+        texts = {str(s.path): s.text for s in definitions.doc.sources.values()}
         files = []
         for path in _files_of(definitions):
             stamp = _stamp(path)
-            if stamp is None:
+            text = texts.get(path)
+            if stamp is None or text is None:
                 return None
             racy = stamp[1] >= self._started - _RACY_NS
-            files.append((path, stamp, _content_digest(path) if racy else None))
-        # A file changed while it was read (after its racy check) keeps no entry.
-        if any(stamp != _stamp(path) for path, stamp, _ in files):
-            return None
+            files.append((path, stamp, _digest(text.encode()) if racy else None))
         return _Entry(self.key, tuple(files), definitions.globs, None, date, _dumps(value, []))
 
     def _value(self, entry: _Entry, callables: list[Callable[..., object]]) -> Any | None:
@@ -229,10 +230,9 @@ def _stamp(path: str) -> Stamp | None:
 
 
 def _content_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as stream:
-            return _digest(stream.read())
-    except OSError:
+    try:  # read as the TOML reader reads it
+        return _digest(Path(path).read_text(encoding="utf-8").encode())
+    except (OSError, UnicodeDecodeError):
         return None
 
 
