@@ -7,6 +7,7 @@ both forms behave the same by construction.
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import re
 from dataclasses import dataclass, field
@@ -62,12 +63,11 @@ class TomlLocation(Location):
     def __hash__(self) -> int:
         return hash((self.file, self.key, self.line))
 
-    def __reduce__(
-        self,
-    ) -> tuple[type[TomlLocation], tuple[str, str | None, int | None, str | None]]:
-        # In the load cache: one copy of the text (pickle writes a str object once), and
-        # the line still found only when asked for.
-        return (TomlLocation, (self.file, self.key, self.__dict__["_line"], self.__dict__["_text"]))
+    def __reduce__(self) -> tuple[Any, ...]:
+        # In the load cache: rebuilt by pickle's NEWOBJ and BUILD (no Python call per
+        # location), one copy of the text (pickle writes a str object once), and the line
+        # still found only when asked for.
+        return (copyreg.__newobj__, (TomlLocation,), dict(self.__dict__))  # type: ignore[attr-defined]
 
 
 @dataclass
