@@ -89,6 +89,7 @@ class LoadCache:
         self._entry: _Entry | None = self._read() if self.enabled else None
         self._started = time.time_ns()
         self._declarations: str | None = None
+        self._hashed = False
         self._callables: list[Callable[..., object]] = []
 
     def by_stamps(self) -> Any | None:
@@ -109,6 +110,7 @@ class LoadCache:
         if not _has_python(definitions):
             return None
         self._declarations, self._callables = _declared(definitions)
+        self._hashed = True
         entry = self._entry
         if entry is None or self._declarations is None:
             return None
@@ -136,7 +138,7 @@ class LoadCache:
             if date[1] != _today(timezone, self._started):
                 return None  # midnight passed during the load
         if _has_python(definitions):
-            if self._declarations is None:
+            if not self._hashed:
                 self._declarations, self._callables = _declared(definitions)
             if self._declarations is None:
                 return None
@@ -301,10 +303,14 @@ class _DeclarationPickler(pickle.Pickler):
         return NotImplemented
 
 
+class _Unstable(Exception):
+    """A value with no text that stays the same from one run to the next."""
+
+
 def function_fingerprint(function: object) -> str:
     """A hash of what a function computes: its code, defaults, closure, and the globals it
-    reads (functions among them followed). Something it reads that has no stable text makes
-    the hash unique to this run: such a definition is never taken from the cache."""
+    reads (functions among them followed). Raises _Unstable when it reads something with no
+    stable text: such definitions are neither taken from the cache nor kept in it."""
     parts: list[str] = []
     _fingerprint_into(function, parts, set())
     return _digest("\n".join(parts).encode())
@@ -330,7 +336,7 @@ def _fingerprint_into(obj: object, parts: list[str], seen: set[int]) -> None:
     if isinstance(obj, types.BuiltinFunctionType):
         parts.append(f"builtin {obj.__module__}.{obj.__qualname__}")
         return
-    parts.append(f"unknown {id(obj)} {time.time_ns()}")  # never equal in another run
+    raise _Unstable(repr(obj))
 
 
 def _value_into(value: object, parts: list[str], seen: set[int]) -> None:
@@ -360,7 +366,7 @@ def _value_text(value: object) -> str:
         return "{" + ",".join(f"{_value_text(k)}:{_value_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (set, frozenset)):
         return "{" + ",".join(sorted(_value_text(v) for v in value)) + "}"
-    return f"unknown {id(value)} {time.time_ns()}"  # never equal in another run
+    raise _Unstable(repr(type(value)))
 
 
 def _code_text(code: types.CodeType) -> str:

@@ -314,6 +314,30 @@ def test_an_edited_requirement_function_is_seen(tmp_path: Path) -> None:
     assert "raw[day=2026-01-08]" in py_plan(project, "report", "--json")
 
 
+def test_a_function_reading_an_object_without_stable_text_is_never_cached(
+    tmp_path: Path,
+) -> None:
+    source = """\
+    import datetime as dt
+    from kflow import param, task
+
+    class Shift:
+        days = 1
+
+    SHIFT = Shift()
+    param("day", type="date", default="2026-01-10")
+    task("raw", command="echo {day}", params=["day"])
+    task("report", command="echo {day}",
+         requires=[{"task": "raw", "params": {"day": lambda day: day - dt.timedelta(SHIFT.days)}}])
+    """
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "kflow.py").write_text(textwrap.dedent(source))
+    assert "raw[day=2026-01-09]" in py_plan(project, "report", "--json")
+    assert "raw[day=2026-01-09]" in py_plan(project, "report", "--json")
+    assert cache_files(project) == []
+
+
 def test_a_python_error_still_names_file_and_line_after_a_cached_run(tmp_path: Path) -> None:
     project = py_project(tmp_path / "p")
     py_plan(project)
