@@ -81,9 +81,7 @@ def _cached_graph(
     """The graph from the load cache (kflow.load.cache), or made and kept there; None for a
     command line the cache does not take (a malformed --param: reported as before)."""
     from kflow.load import read_definitions
-    from kflow.load.build import build_project
     from kflow.load.cache import LoadCache
-    from kflow.params import watching_clock
 
     try:
         overrides = parse_params(params)
@@ -101,6 +99,9 @@ def _cached_graph(
     graph = cache.by_declarations(definitions)
     if isinstance(graph, Graph):
         return graph
+    from kflow.load.build import build_project  # only now: a cache hit needs no validation
+    from kflow.params import watching_clock
+
     with watching_clock() as clock:
         project = build_project(definitions.doc, definitions.directory, options.profile)
         graph = build_graph(project, targets or [], overrides, base)

@@ -365,3 +365,37 @@ def test_two_processes_writing_the_cache_at_once_both_succeed(tmp_path: Path) ->
     (entry,) = cache_files(project)
     assert pickle.loads(entry.read_bytes()).declarations is not None
     assert py_plan(project) == outputs[0][0]
+
+
+def test_import_kflow_in_a_definition_file_stays_light(tmp_path: Path) -> None:
+    """`from kflow import task` (what every kflow.py does) imports no TOML reader, no
+    validation or expansion code and no asyncio; a plan from the cache imports no
+    validation or expansion code either."""
+    probe = (
+        "import sys, kflow\n"
+        "heavy = {'asyncio', 'tomllib', 'kflow.load.build', 'kflow.load.tasks', "
+        "'kflow.graph.expand', 'kflow.pyfunc', 'runpy'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    write_project(tmp_path / "p", TOML)
+    plan(tmp_path / "p")  # writes the entry
+    probe = (
+        "import sys\n"
+        "from kflow.cli.app import main\n"
+        "sys.argv = ['kflow', 'plan', '-C', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('tomllib', 'kflow.load.build', 'kflow.graph.expand') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "p")],
+        cwd=os.getcwd(),  # the current folder is part of the key: as the run that wrote it
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip().endswith("[]"), done.stdout + done.stderr
