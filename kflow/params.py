@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kflow.model import ParamSpec, ParamType, ParamValue
@@ -14,6 +17,30 @@ MAX_RANGE = 100_000  # a typo like 1..10000000 should fail, not eat the machine
 # Ranges and matrices multiply: two ranges under MAX_RANGE can still ask for billions of
 # instances. Checked from the value counts before anything is expanded.
 MAX_INSTANCES = 1_000_000
+
+
+# What a load read from the clock ("date" for today/yesterday, "time" for now), for the
+# load cache (kflow.load.cache): a graph that named today is stale tomorrow.
+_clock_reads: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "kflow_clock_reads", default=None
+)
+
+
+@contextmanager
+def watching_clock() -> Iterator[set[str]]:
+    """Collect, into the set it yields, what parsing values read from the clock meanwhile."""
+    reads: set[str] = set()
+    token = _clock_reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _clock_reads.reset(token)
+
+
+def _read_clock(what: str) -> None:
+    reads = _clock_reads.get()
+    if reads is not None:
+        reads.add(what)
 
 
 class ParamValueError(ValueError):
@@ -77,14 +104,17 @@ _EXAMPLES = {
 def _parse_date(text: str, now: dt.datetime) -> dt.date:
     lowered = text.lower()
     if lowered == "today":
+        _read_clock("date")
         return now.date()
     if lowered == "yesterday":
+        _read_clock("date")
         return now.date() - dt.timedelta(days=1)
     return dt.date.fromisoformat(text)
 
 
 def _parse_datetime(text: str, now: dt.datetime) -> dt.datetime:
     if text.lower() == "now":
+        _read_clock("time")
         return now.replace(microsecond=0, tzinfo=None)
     return dt.datetime.fromisoformat(text)
 

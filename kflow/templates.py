@@ -340,17 +340,35 @@ def compile_requirement_value(
         if not _OFFSET_LIKE.search(text):
             return None
         end = _end(text, text, where)
-        return _names(end, where), lambda **values: _evaluate(end, values, text, where)
+        return _names(end, where), _Offset(end, text, where)
     first, last = (_end(part, text, where) for part in ends)
     names = tuple(dict.fromkeys(_names(first, where) + _names(last, where)))
+    return names, _Window(first, last, text, where)
 
-    def window(**values: ParamValue) -> list[ParamValue]:
-        start = _evaluate(first, values, text, where)
-        end = _evaluate(last, values, text, where)
-        start, end = _same_type(start, end, text, where)
-        return _range(start, end, text, where)
 
-    return names, window
+# Classes, not closures: a project's graph is cached with pickle (kflow.load.cache).
+@dataclass(frozen=True)
+class _Offset:
+    end: _End
+    text: str
+    where: Location
+
+    def __call__(self, **values: ParamValue) -> object:
+        return _evaluate(self.end, values, self.text, self.where)
+
+
+@dataclass(frozen=True)
+class _Window:
+    first: _End
+    last: _End
+    text: str
+    where: Location
+
+    def __call__(self, **values: ParamValue) -> list[ParamValue]:
+        start = _evaluate(self.first, values, self.text, self.where)
+        end = _evaluate(self.last, values, self.text, self.where)
+        start, end = _same_type(start, end, self.text, self.where)
+        return _range(start, end, self.text, self.where)
 
 
 def _split_range(text: str) -> tuple[str, str] | None:

@@ -34,7 +34,7 @@ from kflow.cli.common import (
     shared_options,
 )
 from kflow.errors import KflowError, UsageError
-from kflow.graph import Expander, Graph, build_graph
+from kflow.graph import Graph, build_graph
 from kflow.model import Instance, Project
 from kflow.templates import task_param_names
 
@@ -374,6 +374,8 @@ def _check_expansion(
         check_backends(project, built.instances.values() if built else ())
         if built is not None:
             check_sources_exist(built)
+        from kflow.graph.expand import Expander
+
         Expander(project, overrides)  # validates --param values even when nothing expands
     except KflowError as exc:
         raise _in_profile(project, exc) from None

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kflow.errors import EXIT_INTERRUPTED, EXIT_USAGE, KflowError, UsageError
-from kflow.load import load_project
+from kflow.load import load_project, locate_project_file
 from kflow.model import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,16 +67,31 @@ def reports_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ended_well = False
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            ended_well = True
+            return result
         except KflowError as exc:
             error_console_print(f"kflow: error: {exc}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             error_console_print("kflow: interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except typer.Exit as exc:
+            ended_well = exc.exit_code not in (EXIT_USAGE, EXIT_INTERRUPTED)
+            raise
+        finally:
+            _finish_load_cache(ended_well)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _finish_load_cache(ended_well: bool) -> None:
+    """Write the load cache's entries once the command has ended without bad input."""
+    cache = sys.modules.get("kflow.load.cache")  # not imported: nothing was kept
+    if cache is not None:
+        cache.finish(ended_well)
 
 
 @contextlib.contextmanager
@@ -164,9 +179,14 @@ def open_project(directory: Path | None, file: Path | None, profile: str | None)
     """Load the project named by ``-C``/``-f`` (before or after the command), or found from
     the current folder."""
     options = shared_options(directory, file, profile)
+    return load_project(options.directory, project_file(options), options.profile)
+
+
+def project_file(options: SharedOptions) -> Path:
+    """The definition file that ``-C``/``-f`` name, or that is found from the current folder."""
     if options.directory is not None and not options.directory.is_dir():
         raise UsageError(f"-C {options.directory}: no such directory")
-    return load_project(options.directory, options.file, options.profile)
+    return locate_project_file(options.directory, options.file)
 
 
 def base_directory(directory: Path | None) -> Path:
@@ -185,6 +205,7 @@ __all__ = [
     "open_project",
     "parse_params",
     "paused_gc",
+    "project_file",
     "reports_errors",
     "set_options_before_command",
     "shared_options",

@@ -22,11 +22,13 @@ from kflow.cli.common import (
     open_project,
     parse_params,
     paused_gc,
+    project_file,
     reports_errors,
+    shared_options,
 )
 from kflow.cli.words import count
 from kflow.errors import UsageError
-from kflow.graph import Graph, build_graph, default_targets
+from kflow.graph import Graph, build_graph
 from kflow.model import Instance, InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
 from kflow.storage import Storage
@@ -59,12 +61,52 @@ def load_graph(
     params: list[str] | None,
 ) -> Graph:
     with paused_gc():
-        project = open_project(directory, file, profile)
-        graph = build_graph(
-            project, targets or [], parse_params(params), base_directory(directory)
-        )
-        check_backends(project, graph.instances.values())
+        graph = _cached_graph(directory, file, profile, targets, params)
+        if graph is None:
+            project = open_project(directory, file, profile)
+            graph = build_graph(
+                project, targets or [], parse_params(params), base_directory(directory)
+            )
+        check_backends(graph.project, graph.instances.values())
         return graph
+
+
+def _cached_graph(
+    directory: Path | None,
+    file: Path | None,
+    profile: str | None,
+    targets: list[str] | None,
+    params: list[str] | None,
+) -> Graph | None:
+    """The graph from the load cache (kflow.load.cache), or made and kept there; None for a
+    command line the cache does not take (a malformed --param: reported as before)."""
+    from kflow.load import read_definitions
+    from kflow.load.cache import LoadCache
+
+    try:
+        overrides = parse_params(params)
+    except UsageError:
+        return None
+    options = shared_options(directory, file, profile)
+    path = project_file(options)
+    base = base_directory(directory)
+    inputs = (options.profile, tuple(overrides.items()), tuple(targets or ()), str(base))
+    cache = LoadCache(path, inputs)
+    graph = cache.by_stamps()
+    if isinstance(graph, Graph):
+        return graph
+    definitions = read_definitions(path)
+    graph = cache.by_declarations(definitions)
+    if isinstance(graph, Graph):
+        return graph
+    from kflow.load.build import build_project  # only now: a cache hit needs no validation
+    from kflow.params import watching_clock
+
+    with watching_clock() as clock:
+        project = build_project(definitions.doc, definitions.directory, options.profile)
+        graph = build_graph(project, targets or [], overrides, base)
+    cache.store(definitions, graph, clock, project.timezone)
+    return graph
 
 
 def check_backends(project: Project, instances: Iterable[Instance] = ()) -> None:
@@ -302,6 +344,8 @@ def _graph_with_why(
 ) -> Graph:
     """The targets' graph with the ``--why`` subject added to the targets: a task outside the
     default targets is planned as ``kflow plan TASK --why TASK`` would plan it."""
+    from kflow.graph.targets import default_targets
+
     with paused_gc():
         project = open_project(directory, file, profile)
         wanted = list(targets or []) or list(project.default_targets) or default_targets(project)

@@ -13,12 +13,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from kflow.graph.expand import Expander
-from kflow.graph.instances import normalize_location
-from kflow.graph.places import check_places
-from kflow.graph.targets import check_instance_count, default_targets, resolve_target
 from kflow.model import Instance, InstanceId, Project
+
+if TYPE_CHECKING:
+    from kflow.graph.expand import Expander
+    from kflow.graph.instances import normalize_location
+    from kflow.graph.targets import default_targets, resolve_target
+
+# Imported on first use: a graph taken from the load cache needs only the Graph class.
+_LAZY = {
+    "Expander": "kflow.graph.expand",
+    "normalize_location": "kflow.graph.instances",
+    "default_targets": "kflow.graph.targets",
+    "resolve_target": "kflow.graph.targets",
+}
 
 __all__ = [
     "Expander",
@@ -57,6 +67,10 @@ def build_graph(
     base_dir: Path | None = None,
 ) -> Graph:
     """Expand the targets (or the project's defaults) into a resolved, ordered instance graph."""
+    from kflow.graph.expand import Expander
+    from kflow.graph.places import check_places
+    from kflow.graph.targets import check_instance_count, default_targets, resolve_target
+
     expander = Expander(project, overrides)
     wanted = list(targets) or list(project.default_targets) or default_targets(project)
     check_instance_count(expander, wanted)
@@ -67,3 +81,11 @@ def build_graph(
     instances = expander.resolve(order)
     check_places(expander, instances)
     return Graph(project, instances, tuple(target_ids))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kflow.graph' has no attribute {name!r}")

@@ -61,7 +61,8 @@ def build_project(doc: Document, directory: Path, profile_name: str | None) -> P
     settings = merge_settings(defaults.table, profile_settings)
 
     tasks_table = top.table_of("tasks")
-    tasks = {name: read_task(doc, name, settings) for name in tasks_table}
+    inherited: dict[str, Any] = {}
+    tasks = {name: read_task(doc, name, settings, inherited) for name in tasks_table}
     if not tasks:
         raise top.fail("tasks", "the project defines no tasks", "add a [tasks.NAME] table")
     param_names: dict[str, tuple[str, ...]] = {}  # by task, made once: each is required often

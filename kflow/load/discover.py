@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kflow.errors import DefinitionError, Location, UsageError
-from kflow.load.build import build_project
 from kflow.load.document import Document
-from kflow.load.python import read_python
-from kflow.load.toml import read_toml
-from kflow.model import Project
+
+if TYPE_CHECKING:
+    from kflow.model import Project
 
 PROJECT_FILES = ("kflow.toml", "kflow.py")
 
@@ -39,19 +40,42 @@ def display_path(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
+@dataclass(frozen=True)
+class Definitions:
+    """What the definition files say, before validation, and which files and globs it read."""
+
+    doc: Document
+    directory: Path
+    # [project] include patterns (absolute) and the files each matched, in order
+    globs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    files: tuple[Path, ...] = ()  # every definition file read, the project file first
+
+
+def locate_project_file(directory: Path | None = None, file: Path | None = None) -> Path:
+    """The definition file named by ``-f``, or found from ``-C`` (or the current folder)."""
+    if file is not None:
+        if not file.is_file():
+            raise UsageError(f"no such file: {file}")
+        return file.resolve()
+    start = directory or Path.cwd()
+    if not start.is_dir():
+        raise UsageError(f"no such directory: {start}")
+    return find_project_file(start)
+
+
 def load_project(
     directory: Path | None = None, file: Path | None = None, profile: str | None = None
 ) -> Project:
     """Load and validate the project named by ``-C``/``-f`` (or found from the current folder)."""
-    if file is not None:
-        if not file.is_file():
-            raise UsageError(f"no such file: {file}")
-        path = file.resolve()
-    else:
-        start = directory or Path.cwd()
-        if not start.is_dir():
-            raise UsageError(f"no such directory: {start}")
-        path = find_project_file(start)
+    from kflow.load.build import build_project
+
+    path = locate_project_file(directory, file)
+    definitions = read_definitions(path)
+    return build_project(definitions.doc, definitions.directory, profile)
+
+
+def read_definitions(path: Path) -> Definitions:
+    """Read (TOML) or run (Python) the project file and the files it includes."""
     project_dir = path.parent
     doc = _read(path, project_dir)
     includes = doc.data.get("project", {}).get("include", [])
@@ -59,21 +83,32 @@ def load_project(
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise DefinitionError("expected a list of file patterns", doc.location("project.include"))
+    globs = []
+    files = [path]
     for index, pattern in enumerate(includes):
-        matches = sorted(glob.glob(str(project_dir / pattern), recursive=True))
+        absolute = str(project_dir / pattern)
+        matches = sorted(glob.glob(absolute, recursive=True))
         if not matches:
             raise DefinitionError(
                 f"pattern {pattern!r} matches no file", doc.location(f"project.include[{index}]")
             )
+        globs.append((absolute, tuple(matches)))
         for match in matches:
+            files.append(Path(match))
             doc.merge(_read(Path(match), project_dir))
-    return build_project(doc, project_dir, profile)
+    return Definitions(doc, project_dir, tuple(globs), tuple(files))
 
 
 def _read(path: Path, project_dir: Path) -> Document:
+    # Each reader imported when a file needs it: a run that takes its project from the load
+    # cache reads no TOML and imports no validation code.
     display = display_path(path)
     if path.suffix == ".py":
+        from kflow.load.python import read_python
+
         return read_python(path, display, project_dir)
     if path.suffix == ".toml":
+        from kflow.load.toml import read_toml
+
         return read_toml(path, display)
     raise DefinitionError("definition files must end in .toml or .py", Location(display))

@@ -7,6 +7,7 @@ both forms behave the same by construction.
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import re
 from dataclasses import dataclass, field
@@ -28,8 +29,45 @@ class Source:
     fixed_line: int | None = None  # Python definitions: the line of the call
 
     def location(self, key: str | None) -> Location:
-        line = self.fixed_line if self.text is None else toml_line_of(self.text, key or "")
-        return Location(self.display, key, line)
+        if self.text is None:
+            return Location(self.display, key, self.fixed_line)
+        return TomlLocation(self.display, key, text=self.text)
+
+
+class TomlLocation(Location):
+    """A key's place in TOML text, its line found when first asked for (by an error message
+    or a listing), not for every task and setting that is fine: finding it indexes the file."""
+
+    def __init__(
+        self, file: str, key: str | None = None, line: int | None = None, text: str | None = None
+    ):
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "_line", line)
+        object.__setattr__(self, "_text", None if line is not None else text)
+
+    @property
+    def line(self) -> int | None:
+        text = self.__dict__["_text"]
+        if text is not None:
+            object.__setattr__(self, "_line", toml_line_of(text, self.key or ""))
+            object.__setattr__(self, "_text", None)
+        line: int | None = self.__dict__["_line"]
+        return line
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Location):
+            return NotImplemented
+        return (self.file, self.key, self.line) == (other.file, other.key, other.line)
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.key, self.line))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # In the load cache: rebuilt by pickle's NEWOBJ and BUILD (no Python call per
+        # location), one copy of the text (pickle writes a str object once), and the line
+        # still found only when asked for.
+        return (copyreg.__newobj__, (TomlLocation,), dict(self.__dict__))  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -65,6 +103,9 @@ class Document:
                         other.location(key),
                     )
                 mine[name] = value
+                if key not in other.sources and "" in other.sources:
+                    # a TOML file's keys: found in that file, not in the one including it
+                    self.sources[key] = other.sources[""]
         for prefix, source in other.sources.items():
             if prefix:
                 self.sources[prefix] = source

@@ -9,8 +9,6 @@ function's file is imported to run it) the calls do nothing but return.
 from __future__ import annotations
 
 import contextvars
-import inspect
-import runpy
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -20,8 +18,6 @@ from typing import Any, TypeVar, overload
 
 from kflow.errors import DefinitionError, Location
 from kflow.load.document import Document, Source
-from kflow.load.pycode import ModuleCode
-from kflow.pyfunc import BOOTSTRAP
 
 # The environment variable that carries a decorated task's code hash into its fingerprint.
 CODE_HASH_VARIABLE = "KFLOW_CODE_HASH"
@@ -92,6 +88,8 @@ def read_python(path: Path, display: str, project_dir: Path) -> Document:
     What the file prints goes to stderr: kflow's own stdout (``--json``, ``-q``
     answers, plans) stays machine-readable.
     """
+    import runpy  # here, not at the top: `from kflow import task` stays cheap to import
+
     with collecting(path, display, project_dir) as collector:
         try:
             with redirect_stdout(sys.stderr), _importable(collector.path.parent, project_dir):
@@ -158,6 +156,8 @@ def _fingerprint_functions(collector: _Collector) -> None:
     """Give each decorated task the hash of its own code (not of the whole file)."""
     if not collector.functions:
         return
+    from kflow.load.pycode import ModuleCode
+
     code = ModuleCode(collector.path, (f.__name__ for _, f in collector.functions))
     for entry, function in collector.functions:
         env = entry.get("env", {})
@@ -250,6 +250,10 @@ def _function_task(
         relative = collector.path.relative_to(collector.project_dir.resolve()).as_posix()
     except ValueError:
         relative = str(collector.path)
+    import inspect
+
+    from kflow.pyfunc import BOOTSTRAP
+
     entry = _clean(settings)
     # Not `python -m kflow.pyfunc`: a project's own kflow.py would shadow the package.
     entry["command"] = ["python", "-c", BOOTSTRAP, relative, function.__name__]

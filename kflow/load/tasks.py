@@ -75,8 +75,16 @@ def merge_settings(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_task(doc: Document, name: str, settings: Mapping[str, Any]) -> TaskSpec:
-    """Build one TaskSpec from its table, with inherited settings already merged in."""
+def read_task(
+    doc: Document,
+    name: str,
+    settings: Mapping[str, Any],
+    inherited: dict[str, Any] | None = None,
+) -> TaskSpec:
+    """Build one TaskSpec from its table, with inherited settings already merged in.
+
+    ``inherited`` (empty at first) keeps the settings read for a task that sets none of its
+    own: every such task has the same, read once instead of once per task."""
     path = f"tasks.{name}"
     own = doc.data["tasks"][name]
     reader = Reader(doc, own, path)
@@ -91,9 +99,13 @@ def read_task(doc: Document, name: str, settings: Mapping[str, Any]) -> TaskSpec
     # when the task set them.
     # [defaults] and the profile were validated where they are written; what fails here is
     # the task's own value, reported at the task's key.
-    merged = Reader(
-        doc, merge_settings(settings, {k: own[k] for k in SETTING_KEYS if k in own}), path
-    )
+    own_settings = {k: own[k] for k in SETTING_KEYS if k in own}
+    if own_settings or inherited is None:
+        values = read_settings(Reader(doc, merge_settings(settings, own_settings), path))
+    else:
+        if not inherited:
+            inherited.update(read_settings(Reader(doc, merge_settings(settings), path)))
+        values = inherited
     return TaskSpec(
         name=name,
         command=_command(reader),
@@ -104,7 +116,7 @@ def read_task(doc: Document, name: str, settings: Mapping[str, Any]) -> TaskSpec
         requires=_requires(reader),
         matrix=_matrix(reader),
         params=reader.string_list("params"),
-        **read_settings(merged),
+        **values,
     )
 
 
@@ -190,9 +202,7 @@ def _requires(reader: Reader) -> tuple[Requirement, ...]:
                 params[pname] = str(pvalue)
             else:
                 names, function = arithmetic
-                computed[pname] = ComputedParam(
-                    function, names, str(pvalue), where, clip=True
-                )
+                computed[pname] = ComputedParam(function, names, str(pvalue), where, clip=True)
         location = reader.doc.location(entry.path)
         requirements.append(Requirement(task, params, computed, location))
     return tuple(requirements)
@@ -284,7 +294,7 @@ def _resources(reader: Reader) -> Resources:
     reader.check_keys(_RESOURCE_KEYS)
     limits = reader.sub("limits")
     limits.check_keys(("cpu", "memory"))
-    return Resources(
+    resources = Resources(
         cpu=reader.quantity("cpu"),
         memory=reader.quantity("memory"),
         gpu=reader.integer("gpu", 0) or 0,
@@ -292,6 +302,10 @@ def _resources(reader: Reader) -> Resources:
         limits_cpu=limits.quantity("cpu"),
         limits_memory=limits.quantity("memory"),
     )
+    return _NO_RESOURCES if resources == _NO_RESOURCES else resources
+
+
+_NO_RESOURCES = Resources()  # one object for the tasks that ask for none (most of them)
 
 
 def _string_table(reader: Reader, name: str) -> dict[str, str]:
