@@ -213,7 +213,10 @@ def _plan_build(
 
 def _record_adopted(plan: Plan) -> None:
     """Outputs found up to date without a record get one (as `kflow accept` would), so that
-    a later change of their command or inputs is seen (SPEC §2)."""
+    a later change of their command or inputs is seen (SPEC §2). Records of the old
+    per-task layout move to the flat one first (planning alone stays read-only)."""
+    if plan.store is not None:
+        plan.store.upgrade()
     if plan.adopted and plan.store is not None:
         instances = [plan.graph.instances[iid] for iid in plan.adopted]
         observed = plan.observed.stamps if plan.observed is not None else None

@@ -154,6 +154,11 @@ class Backend(Protocol):
         """Delete files; missing ones are ignored."""
         ...
 
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        """Move each file (source → destination, replacing it); a missing source is skipped.
+        Each destination appears whole or not at all; a folder left empty is removed."""
+        ...
+
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create ``path`` only if absent, atomically; False if it already exists."""
         ...

@@ -438,6 +438,20 @@ class FsspecBackend:
             if isinstance(result, BaseException):
                 raise storage_error(result, self.url(path), "delete") from result
 
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        # Object stores have no rename: copy (read, then one atomic PUT each), then delete.
+        bodies = self.read_many(moves)
+        present = {src: dst for src, dst in moves.items() if bodies.get(src) is not None}
+
+        def copy(source: str) -> None:
+            data = bodies[source]
+            assert data is not None
+            self.write_atomic(present[source], data)
+
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(present)))) as pool:
+            list(pool.map(copy, present))
+        self.delete_many(present)
+
     def _require_in_process(self, path: str, action: str) -> None:
         if self.scheme not in IN_PROCESS:
             raise StorageError(

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import stat as statmod
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 
 from kflow.storage.base import (
@@ -260,6 +260,28 @@ class LocalBackend:
                 pass
             except OSError as exc:
                 raise storage_error(exc, path, "delete") from exc
+
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        # A rename: atomic, and the file was made durable when it was written.
+        made: set[str] = set()
+        emptied: set[str] = set()
+        for source, destination in moves.items():
+            folder = os.path.dirname(destination)
+            try:
+                if folder not in made:
+                    os.makedirs(folder, exist_ok=True)
+                    made.add(folder)
+                os.replace(source, destination)
+            except FileNotFoundError:
+                pass  # moved by a concurrent run already
+            except OSError as exc:
+                raise storage_error(exc, source, "move") from exc
+            emptied.add(os.path.dirname(source))
+        for folder in made:
+            _fsync_dir(folder)
+        for folder in emptied:
+            with suppress(OSError):  # not empty: a concurrent writer, or files not ours
+                os.rmdir(folder)
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Link a complete temp file into place: atomic, and never visible half-written."""

@@ -209,6 +209,23 @@ class Storage:
         for backend, paths in self._route(locations)[0].values():
             backend.delete_many(list(paths))
 
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        """Move files (source location → destination location, on the same backend); a
+        missing source is skipped. Local: a rename each; object stores: copy, then delete."""
+        pairs = list(moves.items())
+        sources = self._route(src for src, _ in pairs)
+        targets = self._route(dst for _, dst in pairs)[1]
+        for scheme, (backend, _) in sources[0].items():
+            backend.move_many(
+                {
+                    src_path: dst_path
+                    for (_, src_scheme, src_path), (_, _, dst_path) in zip(
+                        sources[1], targets, strict=True
+                    )
+                    if src_scheme == scheme
+                }
+            )
+
     def create_exclusive(self, location: str, data: bytes) -> bool:
         """Create ``location`` with ``data`` only if it does not exist, atomically.
 
