@@ -57,6 +57,9 @@ from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
 RECORD_EVERY = 2.0  # s between rewrites of the run record while it changes (kflow ui reads it)
+# A record of thousands of instances takes a while to encode, on the scheduler's thread:
+# the next rewrite waits this many times as long, so that it never costs more than ~5%.
+RECORD_COST_FACTOR = 20.0
 
 
 @dataclass
@@ -131,6 +134,7 @@ class Runner:
         self._changes = 0  # events since the start; the record is rewritten when it grows
         self._saved_changes = 0
         self._last_save = time.monotonic()
+        self._save_every = RECORD_EVERY
         self._first_start = "none"  # none → unsaved (an attempt started) → saved
         self._saving: Future[None] | None = None
         # lease, a second look and state marking in flight (see Prepared)
@@ -265,8 +269,9 @@ class Runner:
                 self._on_update(update)
 
     def _save_if_changed(self) -> None:
-        """Rewrite the record at most every RECORD_EVERY s while it changes, one write at a
-        time (so an older revision never lands after a newer one)."""
+        """Rewrite the record at most every RECORD_EVERY s (longer for a record slow to
+        encode) while it changes, one write at a time (so an older revision never lands after
+        a newer one)."""
         if self._changes == self._saved_changes or (
             self._saving is not None and not self._saving.done()
         ):
@@ -274,13 +279,16 @@ class Runner:
         # The first start is saved at once: should kflow be killed soon after, its record
         # still shows which instances had started (not "queued").
         first_start = self._first_start == "unsaved"
-        if not first_start and time.monotonic() - self._last_save < RECORD_EVERY:
+        if not first_start and time.monotonic() - self._last_save < self._save_every:
             return
         if first_start:
             self._first_start = "saved"
-        self._saved_changes, self._last_save = self._changes, time.monotonic()
+        began = time.monotonic()
         self.record.revision += 1
-        self._saving = self.books.write(self._record_location(), self.record.to_json())
+        data = self.record.to_json()
+        self._saved_changes, self._last_save = self._changes, time.monotonic()
+        self._save_every = max(RECORD_EVERY, RECORD_COST_FACTOR * (self._last_save - began))
+        self._saving = self.books.write(self._record_location(), data)
 
     def _wait_timeout(self) -> float:
         now = time.monotonic()
