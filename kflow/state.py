@@ -213,6 +213,7 @@ class StateStore:
         self.folder = f"{root.rstrip('/')}/.kflow/records"
         self.legacy = f"{root.rstrip('/')}/.kflow/state"  # the per-task layout of old
         self._legacy: dict[str, str] = {}  # old-layout records seen: location → flat location
+        self._upgraded = False
         # Record locations seen by instance key: what a new record replaces. Made from the
         # listings only when a write needs it (planning alone never does).
         self._listed: list[tuple[str, list[str]]] = []  # (folder, names) not yet in _seen
@@ -228,6 +229,18 @@ class StateStore:
         """
         listings = self._legacy_listings(set(tasks))
         listings.append((self.folder, self.storage.list_names(self.folder)))
+        return self._newest(listings)
+
+    def index_of(self, instances: Sequence[Instance]) -> dict[str, RecordRef]:
+        """``index`` of a few instances (one decided again before it starts): on S3, a
+        listing of their keys' records only, not of every record."""
+        listings = self._legacy_listings({i.id.task for i in instances})
+        keys = [f"{instance_key(i.id)}~" for i in instances]
+        found = self.storage.list_names_prefixed(self.folder, keys)
+        listings.append((self.folder, [name for names in found.values() for name in names]))
+        return self._newest(listings)
+
+    def _newest(self, listings: list[tuple[str, list[str]]]) -> dict[str, RecordRef]:
         newest: dict[str, RecordRef] = {}
         for folder, names in listings:
             self._listed.append((folder, names))
@@ -243,6 +256,8 @@ class StateStore:
 
     def _legacy_listings(self, tasks: set[str]) -> list[tuple[str, list[str]]]:
         """The old-layout folders of these tasks, listed; [] (after one listing) once upgraded."""
+        if self._upgraded:
+            return []  # this store moved them (a build): no listing per recheck
         present = sorted(set(self.storage.list_names(self.legacy)) & tasks)
         if not present:
             return []
@@ -259,6 +274,7 @@ class StateStore:
         does, before it writes: planning stays read-only). A rename locally; concurrent runs
         may both move, the second finds nothing left."""
         moves, self._legacy = self._legacy, {}
+        self._upgraded = True
         if not moves:
             return
         self.storage.move_many(moves)
@@ -385,6 +401,10 @@ class StateStore:
             }
             digest = inputs_digest(instance.inputs, inputs.stamps)
             self._replace(instance.id, fingerprint(parts), digest, body)
+
+        if len(instances) == 1:  # an attempt's success: no pool (a thread) for one write
+            record(instances[0])
+            return
 
         from concurrent.futures import ThreadPoolExecutor  # here: planning never needs it
 

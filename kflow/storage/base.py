@@ -138,6 +138,12 @@ class Backend(Protocol):
         """Names of the direct children of each path ([] if missing), listed concurrently."""
         ...
 
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        """Names of ``path``'s direct children that start with each prefix ([] if none):
+        one listing locally; on S3, one listing per prefix (concurrently), whatever the
+        number of other children."""
+        ...
+
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         """Content of each path, None for a missing one."""
         ...

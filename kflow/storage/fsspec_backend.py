@@ -338,6 +338,10 @@ class FsspecBackend:
             out[path] = [split_parent(name)[1] for name in entries if name != folder]
         return out
 
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        names = self.list_names_many([path])[path]
+        return {prefix: [n for n in names if n.startswith(prefix)] for prefix in prefixes}
+
     # -- reading --------------------------------------------------------------
 
     async def _aread(self, path: str) -> bytes | None:

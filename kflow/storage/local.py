@@ -13,7 +13,7 @@ import secrets
 import shutil
 import stat as statmod
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 
 from kflow.storage.base import (
@@ -213,6 +213,10 @@ class LocalBackend:
                 raise storage_error(exc, path, "list") from exc
             out[path] = [name for name in names if not name.endswith(TMP_SUFFIX)]
         return out
+
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        names = self.list_names_many([path])[path]
+        return {prefix: [n for n in names if n.startswith(prefix)] for prefix in prefixes}
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}

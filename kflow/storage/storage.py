@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kflow.errors import StorageError
@@ -156,6 +156,12 @@ class Storage:
         concurrent listings on remote storage.
         """
         return self._batched(locations, lambda backend, paths: backend.list_names_many(paths))
+
+    def list_names_prefixed(self, location: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        """The names in folder ``location`` starting with each prefix: a few instances'
+        records without listing everyone's on S3 (one listing per prefix there)."""
+        backend, path = self._one(location)
+        return backend.list_names_prefixed(path, prefixes)
 
     def list_names(self, location: str) -> list[str]:
         """The names of one folder's direct children; [] if it is missing."""

@@ -132,3 +132,22 @@ def test_s3_records_of_the_old_layout_are_read_then_moved(
     assert keys("r/.kflow/state/") == []
     assert len(keys("r/.kflow/records/")) == 2
     assert kflow("plan", "-C", tmp_path).stdout.startswith("up to date")
+
+
+def test_s3_an_instance_decided_again_before_it_starts_lists_only_its_records(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    bucket = s3_server.create_bucket()
+    options = f'storage_options = {{ endpoint_url = "{s3_server.endpoint_url}" }}'
+    names = [f"t{n:02d}" for n in range(20)]
+    toml = tasks_toml(f"s3://{bucket}/r", names, options)
+    write_project(tmp_path, toml + '\n[tasks.check]\ncommand = ["true"]\n')
+    s3_server.put_objects(bucket, {f"r/{n}.txt": b"v1" for n in names})
+    assert kflow("build", "-C", tmp_path).exit_code == 0  # records the 20, runs check
+
+    s3_server.reset_counts()
+    built = kflow("build", "-C", tmp_path, "check")  # no outputs: it runs, decided again
+    assert built.exit_code == 0, built.output
+    prefixes = record_listings(s3_server)
+    assert prefixes.count("r/.kflow/records/") <= 1, prefixes  # the plan's one listing
+    assert any(p.startswith("r/.kflow/records/") and p.endswith("~") for p in prefixes), prefixes
