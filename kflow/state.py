@@ -309,9 +309,12 @@ class StateStore:
                 continue  # records are written atomically; this is not one of ours
         return bodies
 
-    def _write(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> str:
+    def _write(
+        self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any], durable: bool
+    ) -> str:
         location = f"{self.folder}/{instance_key(iid)}~{fp}~{digest}~{time.time_ns()}.json"
-        self.storage.write_atomic(location, json.dumps(body, indent=1, sort_keys=True).encode())
+        data = json.dumps(body, indent=1, sort_keys=True).encode()
+        self.storage.write_atomic(location, data, durable)
         return location
 
     def _replace(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> None:
@@ -323,7 +326,9 @@ class StateStore:
         """
         key = instance_key(iid)
         older = self._seen.get(key, set())
-        location = self._write(iid, fp, digest, body)
+        # Not durable: should a power loss undo it, the incomplete mark (durable) or no
+        # record at all is what remains, and the instance runs again; nothing is trusted.
+        location = self._write(iid, fp, digest, body, durable=False)
         self.storage.delete_many(sorted(older))
         self._seen[key] = {location}
 
@@ -331,7 +336,7 @@ class StateStore:
         """Before an attempt: outputs that exist after a crash must not count as done."""
         key = instance_key(instance.id)
         location = self._write(
-            instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}
+            instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}, True
         )
         self._seen.setdefault(key, set()).add(location)
 

@@ -85,7 +85,9 @@ class Bookkeeper:
             self._in_background(self.leases.release, str(iid))
 
     def write(self, location: str, data: bytes) -> Future[None]:
-        return self._in_background(self.storage.write_atomic, location, data)
+        """A log or a revision of the run record: not durable (no fsync; the run's last
+        record is written durably at its end)."""
+        return self._in_background(self.storage.write_atomic, location, data, False)
 
     def finish(self) -> KflowError | None:
         """Wait for what is in flight, give up every lease; the first storage error met."""

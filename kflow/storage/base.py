@@ -152,8 +152,9 @@ class Backend(Protocol):
         """Content and the Stamp of that very content (None if missing), for compare-and-swap."""
         ...
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace ``path`` so that a reader sees the old bytes or the new ones, never a mix."""
+    def write_atomic(self, path: str, data: bytes, durable: bool = True) -> None:
+        """Replace ``path`` so that a reader sees the old bytes or the new ones, never a mix;
+        ``durable``: on disk before this returns (fsync), so that it survives a power loss."""
         ...
 
     def delete_many(self, paths: Iterable[str]) -> None:
@@ -165,7 +166,7 @@ class Backend(Protocol):
         Each destination appears whole or not at all; a folder left empty is removed."""
         ...
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
         """Create ``path`` only if absent, atomically; False if it already exists."""
         ...
 

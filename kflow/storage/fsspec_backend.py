@@ -410,7 +410,7 @@ class FsspecBackend:
 
     # -- writing --------------------------------------------------------------
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes, durable: bool = True) -> None:
         """One pipe_file: object stores make a single PUT (or a completed multipart) atomic."""
         try:
             self.fs.pipe_file(path, data)
@@ -464,7 +464,7 @@ class FsspecBackend:
                 hint="keep the project's storage on a local path, file:// or s3://",
             )
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
         self._require_in_process(path, "create")
         with _IN_PROCESS_LOCK:
             if self._info(path) is not None:

@@ -156,7 +156,7 @@ class S3Backend(FsspecBackend):
                 return None
             raise storage_error(exc, self.url(path), "read") from exc
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
         bucket, key, _ = self.fs.split_path(path)
         return self._conditional(
             path,

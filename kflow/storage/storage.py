@@ -201,14 +201,16 @@ class Storage:
 
     # -- writing --------------------------------------------------------------
 
-    def write_atomic(self, location: str, data: bytes) -> None:
+    def write_atomic(self, location: str, data: bytes, durable: bool = True) -> None:
         """Write all of ``data`` or nothing: readers never see a partial file or object.
 
         Local: a temp file in the same folder, fsync, rename (folders created as
-        needed). Object stores: one PUT, atomic by nature.
+        needed). Object stores: one PUT, atomic by nature. ``durable=False`` skips the
+        fsyncs: as atomic for every reader, but a power loss may undo the write (for what
+        a lost write only makes redo: logs, leases, success records).
         """
         backend, path = self._one(location)
-        backend.write_atomic(path, data)
+        backend.write_atomic(path, data, durable)
 
     def delete_many(self, locations: Iterable[str]) -> None:
         """Delete files or objects; missing ones are ignored; batched where the backend can."""
@@ -232,7 +234,7 @@ class Storage:
                 }
             )
 
-    def create_exclusive(self, location: str, data: bytes) -> bool:
+    def create_exclusive(self, location: str, data: bytes, durable: bool = True) -> bool:
         """Create ``location`` with ``data`` only if it does not exist, atomically.
 
         Of any number of racing callers, on any number of machines, exactly one
@@ -240,7 +242,7 @@ class Storage:
         ``If-None-Match: *``.
         """
         backend, path = self._one(location)
-        return backend.create_exclusive(path, data)
+        return backend.create_exclusive(path, data, durable)
 
     def replace_if_unchanged(self, location: str, data: bytes, expected: Stamp) -> bool:
         """Replace ``location`` only if its current Stamp equals ``expected`` (compare-and-swap).
