@@ -313,7 +313,8 @@ class StateStore:
         self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any], durable: bool
     ) -> str:
         location = f"{self.folder}/{instance_key(iid)}~{fp}~{digest}~{time.time_ns()}.json"
-        data = json.dumps(body, indent=1, sort_keys=True).encode()
+        # Compact: with any indent, json falls back to its pure-Python encoder.
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         self.storage.write_atomic(location, data, durable)
         return location
 

@@ -178,6 +178,7 @@ def write_instances(folder: Path, n: int) -> None:
 class Run:
     wall: float
     rss_mib: float
+    cpu: float = 0.0  # user + system seconds, children included
 
 
 @dataclass
@@ -213,7 +214,7 @@ def run(argv: list[str], cwd: Path, expect: int | None = 0, tries: int = 3) -> R
         return run(argv, cwd, expect, tries - 1)
     if expect is not None and code != expect:
         raise SystemExit(f"{argv} in {cwd} exited {code}:\n{err.decode()[-3000:]}")
-    return Run(wall, usage.ru_maxrss / 1024)  # KiB on Linux
+    return Run(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)  # KiB on Linux
 
 
 def median_of(argv: list[str], cwd: Path, runs: int, expect: int | None = 0) -> Cell:
@@ -374,14 +375,21 @@ def overhead_case(n: int, work: Path, runs: int) -> None:
         times["make"].append(cold(["make", "-r", "-s", "-j2"]))
         times["kflow"].append(cold(kflow("build", "-j", "2")))
     make, ours = (statistics.median(r.wall for r in times[k]) for k in ("make", "kflow"))
+    make_cpu, our_cpu = (statistics.median(r.cpu for r in times[k]) for k in ("make", "kflow"))
     rss = max(r.rss_mib for r in times["kflow"])
     per_task = (ours - make) / n * 2 * 1000  # two slots: each does n/2 tasks
+    # CPU does not depend on how busy the machine is: kflow's own, start-up included.
+    cpu_per_task = (our_cpu - make_cpu) / n * 1000
     print(f"\n### per-task overhead: {n:,} no-op tasks (`sh -c 'true > out'`), cold, -j 2\n")
-    print("| make | kflow | kflow's own ms per task ((kflow - make) / N x jobs) |")
-    print("|---|---|---|")
     print(
-        f"| {make:.3f} s | {ours:.3f} s ({ours / make:.1f}x) | {per_task:.2f} ms |"
-        f"  (median of {runs}; peak RSS {rss:.0f} MiB)"
+        "| make | kflow | kflow's own ms per task, wall ((kflow - make) / N x jobs) "
+        "| kflow's own CPU ms per task ((kflow - make) / N) |"
+    )
+    print("|---|---|---|---|")
+    print(
+        f"| {make:.3f} s | {ours:.3f} s ({ours / make:.1f}x) | {per_task:.2f} ms "
+        f"| {cpu_per_task:.2f} ms |  (median of {runs}; peak RSS {rss:.0f} MiB; "
+        f"CPU make {make_cpu:.2f} s, kflow {our_cpu:.2f} s)"
     )
 
 
