@@ -113,10 +113,6 @@ class Plan:
     forced: Callable[[Instance], bool] = field(default=lambda _: False, repr=False)
     _running: set[InstanceId] | None = field(default=None, init=False, repr=False)
 
-    @property
-    def reasons(self) -> dict[InstanceId, str]:
-        return {iid: self.decisions[iid].line() for iid in self.to_run}
-
     def checks(self, iid: InstanceId) -> tuple[Check, ...]:
         """Every check of one instance's decision and its result, as ``plan --why`` shows them.
 

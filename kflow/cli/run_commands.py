@@ -41,7 +41,7 @@ from kflow.cli.plan_commands import (
 from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
 from kflow.graph import Graph
 from kflow.model import Instance, InstanceId, parse_instance_id
-from kflow.plan import Plan, make_plan, recheck
+from kflow.plan import Decision, Plan, make_plan, recheck
 from kflow.storage import Storage
 
 if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op build is cron's
@@ -53,9 +53,9 @@ if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op
 def _replanner(plan: Plan, storage: Storage) -> Replanner:
     """Decide one instance again against what storage says now (its lease held)."""
 
-    def replan(instance: Instance, waited: bool) -> str | None:
+    def replan(instance: Instance, waited: bool) -> Decision | None:
         decision = recheck(plan, instance.id, storage, waited=waited)
-        return decision.line() if decision.runs else None
+        return decision if decision.runs else None
 
     return replan
 
@@ -261,7 +261,7 @@ def _run(
     runner = Runner(
         graph,
         plan.to_run,
-        plan.reasons,
+        {iid: plan.decisions[iid] for iid in plan.to_run},
         executor=chosen,
         storage=storage,
         # The plan's store knows the records it read, so new ones replace them.

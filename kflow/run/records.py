@@ -16,6 +16,7 @@ from typing import Any
 from kflow.errors import UsageError
 from kflow.executors.liveness import Place, all_gone
 from kflow.run.ids import safe_name
+from kflow.run.statuses import AttemptStatus, InstanceStatus, RunStatus, parse_status
 from kflow.storage import Storage
 
 RECORD_VERSION = 1
@@ -43,7 +44,7 @@ class AttemptRecord:
     started: float
     ended: float | None = None
     exit_code: int | None = None
-    status: str = "running"  # running | succeeded | failed
+    status: str = AttemptStatus.RUNNING  # an AttemptStatus (text if unknown)
     reason: str = ""  # why it failed
     where: str = ""  # pid, pod name
     log: str = ""  # location of the log on storage
@@ -57,7 +58,7 @@ class AttemptRecord:
 
 @dataclass
 class InstanceRecord:
-    status: str = "queued"  # queued | running | succeeded | failed | skipped | reused | held
+    status: str = InstanceStatus.QUEUED  # an InstanceStatus (text if unknown)
     reason: str = ""  # why it ran (from the plan)
     detail: str = ""  # why it failed or was skipped
     attempts: list[AttemptRecord] = field(default_factory=list)
@@ -77,7 +78,7 @@ class RunRecord:
     jobs: int
     started: float = field(default_factory=time.time)
     ended: float | None = None
-    status: str = "running"  # running | succeeded | failed | interrupted | held | error
+    status: str = RunStatus.RUNNING  # a RunStatus (text if unknown)
     exit_code: int | None = None
     host: str = ""
     pid: int = 0
@@ -115,8 +116,10 @@ class RunRecord:
                 AttemptRecord(**{k: v for k, v in a.items() if k != "duration"})
                 for a in entry.get("attempts", [])
             ]
+            for attempt in attempts:
+                attempt.status = parse_status(AttemptStatus, attempt.status)
             instances[name] = InstanceRecord(
-                entry.get("status", ""),
+                parse_status(InstanceStatus, entry.get("status", "")),
                 entry.get("reason", ""),
                 entry.get("detail", ""),
                 attempts,
@@ -129,6 +132,8 @@ class RunRecord:
         for key in ("started", "ended"):  # times are numbers (or absent): arithmetic follows
             if not isinstance(known.get(key, 0.0), (int, float, type(None))):
                 raise ValueError(f"run record: {key} is not a time")
+        if "status" in known:
+            known["status"] = parse_status(RunStatus, known["status"])
         return cls(**known, instances=instances)
 
     @property

@@ -27,6 +27,7 @@ from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, Attem
 from kflow.executors.liveness import my_start_time, this_place
 from kflow.graph import Graph
 from kflow.model import Instance, InstanceId
+from kflow.plan import Decision
 from kflow.run import events as ev
 from kflow.run.abort import ABORT_TIMEOUT, briefly, mark_aborted
 from kflow.run.agenda import Agenda
@@ -52,6 +53,7 @@ from kflow.run.records import (
     record_location,
     save_record,
 )
+from kflow.run.statuses import NOT_STARTED, AttemptStatus, InstanceStatus, RunStatus
 from kflow.state import fingerprint, fingerprint_parts, instance_key
 from kflow.storage import Storage
 
@@ -77,7 +79,7 @@ class Runner:
         self,
         graph: Graph,
         to_run: Sequence[InstanceId],
-        reasons: Mapping[InstanceId, str],
+        decisions: Mapping[InstanceId, Decision],
         *,
         executor: Executor,
         storage: Storage,
@@ -92,7 +94,7 @@ class Runner:
         self.graph = graph
         self.agenda = Agenda(graph, to_run)
         self.order = self.agenda.order
-        self.reasons = dict(reasons)
+        self.decisions = dict(decisions)  # why each runs: text only in records and events
         self.executor = executor
         self.storage = storage
         self.hooks = hooks
@@ -101,7 +103,7 @@ class Runner:
         self.root = graph.project.root
         self.protected = Protected(graph)  # never deleted, whatever the outputs
         self.run_id = run_id or new_run_id()
-        self.replan = replan or outputs_replanner(storage, self.reasons)
+        self.replan = replan or outputs_replanner(storage, self.decisions)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
         meta = meta or RunMeta()
         place = this_place()
@@ -120,7 +122,7 @@ class Runner:
             pid_start=my_start_time(),
             instances={
                 str(i): InstanceRecord(
-                    reason=reasons.get(i, ""),
+                    reason=self._why(i),
                     requires=[str(r) for r in graph.instances[i].requires],
                     outputs=list(graph.instances[i].outputs.values()),
                 )
@@ -319,8 +321,8 @@ class Runner:
             and len(self.preparing) + self.agenda.prepared_count < depth
         ):
             iid = self.agenda.pop_ready()
-            self._instance(iid).status = "preparing"
-            self.preparing[iid] = self.books.prepare(iid, self.reasons.get(iid, ""))
+            self._instance(iid).status = InstanceStatus.PREPARING
+            self.preparing[iid] = self.books.prepare(iid, self.decisions[iid])
 
     def _collect_prepared(self) -> None:
         for iid, future in list(self.preparing.items()):
@@ -335,8 +337,10 @@ class Runner:
             elif prepared.holder is not None:
                 self._held_elsewhere(iid, prepared.holder)
             else:
-                if prepared.reason != self.reasons.get(iid):
-                    self._instance(iid).reason = self.reasons[iid] = prepared.reason or ""
+                decision = prepared.reason
+                if decision is not None and decision != self.decisions[iid]:
+                    self.decisions[iid] = decision
+                    self._instance(iid).reason = decision.line()
                 self.agenda.add_prepared(iid)
 
     def _start_prepared(self) -> None:
@@ -348,19 +352,19 @@ class Runner:
             self._submit(iid)
 
     def _drop_prepared(self, iid: InstanceId) -> None:
-        self._instance(iid).status = "queued"
+        self._instance(iid).status = InstanceStatus.QUEUED
         self._release_lease(iid)
 
     def _held_elsewhere(self, iid: InstanceId, other: LeaseInfo) -> None:
         if self.options.wait_for_others:
             self.waiting[iid] = (other, time.monotonic() + self.options.lease_poll)
             if self.held_by.get(iid) != other:  # said once per holder, not at every look
-                self._instance(iid).status = "waiting"
+                self._instance(iid).status = InstanceStatus.WAITING
                 self._emit(ev.WaitingForOtherRun(instance=str(iid), holder=str(other)))
             self.held_by[iid] = other
             return
         entry = self._instance(iid)
-        entry.status, entry.detail = "held", f"held by {other}"
+        entry.status, entry.detail = InstanceStatus.HELD, f"held by {other}"
         self._emit(ev.HeldByOtherRun(instance=str(iid), holder=str(other)))
         self._give_up_on(
             iid,
@@ -378,15 +382,14 @@ class Runner:
                 continue
             del self.waiting[iid]
             if not self.stopping:
-                reason = self.reasons.get(iid, "")
-                self.preparing[iid] = self.books.prepare(iid, reason, waited=True)
+                self.preparing[iid] = self.books.prepare(iid, self.decisions[iid], waited=True)
 
     def _reused(self, iid: InstanceId) -> None:
         """Another run has built the instance since our plan: its result is ours."""
         holder = self.held_by.pop(iid, None)
         built_by = str(holder) if holder is not None else "another run"
         entry = self._instance(iid)
-        entry.status, entry.detail = "reused", f"built by {built_by}"
+        entry.status, entry.detail = InstanceStatus.REUSED, f"built by {built_by}"
         self._emit(ev.InstanceReused(instance=str(iid), holder=built_by))
         self._unblock_dependents(iid)
 
@@ -436,11 +439,11 @@ class Runner:
         if self._first_start == "none":
             self._first_start = "unsaved"
         entry = self._instance(iid)
-        entry.status = "running"
+        entry.status = InstanceStatus.RUNNING
         entry.attempts.append(attempt)
         self.running[handle.key] = _Running(iid, handle, attempt)
         self._emit(
-            ev.AttemptStarted(instance=str(iid), attempt=number, reason=self.reasons.get(iid, ""))
+            ev.AttemptStarted(instance=str(iid), attempt=number, reason=self._why(iid))
         )
 
     # -- reacting ---------------------------------------------------------------
@@ -461,7 +464,7 @@ class Runner:
         reason = update.reason or "failed"
         if running.lease_lost and not self.interrupting:
             # Another run owns the instance now: leave its outputs alone and wait for its result.
-            attempt.status, attempt.reason = "failed", "lease lost to another run"
+            attempt.status, attempt.reason = AttemptStatus.FAILED, "lease lost to another run"
             self._store_log(running)
             self._held_elsewhere(running.iid, LeaseInfo("", str(running.iid), 0.0))
             return
@@ -475,8 +478,8 @@ class Runner:
 
     def _succeeded(self, running: _Running, instance: Instance) -> None:
         iid = running.iid
-        running.record.status = "succeeded"
-        self._instance(iid).status = "succeeded"
+        running.record.status = AttemptStatus.SUCCEEDED
+        self._instance(iid).status = InstanceStatus.SUCCEEDED
         self._store_log(running)
         self.books.record_success(instance)
         self._emit(
@@ -490,7 +493,7 @@ class Runner:
 
     def _unblock_dependents(self, iid: InstanceId) -> None:
         for dependent in self.agenda.unblock(iid, self.graph.dependents(iid)):
-            if self._instance(dependent).status == "queued":
+            if self._instance(dependent).status == InstanceStatus.QUEUED:
                 self._instance(dependent).ready = time.time()
                 self.agenda.make_ready(dependent)
 
@@ -502,11 +505,11 @@ class Runner:
         if instance.outputs:
             remove_outputs(self.storage, self.root, instance.outputs.values(), self.protected)
         attempt = running.record
-        attempt.status, attempt.reason = "failed", reason
+        attempt.status, attempt.reason = AttemptStatus.FAILED, reason
         data = self._store_log(running)
         if self.interrupting:
             entry = self._instance(iid)
-            entry.status, entry.detail = "interrupted", reason
+            entry.status, entry.detail = InstanceStatus.INTERRUPTED, reason
             self._release_lease(iid)
             return
         if not counts and self.free_retries.get(iid, 0) < MAX_FREE_RETRIES:
@@ -521,7 +524,7 @@ class Runner:
             self._retry_in(iid, backoff(instance.task.retry_delay, failed_attempts, cap), reason)
             return
         entry = self._instance(iid)
-        entry.status, entry.detail = "failed", reason
+        entry.status, entry.detail = InstanceStatus.FAILED, reason
         self._release_lease(iid)
         self._emit(
             ev.InstanceFailed(
@@ -535,7 +538,7 @@ class Runner:
         self._give_up_on(iid, f"requires {iid}, which failed", "the run stopped after a failure")
 
     def _retry_in(self, iid: InstanceId, delay: float, reason: str) -> None:
-        self._instance(iid).status = "retrying"
+        self._instance(iid).status = InstanceStatus.RETRYING
         self.agenda.delay(iid, time.monotonic() + delay)
         self._emit(
             ev.AttemptFailed(
@@ -552,9 +555,9 @@ class Runner:
             if dependent not in self.agenda:
                 continue
             entry = self._instance(dependent)
-            if entry.status != "queued":
+            if entry.status != InstanceStatus.QUEUED:
                 continue
-            entry.status, entry.detail = "skipped", why
+            entry.status, entry.detail = InstanceStatus.SKIPPED, why
             self._emit(ev.InstanceSkipped(instance=str(dependent), reason=why))
             stack.extend(self.graph.dependents(dependent))
         if not self.options.keep_going:
@@ -570,7 +573,8 @@ class Runner:
         self._emit(ev.Interrupting(running=[str(r.iid) for r in self.running.values()]))
         for iid in self.agenda.take_delayed() + list(self.waiting):
             entry = self._instance(iid)
-            entry.status, entry.detail = "interrupted", "interrupted before it could run again"
+            entry.status = InstanceStatus.INTERRUPTED
+            entry.detail = "interrupted before it could run again"
             self._release_lease(iid)
         for prepared in self.agenda.take_prepared():
             self._drop_prepared(prepared)
@@ -601,15 +605,15 @@ class Runner:
         reason = "interrupted" if self.interrupting else self.stop_reason or "the run stopped"
         for iid in self.order:
             entry = self._instance(iid)
-            if entry.status in ("queued", "waiting", "retrying", "preparing"):
-                entry.status, entry.detail = "skipped", f"not started: {reason}"
+            if entry.status in NOT_STARTED:
+                entry.status, entry.detail = InstanceStatus.SKIPPED, f"not started: {reason}"
                 if error is None and not self.interrupting:
                     self._emit(ev.InstanceSkipped(instance=str(iid), reason=entry.detail))
         background_error = self.books.finish()
         statuses = [e.status for e in self.record.instances.values()]
         status, code = outcome(statuses, error, background_error, self._stop_requested.is_set())
-        if status == "interrupted" and self.stop_cause == "cancelled":
-            status = "cancelled"
+        if status is RunStatus.INTERRUPTED and self.stop_cause == "cancelled":
+            status = RunStatus.CANCELLED
         self.record.status, self.record.exit_code = status, code
         self.record.ended = time.time()
         self.record.revision += 1
@@ -620,10 +624,10 @@ class Runner:
                 run_id=self.run_id,
                 status=status,
                 exit_code=code,
-                succeeded=counts.get("succeeded", 0),
-                failed=counts.get("failed", 0),
-                skipped=counts.get("skipped", 0),
-                reused=counts.get("reused", 0),
+                succeeded=counts.get(InstanceStatus.SUCCEEDED, 0),
+                failed=counts.get(InstanceStatus.FAILED, 0),
+                skipped=counts.get(InstanceStatus.SKIPPED, 0),
+                reused=counts.get(InstanceStatus.REUSED, 0),
                 duration=time.monotonic() - self._started,
                 record=self._record_location(),
             )
@@ -642,6 +646,11 @@ class Runner:
         running.record.log = location
         self.books.write(location, data)
         return data
+
+    def _why(self, iid: InstanceId) -> str:
+        """Why the instance runs, as records and events show it."""
+        decision = self.decisions.get(iid)
+        return decision.line() if decision is not None else ""
 
     def _instance(self, iid: InstanceId) -> InstanceRecord:
         return self.record.instances[str(iid)]

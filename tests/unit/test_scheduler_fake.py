@@ -3,12 +3,14 @@ leases decided by the real scheduler, without starting a process."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 import threading
 from pathlib import Path
 
 from kflow.graph import Graph, build_graph
 from kflow.load import load_project
+from kflow.plan import Decision, Reason
 from kflow.run import NoState, Runner, RunOptions, RunResult
 from kflow.run import events as ev
 from kflow.run.leases import Leases
@@ -28,7 +30,7 @@ def _runner(graph: Graph, fake: FakeExecutor, events: list[ev.Event], **options:
     return Runner(
         graph,
         order,
-        {iid: "output missing" for iid in order},
+        {iid: Decision(iid, Reason.OUTPUT_MISSING, "its output") for iid in order},
         executor=fake,
         storage=Storage(graph.project.directory),
         hooks=NoState(),
@@ -192,3 +194,28 @@ def test_no_wait_gives_up_on_an_instance_another_run_holds(tmp_path: Path) -> No
     assert result.exit_code == 3
     assert "b" not in fake.started and "d" not in fake.started
     assert any(isinstance(e, ev.HeldByOtherRun) and e.instance == "b" for e in events)
+
+
+def test_statuses_are_enums_in_memory_and_the_same_text_on_storage(tmp_path: Path) -> None:
+    from kflow.run.records import RunRecord
+    from kflow.run.statuses import AttemptStatus, InstanceStatus, RunStatus
+
+    result, _ = _run(tmp_path, BRANCHES, jobs=1, keep_going=True)
+    record = result.record
+    assert record.status is RunStatus.FAILED
+    assert record.instances["bad"].status is InstanceStatus.FAILED
+    assert record.instances["after_bad"].status is InstanceStatus.SKIPPED
+    assert record.instances["other"].attempts[0].status is AttemptStatus.SUCCEEDED
+    assert f"{record.status} / {record.instances['other'].status}" == "failed / succeeded"
+
+    text = (tmp_path / result.record_location).read_text()
+    stored = json.loads(text)  # the JSON strings records always had
+    assert stored["status"] == "failed"
+    assert stored["instances"]["other"]["attempts"][0]["status"] == "succeeded"
+    # A record written before (indented, plain strings) reads back as enums; a status this
+    # kflow does not know stays text.
+    stored["instances"]["other"]["status"] = "from-the-future"
+    again = RunRecord.from_json(json.dumps(stored, indent=1).encode())
+    assert again.status is RunStatus.FAILED
+    assert again.instances["bad"].status is InstanceStatus.FAILED
+    assert again.instances["other"].status == "from-the-future"
