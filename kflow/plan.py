@@ -6,7 +6,7 @@ changed (what runs, or a declared source input's content) → an input changed
 since the outputs were made → an upstream instance will run.
 
 All I/O happens up front and in batches (one stat of every location, one
-listing per task's record folder, one concurrent read of the records whose
+listing of the records, one concurrent read of the records whose
 names say something changed); the decisions themselves are pure.
 """
 
@@ -113,10 +113,6 @@ class Plan:
     forced: Callable[[Instance], bool] = field(default=lambda _: False, repr=False)
     _running: set[InstanceId] | None = field(default=None, init=False, repr=False)
 
-    @property
-    def reasons(self) -> dict[InstanceId, str]:
-        return {iid: self.decisions[iid].line() for iid in self.to_run}
-
     def checks(self, iid: InstanceId) -> tuple[Check, ...]:
         """Every check of one instance's decision and its result, as ``plan --why`` shows them.
 
@@ -146,6 +142,9 @@ class Observations:
     refs: Mapping[InstanceId, RecordRef]  # each instance's newest record, where it has one
 
 
+FEW = 8  # instances observed alone (a recheck): their records are listed by key
+
+
 class MissingSourceInput(DefinitionError):
     """A declared source input that does not exist and no task makes."""
 
@@ -166,7 +165,10 @@ def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
     locations = {loc for i in instances for loc in i.outputs.values()}
     locations.update(loc for i in instances for loc in i.inputs)
     stamps = storage.stat_many(sorted(locations))
-    records = store.index({i.id.task for i in instances})
+    if len(instances) <= FEW:
+        records = store.index_of(instances)
+    else:
+        records = store.index({i.id.task for i in instances})
     refs = {i.id: ref for i in instances if (ref := records.get(instance_key(i.id))) is not None}
     fingerprints_now = fingerprints(instances)
     digests = inputs_digests(instances, stamps)

@@ -1,6 +1,6 @@
 """State records: what each instance looked like at the end of its last successful run.
 
-Layout, under ``{root}/.kflow/state/TASK/``, one object per record::
+Layout, in one flat folder ``{root}/.kflow/records/``, one object per record::
 
     KEY~FINGERPRINT~DIGEST~TIME.json
 
@@ -8,14 +8,19 @@ Layout, under ``{root}/.kflow/state/TASK/``, one object per record::
 env, params, GPU resources), ``DIGEST`` hashes the input stamps seen when the
 record was made. A listing of the task's folder therefore tells the planner,
 for every instance at once, whether anything changed: a no-op plan costs one
-listing per task, not one read per instance. The JSON body, read only when the
-name says something changed, holds the details that explain why.
+listing in all (one paged listing on S3), not one per task nor one read per instance.
+Records of tasks no longer defined are names in that listing, nothing more. The JSON
+body, read only when the name says something changed, holds the details that explain why.
 
 Records are independent objects written atomically, so concurrent runs never
 corrupt each other; ``TIME`` orders them when two exist for one instance.
 A record whose fingerprint is ``incomplete`` marks an attempt in progress: if
 kflow dies mid-attempt, the next plan reruns the instance instead of trusting a
 half-written output.
+
+Before 0.x, records lived in one folder per task (``{root}/.kflow/state/TASK/``, same
+names). They are still read (one listing of ``state/``, then one per task folder left),
+and ``kflow build`` moves them into the flat folder, so an upgrade keeps its state.
 """
 
 from __future__ import annotations
@@ -205,24 +210,39 @@ class StateStore:
 
     def __init__(self, storage: Storage, root: str):
         self.storage = storage
-        self.folder = f"{root.rstrip('/')}/.kflow/state"
+        self.folder = f"{root.rstrip('/')}/.kflow/records"
+        self.legacy = f"{root.rstrip('/')}/.kflow/state"  # the per-task layout of old
+        self._legacy: dict[str, str] = {}  # old-layout records seen: location → flat location
+        self._upgraded = False
         # Record locations seen by instance key: what a new record replaces. Made from the
         # listings only when a write needs it (planning alone never does).
         self._listed: list[tuple[str, list[str]]] = []  # (folder, names) not yet in _seen
         self._by_key: dict[str, set[str]] = {}
         self._lock = threading.Lock()  # record_many writes from a thread pool
 
-    def _task_folder(self, task: str) -> str:
-        return f"{self.folder}/{task}"
-
     def index(self, tasks: Iterable[str]) -> dict[str, RecordRef]:
         """The newest record of each instance of these tasks, by instance key.
 
-        One listing per task, all at once.
+        One listing of the flat folder; old-layout folders of these tasks, if any are left,
+        one listing each. The old layout is listed first: a concurrent ``upgrade`` moves a
+        record before it deletes it, so either listing sees it.
         """
+        listings = self._legacy_listings(set(tasks))
+        listings.append((self.folder, self.storage.list_names(self.folder)))
+        return self._newest(listings)
+
+    def index_of(self, instances: Sequence[Instance]) -> dict[str, RecordRef]:
+        """``index`` of a few instances (one decided again before it starts): on S3, a
+        listing of their keys' records only, not of every record."""
+        listings = self._legacy_listings({i.id.task for i in instances})
+        keys = [f"{instance_key(i.id)}~" for i in instances]
+        found = self.storage.list_names_prefixed(self.folder, keys)
+        listings.append((self.folder, [name for names in found.values() for name in names]))
+        return self._newest(listings)
+
+    def _newest(self, listings: list[tuple[str, list[str]]]) -> dict[str, RecordRef]:
         newest: dict[str, RecordRef] = {}
-        folders = [self._task_folder(task) for task in sorted(set(tasks))]
-        for folder, names in self.storage.list_names_many(folders).items():  # concurrently
+        for folder, names in listings:
             self._listed.append((folder, names))
             for name in names:
                 key, fp, digest, stamp = _record_name_parts(name)
@@ -230,9 +250,40 @@ class StateStore:
                     continue  # a temp file or something not ours
                 time_ns = int(stamp)
                 known = newest.get(key)
-                if known is None or time_ns > known.time_ns:
+                if known is None or time_ns >= known.time_ns:  # equal: the flat copy
                     newest[key] = RecordRef(f"{folder}/{name}", fp, digest, time_ns)
         return newest
+
+    def _legacy_listings(self, tasks: set[str]) -> list[tuple[str, list[str]]]:
+        """The old-layout folders of these tasks, listed; [] (after one listing) once upgraded."""
+        if self._upgraded:
+            return []  # this store moved them (a build): no listing per recheck
+        present = sorted(set(self.storage.list_names(self.legacy)) & tasks)
+        if not present:
+            return []
+        folders = [f"{self.legacy}/{task}" for task in present]
+        listings = list(self.storage.list_names_many(folders).items())
+        for folder, names in listings:
+            for name in names:
+                if _record_name_parts(name)[3]:
+                    self._legacy[f"{folder}/{name}"] = f"{self.folder}/{name}"
+        return listings
+
+    def upgrade(self) -> None:
+        """Move the old-layout records ``index`` found into the flat folder (``kflow build``
+        does, before it writes: planning stays read-only). A rename locally; concurrent runs
+        may both move, the second finds nothing left."""
+        moves, self._legacy = self._legacy, {}
+        self._upgraded = True
+        if not moves:
+            return
+        self.storage.move_many(moves)
+        seen = self._seen
+        with self._lock:
+            for locations in seen.values():
+                for old in [loc for loc in locations if loc in moves]:
+                    locations.discard(old)
+                    locations.add(moves[old])
 
     @property
     def _seen(self) -> dict[str, set[str]]:
@@ -258,11 +309,13 @@ class StateStore:
                 continue  # records are written atomically; this is not one of ours
         return bodies
 
-    def _write(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> str:
-        location = (
-            f"{self._task_folder(iid.task)}/{instance_key(iid)}~{fp}~{digest}~{time.time_ns()}.json"
-        )
-        self.storage.write_atomic(location, json.dumps(body, indent=1, sort_keys=True).encode())
+    def _write(
+        self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any], durable: bool
+    ) -> str:
+        location = f"{self.folder}/{instance_key(iid)}~{fp}~{digest}~{time.time_ns()}.json"
+        # Compact: with any indent, json falls back to its pure-Python encoder.
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        self.storage.write_atomic(location, data, durable)
         return location
 
     def _replace(self, iid: InstanceId, fp: str, digest: str, body: Mapping[str, Any]) -> None:
@@ -274,7 +327,9 @@ class StateStore:
         """
         key = instance_key(iid)
         older = self._seen.get(key, set())
-        location = self._write(iid, fp, digest, body)
+        # Not durable: should a power loss undo it, the incomplete mark (durable) or no
+        # record at all is what remains, and the instance runs again; nothing is trusted.
+        location = self._write(iid, fp, digest, body, durable=False)
         self.storage.delete_many(sorted(older))
         self._seen[key] = {location}
 
@@ -282,7 +337,7 @@ class StateStore:
         """Before an attempt: outputs that exist after a crash must not count as done."""
         key = instance_key(instance.id)
         location = self._write(
-            instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}
+            instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}, True
         )
         self._seen.setdefault(key, set()).add(location)
 
@@ -352,6 +407,10 @@ class StateStore:
             }
             digest = inputs_digest(instance.inputs, inputs.stamps)
             self._replace(instance.id, fingerprint(parts), digest, body)
+
+        if len(instances) == 1:  # an attempt's success: no pool (a thread) for one write
+            record(instances[0])
+            return
 
         from concurrent.futures import ThreadPoolExecutor  # here: planning never needs it
 

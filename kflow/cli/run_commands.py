@@ -41,7 +41,7 @@ from kflow.cli.plan_commands import (
 from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
 from kflow.graph import Graph
 from kflow.model import Instance, InstanceId, parse_instance_id
-from kflow.plan import Plan, make_plan, recheck
+from kflow.plan import Decision, Plan, make_plan, recheck
 from kflow.storage import Storage
 
 if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op build is cron's
@@ -53,9 +53,9 @@ if TYPE_CHECKING:  # the run layer is imported only once something runs: a no-op
 def _replanner(plan: Plan, storage: Storage) -> Replanner:
     """Decide one instance again against what storage says now (its lease held)."""
 
-    def replan(instance: Instance, waited: bool) -> str | None:
+    def replan(instance: Instance, waited: bool) -> Decision | None:
         decision = recheck(plan, instance.id, storage, waited=waited)
-        return decision.line() if decision.runs else None
+        return decision if decision.runs else None
 
     return replan
 
@@ -213,7 +213,10 @@ def _plan_build(
 
 def _record_adopted(plan: Plan) -> None:
     """Outputs found up to date without a record get one (as `kflow accept` would), so that
-    a later change of their command or inputs is seen (SPEC §2)."""
+    a later change of their command or inputs is seen (SPEC §2). Records of the old
+    per-task layout move to the flat one first (planning alone stays read-only)."""
+    if plan.store is not None:
+        plan.store.upgrade()
     if plan.adopted and plan.store is not None:
         instances = [plan.graph.instances[iid] for iid in plan.adopted]
         observed = plan.observed.stamps if plan.observed is not None else None
@@ -258,7 +261,7 @@ def _run(
     runner = Runner(
         graph,
         plan.to_run,
-        plan.reasons,
+        {iid: plan.decisions[iid] for iid in plan.to_run},
         executor=chosen,
         storage=storage,
         # The plan's store knows the records it read, so new ones replace them.

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from kflow.errors import KflowError
 from kflow.graph import Graph
 from kflow.model import Instance, InstanceId
+from kflow.plan import Decision
 from kflow.run.hooks import Replanner, StateHooks
 from kflow.run.leases import LeaseInfo, Leases
 from kflow.run.outcome import drain
@@ -27,7 +28,7 @@ class Prepared(NamedTuple):
     it since the plan and its result is up to date (nothing held)."""
 
     holder: LeaseInfo | None = None
-    reason: str | None = None
+    reason: Decision | None = None
 
 
 class Bookkeeper:
@@ -48,14 +49,16 @@ class Bookkeeper:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kflow-run")
         self._background: list[Future[None]] = []
 
-    def prepare(self, iid: InstanceId, reason: str, waited: bool = False) -> Future[Prepared]:
+    def prepare(
+        self, iid: InstanceId, decision: Decision, waited: bool = False
+    ) -> Future[Prepared]:
         """The lease, a look at the instance again, then the state mark (see ``Prepared``).
 
         ``waited``: another run held the lease before (so it may have built the instance).
         """
-        return self._pool.submit(self._prepare, iid, reason, waited)
+        return self._pool.submit(self._prepare, iid, decision, waited)
 
-    def _prepare(self, iid: InstanceId, reason: str, waited: bool) -> Prepared:
+    def _prepare(self, iid: InstanceId, decision: Decision, waited: bool) -> Prepared:
         instance = self.graph.instances[iid]
         if self.leases is not None:
             other = self.leases.try_acquire(str(iid))
@@ -67,9 +70,9 @@ class Bookkeeper:
             if now is None:
                 self.leases.release(str(iid))
                 return Prepared()
-            reason = now
+            decision = now
         self.hooks.before_attempt(instance)
-        return Prepared(reason=reason)
+        return Prepared(reason=decision)
 
     def record_success(self, instance: Instance) -> None:
         """The success record, then the lease: a run waiting for it finds the result up to date."""
@@ -85,7 +88,9 @@ class Bookkeeper:
             self._in_background(self.leases.release, str(iid))
 
     def write(self, location: str, data: bytes) -> Future[None]:
-        return self._in_background(self.storage.write_atomic, location, data)
+        """A log or a revision of the run record: not durable (no fsync; the run's last
+        record is written durably at its end)."""
+        return self._in_background(self.storage.write_atomic, location, data, False)
 
     def finish(self) -> KflowError | None:
         """Wait for what is in flight, give up every lease; the first storage error met."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from kflow.model import Instance
+
+if TYPE_CHECKING:
+    from kflow.plan import Decision
 
 
 class StateHooks(Protocol):
@@ -34,4 +37,4 @@ class NoState:
 # Asked again just before an instance starts, its lease held (``waited``: after another
 # run held it): the reason it still has to run, or None when another run has built it
 # since the plan and its result is up to date for us.
-Replanner = Callable[[Instance, bool], "str | None"]
+Replanner = Callable[[Instance, bool], "Decision | None"]

@@ -176,7 +176,9 @@ class Leases:
         location = lease_location(self.root, instance)
         current: LeaseInfo | None = None
         for _ in range(5):
-            if self.storage.create_exclusive(location, self._payload(instance)):
+            # Not durable: a lease matters only while its holder lives (a power loss ends
+            # both), and its fsyncs would cost more than the trivial task it guards.
+            if self.storage.create_exclusive(location, self._payload(instance), durable=False):
                 self._remember(instance, location)
                 return None
             found = self.storage.read_stamped(location)

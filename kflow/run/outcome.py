@@ -13,6 +13,7 @@ from kflow.errors import (
     EXIT_TASK_FAILED,
     KflowError,
 )
+from kflow.run.statuses import InstanceStatus, RunStatus
 
 
 def outcome(
@@ -20,21 +21,21 @@ def outcome(
     fatal: BaseException | None,
     background: KflowError | None,
     interrupted: bool,
-) -> tuple[str, int]:
+) -> tuple[RunStatus, int]:
     """(status, exit code) by precedence: interrupted 130; an error that ended the run its
     own code (storage 4); a task failed 1; a bookkeeping error its code; held by another
     run with --no-wait 3; else succeeded 0."""
     if interrupted or isinstance(fatal, KeyboardInterrupt):
-        return "interrupted", EXIT_INTERRUPTED
+        return RunStatus.INTERRUPTED, EXIT_INTERRUPTED
     if fatal is not None:
-        return "error", int(getattr(fatal, "exit_code", EXIT_INFRASTRUCTURE))
-    if "failed" in statuses:
-        return "failed", EXIT_TASK_FAILED
+        return RunStatus.ERROR, int(getattr(fatal, "exit_code", EXIT_INFRASTRUCTURE))
+    if InstanceStatus.FAILED in statuses:
+        return RunStatus.FAILED, EXIT_TASK_FAILED
     if background is not None:
-        return "error", background.exit_code
-    if "held" in statuses:
-        return "held", EXIT_HELD
-    return "succeeded", EXIT_OK
+        return RunStatus.ERROR, background.exit_code
+    if InstanceStatus.HELD in statuses:
+        return RunStatus.HELD, EXIT_HELD
+    return RunStatus.SUCCEEDED, EXIT_OK
 
 
 def drain(background: Sequence[Future[None]], timeout: float = 60) -> KflowError | None:

@@ -8,6 +8,7 @@ from kflow.graph import Graph
 from kflow.graph.places import definition_patterns, source_patterns
 from kflow.model import Instance, InstanceId
 from kflow.paths import PlacePattern, place_of
+from kflow.plan import Decision, Reason
 from kflow.run.hooks import Replanner
 from kflow.run.records import kflow_dir
 from kflow.storage import Storage
@@ -74,14 +75,14 @@ def protected_locations(graph: Graph) -> list[str]:
     return [*(str(p) for p in graph.project.files), *sorted(sources)]
 
 
-def outputs_replanner(storage: Storage, reasons: Mapping[InstanceId, str]) -> Replanner:
+def outputs_replanner(storage: Storage, decisions: Mapping[InstanceId, Decision]) -> Replanner:
     """A Replanner for callers without a planner: after waiting for another run, only
-    whether every output exists; otherwise the reason the run was given."""
+    whether every output exists; otherwise the decision the run was given."""
 
-    def replan(instance: Instance, waited: bool) -> str | None:
+    def replan(instance: Instance, waited: bool) -> Decision | None:
         if not waited:
-            return reasons.get(instance.id, "")
+            return decisions[instance.id]
         missing = missing_outputs(storage, instance)
-        return f"output missing: {missing[0]}" if missing else None
+        return Decision(instance.id, Reason.OUTPUT_MISSING, missing[0]) if missing else None
 
     return replan

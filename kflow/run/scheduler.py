@@ -27,6 +27,7 @@ from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, Attem
 from kflow.executors.liveness import my_start_time, this_place
 from kflow.graph import Graph
 from kflow.model import Instance, InstanceId
+from kflow.plan import Decision
 from kflow.run import events as ev
 from kflow.run.abort import ABORT_TIMEOUT, briefly, mark_aborted
 from kflow.run.agenda import Agenda
@@ -53,11 +54,15 @@ from kflow.run.records import (
     record_location,
     save_record,
 )
+from kflow.run.statuses import NOT_STARTED, AttemptStatus, InstanceStatus, RunStatus
 from kflow.state import fingerprint, fingerprint_parts, instance_key
 from kflow.storage import Storage
 
 MAX_FREE_RETRIES = 5  # attempts lost to the infrastructure (eviction) that do not count
 RECORD_EVERY = 2.0  # s between rewrites of the run record while it changes (kflow ui reads it)
+# A record of thousands of instances takes a while to encode, on the scheduler's thread:
+# the next rewrite waits this many times as long, so that it never costs more than ~5%.
+RECORD_COST_FACTOR = 20.0
 
 
 @dataclass
@@ -75,7 +80,7 @@ class Runner:
         self,
         graph: Graph,
         to_run: Sequence[InstanceId],
-        reasons: Mapping[InstanceId, str],
+        decisions: Mapping[InstanceId, Decision],
         *,
         executor: Executor,
         storage: Storage,
@@ -90,7 +95,7 @@ class Runner:
         self.graph = graph
         self.agenda = Agenda(graph, to_run)
         self.order = self.agenda.order
-        self.reasons = dict(reasons)
+        self.decisions = dict(decisions)  # why each runs: text only in records and events
         self.executor = executor
         self.storage = storage
         self.hooks = hooks
@@ -99,7 +104,7 @@ class Runner:
         self.root = graph.project.root
         self.protected = Protected(graph)  # never deleted, whatever the outputs
         self.run_id = run_id or new_run_id()
-        self.replan = replan or outputs_replanner(storage, self.reasons)
+        self.replan = replan or outputs_replanner(storage, self.decisions)
         self.leases = Leases(storage, self.root, self.run_id) if leases else None
         meta = meta or RunMeta()
         place = this_place()
@@ -119,7 +124,7 @@ class Runner:
             beat_every=heartbeat_every(),
             instances={
                 str(i): InstanceRecord(
-                    reason=reasons.get(i, ""),
+                    reason=self._why(i),
                     requires=[str(r) for r in graph.instances[i].requires],
                     outputs=list(graph.instances[i].outputs.values()),
                 )
@@ -133,6 +138,7 @@ class Runner:
         self._changes = 0  # events since the start; the record is rewritten when it grows
         self._saved_changes = 0
         self._last_save = time.monotonic()
+        self._save_every = RECORD_EVERY
         self._first_start = "none"  # none → unsaved (an attempt started) → saved
         self._saving: Future[None] | None = None
         # lease, a second look and state marking in flight (see Prepared)
@@ -267,8 +273,9 @@ class Runner:
                 self._on_update(update)
 
     def _save_if_changed(self) -> None:
-        """Rewrite the record at most every RECORD_EVERY s while it changes, one write at a
-        time (so an older revision never lands after a newer one)."""
+        """Rewrite the record at most every RECORD_EVERY s (longer for a record slow to
+        encode) while it changes, one write at a time (so an older revision never lands after
+        a newer one)."""
         # and at least every beat_every s: its heartbeat, for `kflow runs` on other hosts
         beat = time.monotonic() - self._last_save >= self.record.beat_every
         if (self._changes == self._saved_changes and not beat) or (
@@ -278,14 +285,17 @@ class Runner:
         # The first start is saved at once: should kflow be killed soon after, its record
         # still shows which instances had started (not "queued").
         first_start = self._first_start == "unsaved"
-        if not (first_start or beat) and time.monotonic() - self._last_save < RECORD_EVERY:
+        if not (first_start or beat) and time.monotonic() - self._last_save < self._save_every:
             return
         if first_start:
             self._first_start = "saved"
-        self._saved_changes, self._last_save = self._changes, time.monotonic()
+        began = time.monotonic()
         self.record.revision += 1
         self.record.beat = time.time()
-        self._saving = self.books.write(self._record_location(), self.record.to_json())
+        data = self.record.to_json()
+        self._saved_changes, self._last_save = self._changes, time.monotonic()
+        self._save_every = max(RECORD_EVERY, RECORD_COST_FACTOR * (self._last_save - began))
+        self._saving = self.books.write(self._record_location(), data)
 
     def _wait_timeout(self) -> float:
         now = time.monotonic()
@@ -316,8 +326,8 @@ class Runner:
             and len(self.preparing) + self.agenda.prepared_count < depth
         ):
             iid = self.agenda.pop_ready()
-            self._instance(iid).status = "preparing"
-            self.preparing[iid] = self.books.prepare(iid, self.reasons.get(iid, ""))
+            self._instance(iid).status = InstanceStatus.PREPARING
+            self.preparing[iid] = self.books.prepare(iid, self.decisions[iid])
 
     def _collect_prepared(self) -> None:
         for iid, future in list(self.preparing.items()):
@@ -332,8 +342,10 @@ class Runner:
             elif prepared.holder is not None:
                 self._held_elsewhere(iid, prepared.holder)
             else:
-                if prepared.reason != self.reasons.get(iid):
-                    self._instance(iid).reason = self.reasons[iid] = prepared.reason or ""
+                decision = prepared.reason
+                if decision is not None and decision != self.decisions[iid]:
+                    self.decisions[iid] = decision
+                    self._instance(iid).reason = decision.line()
                 self.agenda.add_prepared(iid)
 
     def _start_prepared(self) -> None:
@@ -345,19 +357,19 @@ class Runner:
             self._submit(iid)
 
     def _drop_prepared(self, iid: InstanceId) -> None:
-        self._instance(iid).status = "queued"
+        self._instance(iid).status = InstanceStatus.QUEUED
         self._release_lease(iid)
 
     def _held_elsewhere(self, iid: InstanceId, other: LeaseInfo) -> None:
         if self.options.wait_for_others:
             self.waiting[iid] = (other, time.monotonic() + self.options.lease_poll)
             if self.held_by.get(iid) != other:  # said once per holder, not at every look
-                self._instance(iid).status = "waiting"
+                self._instance(iid).status = InstanceStatus.WAITING
                 self._emit(ev.WaitingForOtherRun(instance=str(iid), holder=str(other)))
             self.held_by[iid] = other
             return
         entry = self._instance(iid)
-        entry.status, entry.detail = "held", f"held by {other}"
+        entry.status, entry.detail = InstanceStatus.HELD, f"held by {other}"
         self._emit(ev.HeldByOtherRun(instance=str(iid), holder=str(other)))
         self._give_up_on(
             iid,
@@ -375,15 +387,14 @@ class Runner:
                 continue
             del self.waiting[iid]
             if not self.stopping:
-                reason = self.reasons.get(iid, "")
-                self.preparing[iid] = self.books.prepare(iid, reason, waited=True)
+                self.preparing[iid] = self.books.prepare(iid, self.decisions[iid], waited=True)
 
     def _reused(self, iid: InstanceId) -> None:
         """Another run has built the instance since our plan: its result is ours."""
         holder = self.held_by.pop(iid, None)
         built_by = str(holder) if holder is not None else "another run"
         entry = self._instance(iid)
-        entry.status, entry.detail = "reused", f"built by {built_by}"
+        entry.status, entry.detail = InstanceStatus.REUSED, f"built by {built_by}"
         self._emit(ev.InstanceReused(instance=str(iid), holder=built_by))
         self._unblock_dependents(iid)
 
@@ -433,11 +444,11 @@ class Runner:
         if self._first_start == "none":
             self._first_start = "unsaved"
         entry = self._instance(iid)
-        entry.status = "running"
+        entry.status = InstanceStatus.RUNNING
         entry.attempts.append(attempt)
         self.running[handle.key] = _Running(iid, handle, attempt)
         self._emit(
-            ev.AttemptStarted(instance=str(iid), attempt=number, reason=self.reasons.get(iid, ""))
+            ev.AttemptStarted(instance=str(iid), attempt=number, reason=self._why(iid))
         )
 
     # -- reacting ---------------------------------------------------------------
@@ -458,7 +469,7 @@ class Runner:
         reason = update.reason or "failed"
         if running.lease_lost and not self.interrupting:
             # Another run owns the instance now: leave its outputs alone and wait for its result.
-            attempt.status, attempt.reason = "failed", "lease lost to another run"
+            attempt.status, attempt.reason = AttemptStatus.FAILED, "lease lost to another run"
             self._store_log(running)
             self._held_elsewhere(running.iid, LeaseInfo("", str(running.iid), 0.0))
             return
@@ -472,8 +483,8 @@ class Runner:
 
     def _succeeded(self, running: _Running, instance: Instance) -> None:
         iid = running.iid
-        running.record.status = "succeeded"
-        self._instance(iid).status = "succeeded"
+        running.record.status = AttemptStatus.SUCCEEDED
+        self._instance(iid).status = InstanceStatus.SUCCEEDED
         self._store_log(running)
         self.books.record_success(instance)
         self._emit(
@@ -487,7 +498,7 @@ class Runner:
 
     def _unblock_dependents(self, iid: InstanceId) -> None:
         for dependent in self.agenda.unblock(iid, self.graph.dependents(iid)):
-            if self._instance(dependent).status == "queued":
+            if self._instance(dependent).status == InstanceStatus.QUEUED:
                 self._instance(dependent).ready = time.time()
                 self.agenda.make_ready(dependent)
 
@@ -499,11 +510,11 @@ class Runner:
         if instance.outputs:
             remove_outputs(self.storage, self.root, instance.outputs.values(), self.protected)
         attempt = running.record
-        attempt.status, attempt.reason = "failed", reason
+        attempt.status, attempt.reason = AttemptStatus.FAILED, reason
         data = self._store_log(running)
         if self.interrupting:
             entry = self._instance(iid)
-            entry.status, entry.detail = "interrupted", reason
+            entry.status, entry.detail = InstanceStatus.INTERRUPTED, reason
             self._release_lease(iid)
             return
         if not counts and self.free_retries.get(iid, 0) < MAX_FREE_RETRIES:
@@ -518,7 +529,7 @@ class Runner:
             self._retry_in(iid, backoff(instance.task.retry_delay, failed_attempts, cap), reason)
             return
         entry = self._instance(iid)
-        entry.status, entry.detail = "failed", reason
+        entry.status, entry.detail = InstanceStatus.FAILED, reason
         self._release_lease(iid)
         self._emit(
             ev.InstanceFailed(
@@ -532,7 +543,7 @@ class Runner:
         self._give_up_on(iid, f"requires {iid}, which failed", "the run stopped after a failure")
 
     def _retry_in(self, iid: InstanceId, delay: float, reason: str) -> None:
-        self._instance(iid).status = "retrying"
+        self._instance(iid).status = InstanceStatus.RETRYING
         self.agenda.delay(iid, time.monotonic() + delay)
         self._emit(
             ev.AttemptFailed(
@@ -549,9 +560,9 @@ class Runner:
             if dependent not in self.agenda:
                 continue
             entry = self._instance(dependent)
-            if entry.status != "queued":
+            if entry.status != InstanceStatus.QUEUED:
                 continue
-            entry.status, entry.detail = "skipped", why
+            entry.status, entry.detail = InstanceStatus.SKIPPED, why
             self._emit(ev.InstanceSkipped(instance=str(dependent), reason=why))
             stack.extend(self.graph.dependents(dependent))
         if not self.options.keep_going:
@@ -567,7 +578,8 @@ class Runner:
         self._emit(ev.Interrupting(running=[str(r.iid) for r in self.running.values()]))
         for iid in self.agenda.take_delayed() + list(self.waiting):
             entry = self._instance(iid)
-            entry.status, entry.detail = "interrupted", "interrupted before it could run again"
+            entry.status = InstanceStatus.INTERRUPTED
+            entry.detail = "interrupted before it could run again"
             self._release_lease(iid)
         for prepared in self.agenda.take_prepared():
             self._drop_prepared(prepared)
@@ -598,15 +610,15 @@ class Runner:
         reason = "interrupted" if self.interrupting else self.stop_reason or "the run stopped"
         for iid in self.order:
             entry = self._instance(iid)
-            if entry.status in ("queued", "waiting", "retrying", "preparing"):
-                entry.status, entry.detail = "skipped", f"not started: {reason}"
+            if entry.status in NOT_STARTED:
+                entry.status, entry.detail = InstanceStatus.SKIPPED, f"not started: {reason}"
                 if error is None and not self.interrupting:
                     self._emit(ev.InstanceSkipped(instance=str(iid), reason=entry.detail))
         background_error = self.books.finish()
         statuses = [e.status for e in self.record.instances.values()]
         status, code = outcome(statuses, error, background_error, self._stop_requested.is_set())
-        if status == "interrupted" and self.stop_cause == "cancelled":
-            status = "cancelled"
+        if status is RunStatus.INTERRUPTED and self.stop_cause == "cancelled":
+            status = RunStatus.CANCELLED
         self.record.status, self.record.exit_code = status, code
         self.record.ended = time.time()
         self.record.revision += 1
@@ -617,10 +629,10 @@ class Runner:
                 run_id=self.run_id,
                 status=status,
                 exit_code=code,
-                succeeded=counts.get("succeeded", 0),
-                failed=counts.get("failed", 0),
-                skipped=counts.get("skipped", 0),
-                reused=counts.get("reused", 0),
+                succeeded=counts.get(InstanceStatus.SUCCEEDED, 0),
+                failed=counts.get(InstanceStatus.FAILED, 0),
+                skipped=counts.get(InstanceStatus.SKIPPED, 0),
+                reused=counts.get(InstanceStatus.REUSED, 0),
                 duration=time.monotonic() - self._started,
                 record=self._record_location(),
             )
@@ -639,6 +651,11 @@ class Runner:
         running.record.log = location
         self.books.write(location, data)
         return data
+
+    def _why(self, iid: InstanceId) -> str:
+        """Why the instance runs, as records and events show it."""
+        decision = self.decisions.get(iid)
+        return decision.line() if decision is not None else ""
 
     def _instance(self, iid: InstanceId) -> InstanceRecord:
         return self.record.instances[str(iid)]

@@ -138,6 +138,12 @@ class Backend(Protocol):
         """Names of the direct children of each path ([] if missing), listed concurrently."""
         ...
 
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        """Names of ``path``'s direct children that start with each prefix ([] if none):
+        one listing locally; on S3, one listing per prefix (concurrently), whatever the
+        number of other children."""
+        ...
+
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         """Content of each path, None for a missing one."""
         ...
@@ -146,15 +152,21 @@ class Backend(Protocol):
         """Content and the Stamp of that very content (None if missing), for compare-and-swap."""
         ...
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace ``path`` so that a reader sees the old bytes or the new ones, never a mix."""
+    def write_atomic(self, path: str, data: bytes, durable: bool = True) -> None:
+        """Replace ``path`` so that a reader sees the old bytes or the new ones, never a mix;
+        ``durable``: on disk before this returns (fsync), so that it survives a power loss."""
         ...
 
     def delete_many(self, paths: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""
         ...
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        """Move each file (source → destination, replacing it); a missing source is skipped.
+        Each destination appears whole or not at all; a folder left empty is removed."""
+        ...
+
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
         """Create ``path`` only if absent, atomically; False if it already exists."""
         ...
 

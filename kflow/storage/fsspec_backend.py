@@ -338,6 +338,10 @@ class FsspecBackend:
             out[path] = [split_parent(name)[1] for name in entries if name != folder]
         return out
 
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        names = self.list_names_many([path])[path]
+        return {prefix: [n for n in names if n.startswith(prefix)] for prefix in prefixes}
+
     # -- reading --------------------------------------------------------------
 
     async def _aread(self, path: str) -> bytes | None:
@@ -406,7 +410,7 @@ class FsspecBackend:
 
     # -- writing --------------------------------------------------------------
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes, durable: bool = True) -> None:
         """One pipe_file: object stores make a single PUT (or a completed multipart) atomic."""
         try:
             self.fs.pipe_file(path, data)
@@ -438,6 +442,20 @@ class FsspecBackend:
             if isinstance(result, BaseException):
                 raise storage_error(result, self.url(path), "delete") from result
 
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        # Object stores have no rename: copy (read, then one atomic PUT each), then delete.
+        bodies = self.read_many(moves)
+        present = {src: dst for src, dst in moves.items() if bodies.get(src) is not None}
+
+        def copy(source: str) -> None:
+            data = bodies[source]
+            assert data is not None
+            self.write_atomic(present[source], data)
+
+        with ThreadPoolExecutor(max_workers=min(16, max(1, len(present)))) as pool:
+            list(pool.map(copy, present))
+        self.delete_many(present)
+
     def _require_in_process(self, path: str, action: str) -> None:
         if self.scheme not in IN_PROCESS:
             raise StorageError(
@@ -446,7 +464,7 @@ class FsspecBackend:
                 hint="keep the project's storage on a local path, file:// or s3://",
             )
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
         self._require_in_process(path, "create")
         with _IN_PROCESS_LOCK:
             if self._info(path) is not None:

@@ -5,6 +5,7 @@ Paths here are absolute and normalised (see locations.local_path).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import glob
@@ -13,7 +14,7 @@ import secrets
 import shutil
 import stat as statmod
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 
 from kflow.storage.base import (
@@ -95,24 +96,61 @@ def _fsync_dir(folder: str) -> None:
             os.close(fd)
 
 
-def _write_temp(path: str, data: bytes) -> str:
-    """A fully written, fsynced temp file in ``path``'s folder (created if needed)."""
+def _write_temp(path: str, data: bytes, durable: bool = True) -> str:
+    """A fully written temp file in ``path``'s folder (created if needed), fsynced when
+    ``durable``."""
     folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
     # 0o666 and the umask, like any file a user's tool would create (mkstemp gives 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:  # the folder first (not before every write: a syscall each)
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
         raise
     os.close(fd)
     return tmp
+
+
+def _load_renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function: Callable[[int, bytes, int, bytes, int], int] = libc.renameat2
+    except (OSError, AttributeError):  # not glibc 2.28+ (or not Linux)
+        return None
+    return function
+
+
+_RENAMEAT2 = _load_renameat2() if sys.platform.startswith("linux") else None
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(source: str, destination: str) -> bool:
+    """Rename unless ``destination`` exists (FileExistsError then); False when the system
+    cannot (no renameat2, or a filesystem without it): the caller links instead. Unlike a
+    link, it leaves no temp file to delete, and deleting costs ext4 on the next create."""
+    if _RENAMEAT2 is None:
+        return False
+    flags = _RENAME_NOREPLACE
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(destination), flags):
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), destination)
+        if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise OSError(code, os.strerror(code), destination)
+    return True
 
 
 def _move_mtime_past(tmp: str, old: os.stat_result) -> None:
@@ -214,6 +252,10 @@ class LocalBackend:
             out[path] = [name for name in names if not name.endswith(TMP_SUFFIX)]
         return out
 
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        names = self.list_names_many([path])[path]
+        return {prefix: [n for n in names if n.startswith(prefix)] for prefix in prefixes}
+
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes | None]:
         out: dict[str, bytes | None] = {}
         for path in paths:
@@ -238,9 +280,9 @@ class LocalBackend:
         except OSError as exc:
             raise storage_error(exc, path, "read") from exc
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes, durable: bool = True) -> None:
         try:
-            tmp = _write_temp(path, data)
+            tmp = _write_temp(path, data, durable)
             try:
                 with suppress(FileNotFoundError):
                     _move_mtime_past(tmp, os.stat(path))
@@ -248,7 +290,8 @@ class LocalBackend:
             except BaseException:
                 os.unlink(tmp)
                 raise
-            _fsync_dir(os.path.dirname(path))
+            if durable:
+                _fsync_dir(os.path.dirname(path))
         except OSError as exc:
             raise storage_error(exc, path, "write") from exc
 
@@ -261,17 +304,47 @@ class LocalBackend:
             except OSError as exc:
                 raise storage_error(exc, path, "delete") from exc
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
-        """Link a complete temp file into place: atomic, and never visible half-written."""
-        try:
-            tmp = _write_temp(path, data)
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        # A rename: atomic, and the file was made durable when it was written.
+        made: set[str] = set()
+        emptied: set[str] = set()
+        for source, destination in moves.items():
+            folder = os.path.dirname(destination)
             try:
-                os.link(tmp, path)
+                if folder not in made:
+                    os.makedirs(folder, exist_ok=True)
+                    made.add(folder)
+                os.replace(source, destination)
+            except FileNotFoundError:
+                pass  # moved by a concurrent run already
+            except OSError as exc:
+                raise storage_error(exc, source, "move") from exc
+            emptied.add(os.path.dirname(source))
+        for folder in made:
+            _fsync_dir(folder)
+        for folder in emptied:
+            with suppress(OSError):  # not empty: a concurrent writer, or files not ours
+                os.rmdir(folder)
+
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
+        """Move a complete temp file into place only if nothing is there: atomic, and never
+        visible half-written (a rename without replacing where the kernel has it, else a
+        hard link)."""
+        try:
+            tmp = _write_temp(path, data, durable)
+            try:
+                if not _rename_noreplace(tmp, path):
+                    os.link(tmp, path)
+                    os.unlink(tmp)
             except FileExistsError:
-                return False
-            finally:
                 os.unlink(tmp)
-            _fsync_dir(os.path.dirname(path))
+                return False
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            if durable:
+                _fsync_dir(os.path.dirname(path))
             return True
         except OSError as exc:
             if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import s3fs
@@ -156,7 +156,7 @@ class S3Backend(FsspecBackend):
                 return None
             raise storage_error(exc, self.url(path), "read") from exc
 
-    def create_exclusive(self, path: str, data: bytes) -> bool:
+    def create_exclusive(self, path: str, data: bytes, durable: bool = True) -> bool:
         bucket, key, _ = self.fs.split_path(path)
         return self._conditional(
             path,
@@ -203,6 +203,35 @@ class S3Backend(FsspecBackend):
                 raise StorageError(
                     f"cannot delete {url}: {error.get('Code')}: {error.get('Message')}"
                 )
+
+    async def _anames_prefixed(self, prefix: str) -> list[str]:
+        """Names (after the last "/") of the keys starting with ``prefix`` (a path)."""
+        bucket, key, _ = self.fs.split_path(prefix)
+        start = key.rfind("/") + 1
+        names: list[str] = []
+        more: dict[str, str] = {}
+        while True:
+            page = await self.fs._call_s3(
+                "list_objects_v2", Bucket=bucket, Prefix=key, Delimiter="/", **more
+            )
+            names.extend(item["Key"][start:] for item in page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return names
+            more = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def _names_prefixed(self, prefix: str) -> list[str]:  # pragma: no cover - s3fs is async
+        raise NotImplementedError
+
+    def list_names_prefixed(self, path: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        folder = path.rstrip("/")
+        items = [f"{folder}/{prefix}" for prefix in prefixes]
+        results = self._run_all(items, self._anames_prefixed, self._names_prefixed)
+        out: dict[str, list[str]] = {}
+        for prefix, item, result in zip(prefixes, items, results, strict=True):
+            if isinstance(result, BaseException):
+                raise storage_error(result, self.url(item), "list") from result
+            out[prefix] = result
+        return out
 
     async def _akeys_of_tree(self, path: str) -> tuple[str, list[str]]:
         """(bucket, the key at ``path`` and every key under ``path/``), listed page by page."""

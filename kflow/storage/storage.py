@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kflow.errors import StorageError
@@ -157,6 +157,12 @@ class Storage:
         """
         return self._batched(locations, lambda backend, paths: backend.list_names_many(paths))
 
+    def list_names_prefixed(self, location: str, prefixes: Sequence[str]) -> dict[str, list[str]]:
+        """The names in folder ``location`` starting with each prefix: a few instances'
+        records without listing everyone's on S3 (one listing per prefix there)."""
+        backend, path = self._one(location)
+        return backend.list_names_prefixed(path, prefixes)
+
     def list_names(self, location: str) -> list[str]:
         """The names of one folder's direct children; [] if it is missing."""
         return self.list_names_many([location])[location]
@@ -195,21 +201,40 @@ class Storage:
 
     # -- writing --------------------------------------------------------------
 
-    def write_atomic(self, location: str, data: bytes) -> None:
+    def write_atomic(self, location: str, data: bytes, durable: bool = True) -> None:
         """Write all of ``data`` or nothing: readers never see a partial file or object.
 
         Local: a temp file in the same folder, fsync, rename (folders created as
-        needed). Object stores: one PUT, atomic by nature.
+        needed). Object stores: one PUT, atomic by nature. ``durable=False`` skips the
+        fsyncs: as atomic for every reader, but a power loss may undo the write (for what
+        a lost write only makes redo: logs, leases, success records).
         """
         backend, path = self._one(location)
-        backend.write_atomic(path, data)
+        backend.write_atomic(path, data, durable)
 
     def delete_many(self, locations: Iterable[str]) -> None:
         """Delete files or objects; missing ones are ignored; batched where the backend can."""
         for backend, paths in self._route(locations)[0].values():
             backend.delete_many(list(paths))
 
-    def create_exclusive(self, location: str, data: bytes) -> bool:
+    def move_many(self, moves: Mapping[str, str]) -> None:
+        """Move files (source location → destination location, on the same backend); a
+        missing source is skipped. Local: a rename each; object stores: copy, then delete."""
+        pairs = list(moves.items())
+        sources = self._route(src for src, _ in pairs)
+        targets = self._route(dst for _, dst in pairs)[1]
+        for scheme, (backend, _) in sources[0].items():
+            backend.move_many(
+                {
+                    src_path: dst_path
+                    for (_, src_scheme, src_path), (_, _, dst_path) in zip(
+                        sources[1], targets, strict=True
+                    )
+                    if src_scheme == scheme
+                }
+            )
+
+    def create_exclusive(self, location: str, data: bytes, durable: bool = True) -> bool:
         """Create ``location`` with ``data`` only if it does not exist, atomically.
 
         Of any number of racing callers, on any number of machines, exactly one
@@ -217,7 +242,7 @@ class Storage:
         ``If-None-Match: *``.
         """
         backend, path = self._one(location)
-        return backend.create_exclusive(path, data)
+        return backend.create_exclusive(path, data, durable)
 
     def replace_if_unchanged(self, location: str, data: bytes, expected: Stamp) -> bool:
         """Replace ``location`` only if its current Stamp equals ``expected`` (compare-and-swap).

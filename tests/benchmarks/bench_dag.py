@@ -4,6 +4,7 @@ Run by hand (not collected by pytest), from the repository root:
 
     python tests/benchmarks/bench_dag.py [--sizes 1000 5000 10000] [--runs 3] [--no-cold]
                                          [--forms py toml] [--profile | --profile-only]
+                                         [--overhead N]
 
 For each size N it writes the same graph four times: a `Makefile`, a `kflow.py` that
 defines the tasks in a loop, a generated `kflow.toml` with one `[tasks.NAME]` table per
@@ -23,6 +24,10 @@ changed-source plans). --forms picks the kflow forms (py, toml; none: make and d
 only). --profile then prints the top 20 cumulative entries (and the top 12 by own time)
 of a cProfile of the no-op `kflow plan` of each form at the largest size; --profile-only
 sets up that size as --no-cold does and profiles, measuring nothing else.
+
+First (unless --no-cold), the per-task overhead: N (--overhead, 1,000; 0 skips) no-op
+tasks, `sh -c 'true > out'` as a Makefile recipe runs it, cold at -j 2, kflow vs make
+(median of --runs, interleaved); kflow's own cost per task is (kflow - make) / N x 2.
 """
 
 from __future__ import annotations
@@ -173,6 +178,7 @@ def write_instances(folder: Path, n: int) -> None:
 class Run:
     wall: float
     rss_mib: float
+    cpu: float = 0.0  # user + system seconds, children included
 
 
 @dataclass
@@ -208,7 +214,7 @@ def run(argv: list[str], cwd: Path, expect: int | None = 0, tries: int = 3) -> R
         return run(argv, cwd, expect, tries - 1)
     if expect is not None and code != expect:
         raise SystemExit(f"{argv} in {cwd} exited {code}:\n{err.decode()[-3000:]}")
-    return Run(wall, usage.ru_maxrss / 1024)  # KiB on Linux
+    return Run(wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)  # KiB on Linux
 
 
 def median_of(argv: list[str], cwd: Path, runs: int, expect: int | None = 0) -> Cell:
@@ -343,6 +349,50 @@ def instances_case(n: int, work: Path, args: argparse.Namespace) -> Table:
     return table
 
 
+NOOP = '["sh", "-c", "true > {output}"]'
+
+
+def overhead_case(n: int, work: Path, runs: int) -> None:
+    """kflow's own cost per task beyond the process: n no-op tasks (`true` through `sh`,
+    so that the output is written), cold at -j 2, kflow vs make; median of ``runs``."""
+    folder = work / f"overhead-{n}"
+    (folder / "data" / "o").mkdir(parents=True)
+    values = ", ".join(str(i) for i in range(n))
+    (folder / "kflow.toml").write_text(
+        f'[project]\nname = "bench"\nstorage = "file://./data"\n\n[tasks.o]\n'
+        f'matrix = {{ i = [{values}] }}\ncommand = {NOOP}\noutputs = ["{{root}}/o/{{i}}.txt"]\n'
+    )
+    targets = " ".join(f"data/o/{i}.txt" for i in range(n))
+    (folder / "Makefile").write_text(f".PHONY: all\nall: {targets}\ndata/o/%.txt:\n\ttrue > $@\n")
+
+    def cold(argv: list[str]) -> Run:
+        shutil.rmtree(folder / "data")
+        (folder / "data" / "o").mkdir(parents=True)
+        return run(argv, folder)
+
+    times: dict[str, list[Run]] = {"make": [], "kflow": []}
+    for _ in range(runs):  # interleaved: both see the same machine load
+        times["make"].append(cold(["make", "-r", "-s", "-j2"]))
+        times["kflow"].append(cold(kflow("build", "-j", "2")))
+    make, ours = (statistics.median(r.wall for r in times[k]) for k in ("make", "kflow"))
+    make_cpu, our_cpu = (statistics.median(r.cpu for r in times[k]) for k in ("make", "kflow"))
+    rss = max(r.rss_mib for r in times["kflow"])
+    per_task = (ours - make) / n * 2 * 1000  # two slots: each does n/2 tasks
+    # CPU does not depend on how busy the machine is: kflow's own, start-up included.
+    cpu_per_task = (our_cpu - make_cpu) / n * 1000
+    print(f"\n### per-task overhead: {n:,} no-op tasks (`sh -c 'true > out'`), cold, -j 2\n")
+    print(
+        "| make | kflow | kflow's own ms per task, wall ((kflow - make) / N x jobs) "
+        "| kflow's own CPU ms per task ((kflow - make) / N) |"
+    )
+    print("|---|---|---|---|")
+    print(
+        f"| {make:.3f} s | {ours:.3f} s ({ours / make:.1f}x) | {per_task:.2f} ms "
+        f"| {cpu_per_task:.2f} ms |  (median of {runs}; peak RSS {rss:.0f} MiB; "
+        f"CPU make {make_cpu:.2f} s, kflow {our_cpu:.2f} s)"
+    )
+
+
 def show(table: Table) -> None:
     print(f"\n### {table.title}\n")
     print("| | " + " | ".join(table.columns) + " |")
@@ -420,6 +470,13 @@ def main() -> None:
     parser.add_argument(
         "--profile-only", action="store_true", help="set up the largest size and profile only"
     )
+    parser.add_argument(
+        "--overhead",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="per-task overhead over N no-op tasks (0: skip)",
+    )
     args = parser.parse_args()
     with_doit = importlib.util.find_spec("doit") is not None
     # As an installed kflow runs: from compiled bytecode (PYTHONDONTWRITEBYTECODE would
@@ -439,6 +496,8 @@ def main() -> None:
     if args.profile_only:
         args.sizes, args.no_instances, args.profile = [max(args.sizes)], True, True
     try:
+        if args.overhead and not (args.no_cold or args.profile_only):
+            overhead_case(args.overhead, work, args.runs)
         for n in args.sizes:
             table = distinct_case(n, work, args, with_doit)
             if not args.profile_only:

@@ -31,7 +31,7 @@ def test_build_records_adopted_outputs_so_a_later_command_change_reruns(tmp_path
     assert built.exit_code == 0, built.output
     assert "recorded 1 up-to-date instance with outputs but no record" in built.stdout
     assert (tmp_path / "data/report.txt").read_text() == "made by make\n"  # nothing ran
-    assert any(p.startswith(".kflow/state/report/") for p in files_under(tmp_path / "data"))
+    assert any(p.startswith(".kflow/records/") for p in files_under(tmp_path / "data"))
 
     again = kflow("plan", "-C", tmp_path)
     assert "no record" not in again.stdout, again.stdout  # recorded once, for good

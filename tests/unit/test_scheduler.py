@@ -11,6 +11,7 @@ from kflow.executors.local import LocalExecutor
 from kflow.graph import Graph, build_graph
 from kflow.load import load_project
 from kflow.model import Instance
+from kflow.plan import Decision, Reason
 from kflow.run import Runner, RunOptions, RunResult
 from kflow.run import events as ev
 from kflow.storage import Storage
@@ -44,7 +45,7 @@ def _run(graph: Graph, **options: object) -> tuple[RunResult, list[ev.Event], Ho
     runner = Runner(
         graph,
         order,
-        {iid: "output missing" for iid in order},
+        {iid: Decision(iid, Reason.OUTPUT_MISSING, "its output") for iid in order},
         executor=executor,
         storage=storage,
         hooks=hooks,
@@ -186,7 +187,7 @@ def test_run_record_and_logs_are_written_to_storage(tmp_path: Path) -> None:
     assert record["status"] == "succeeded" and record["exit_code"] == 0
     attempt = record["instances"]["b"]["attempts"][0]
     assert attempt["exit_code"] == 0 and attempt["duration"] >= 0
-    assert record["instances"]["b"]["reason"] == "output missing"
+    assert record["instances"]["b"]["reason"] == "output missing: its output"
     assert (tmp_path / attempt["log"]).exists()
     assert result.record_location.startswith("data/.kflow/runs/")
 

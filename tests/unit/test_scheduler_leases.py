@@ -13,6 +13,7 @@ import pytest
 from kflow.executors.local import LocalExecutor
 from kflow.graph import build_graph
 from kflow.load import load_project
+from kflow.plan import Decision, Reason
 from kflow.run import NoState, Runner
 from kflow.run import events as ev
 from kflow.run.leases import Leases, lease_location
@@ -130,7 +131,7 @@ def test_run_that_loses_a_lease_stops_its_attempt_and_waits_for_the_new_holder(
     runner = Runner(
         graph,
         list(graph.instances),
-        {},
+        {iid: Decision(iid, Reason.OUTPUT_MISSING, "x") for iid in graph.instances},
         executor=executor,
         storage=storage,
         hooks=NoState(),
