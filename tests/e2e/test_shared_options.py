@@ -115,8 +115,18 @@ def test_help_shows_the_shared_options_and_completion_still_works() -> None:
     assert shown.exit_code == 0
     for option in ("-C", "--file", "--profile", "--param", "--install-completion"):
         assert option in shown.stdout
-    script = kflow("--show-completion", "bash")
-    assert script.exit_code == 0 and "_KFLOW_COMPLETE" in script.stdout
+    # typer guesses the shell from the parent processes (shellingham); a test run started
+    # without a shell among them (a CI runner, a detached job) would fail to guess. With the
+    # guess turned off, --show-completion takes the shell by name, as users may also type it.
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    script = subprocess.run(
+        [str(Path(sys.executable).with_name("kflow")), "--show-completion", "bash"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert script.returncode == 0 and "_KFLOW_COMPLETE" in script.stdout, script.stderr
 
 
 def _complete(words: str) -> list[str]:
