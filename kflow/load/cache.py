@@ -54,7 +54,16 @@ _RACY_NS = 2_000_000_000  # a file changed this recently may change again with t
 _KFLOW = Path(__file__).resolve().parents[1]
 # kflow's own modules that make a project and its graph: an edited checkout of kflow
 # (an editable install) must not reuse what older code made.
-_CORE = ("load", "graph", "model.py", "templates.py", "params.py", "paths.py", "errors.py")
+_CORE = (
+    "load",
+    "graph",
+    "model.py",
+    "templates.py",
+    "params.py",
+    "paths.py",
+    "errors.py",
+    "pyfunc.py",  # its bootstrap is the command of every decorated task
+)
 
 Stamp = tuple[int, int, int, int]
 
