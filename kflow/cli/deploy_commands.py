@@ -112,6 +112,7 @@ def deploy(
     from kflow.deploy.image import check_image
     from kflow.deploy.manifests import CRONJOB_NAME_MAX, Deployment, check_name, default_name
     from kflow.deploy.schedule import check_timezone, parse_schedule
+    from kflow.deploy.sources import check_size
 
     parsed = parse_schedule(schedule)
     check_timezone(timezone)
@@ -129,10 +130,15 @@ def deploy(
     cron_name = check_name(name or default_name(project.name), "CronJob name", CRONJOB_NAME_MAX)
     if project.profile.namespace:
         check_name(project.profile.namespace, "namespace", 63)
-    inputs = [i for instance in graph.instances.values() for i in instance.source_inputs]
+    inputs = [
+        (str(instance.id), location)
+        for instance in graph.instances.values()
+        for location in instance.source_inputs
+    ]
     # project.files: the definition file first (given with -f, or found), then its includes
     definitions = bundle.definition_names(project.directory, project.files)
     names = bundle.project_files(project.directory, project.files, inputs)
+    check_size(project.directory, names)
     data = bundle.pack(project.directory, names)
     location, sha = bundle.upload(project_storage(project), project.root, data)
     deployment = Deployment(

@@ -1,11 +1,12 @@
 """The project bundle: its definitions as one content-addressed archive on its storage.
 
 ``kflow deploy`` packs ``kflow.toml``, the Python files it includes and the declared
-source inputs that are files in the project folder into a reproducible tar.gz (sorted,
-fixed times and owners: the same files give the same bytes, so the same hash), and
-uploads it once to ``{root}/.kflow/deploy/bundle-SHA256.tar.gz``. In the pod,
-``kflow run-bundle`` fetches it, checks the hash and unpacks it before building: no
-image rebuild when definitions change.
+local source inputs (files, folders with their files, glob matches: kflow.deploy.sources)
+into a reproducible tar.gz (sorted, fixed times and owners: the same files give the same
+bytes, so the same hash), and uploads it once to
+``{root}/.kflow/deploy/bundle-SHA256.tar.gz``. In the pod, ``kflow run-bundle`` fetches
+it, checks the hash and unpacks it before building: no image rebuild when definitions
+change.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from kflow.deploy.sources import source_files
 from kflow.errors import UsageError
 from kflow.storage import Storage
 
@@ -45,15 +47,19 @@ def definition_names(directory: Path, definitions: Iterable[Path]) -> list[str]:
     return names
 
 
-def project_files(directory: Path, definitions: Iterable[Path], inputs: Iterable[str]) -> list[str]:
-    """Project-relative paths of what the bundle holds: the definition files, and the source
-    inputs that are files inside the project folder (URLs and other places are not copied)."""
+def project_files(
+    directory: Path, definitions: Iterable[Path], inputs: Iterable[tuple[str, str]]
+) -> list[str]:
+    """Project-relative paths of what the bundle holds: the definition files, and every file
+    the local source inputs ((instance id, location) pairs) are, hold or match; storage
+    URLs are not copied. An input that cannot ship is a UsageError (exit 2)."""
     top = directory.resolve()
     chosen: dict[str, None] = {}
-    for path in [*definitions, *(Path(i) for i in inputs if "://" not in i)]:
+    for path in definitions:
         full = (path if path.is_absolute() else top / path).resolve()
         if full.is_file() and full.is_relative_to(top):
             chosen[full.relative_to(top).as_posix()] = None
+    chosen.update(dict.fromkeys(source_files(top, inputs)))
     return sorted(chosen)
 
 
