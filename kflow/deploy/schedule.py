@@ -3,12 +3,14 @@
 Five fields (minute hour day-of-month month day-of-week) or a macro such as
 ``@daily``; ``CRON_TZ=``/``TZ=`` prefixes are rejected (the API server refuses them
 since 1.29: ``timeZone`` says it). The time zone must be an IANA name the zoneinfo
-database knows.
+database knows and the API server accepts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import zoneinfo
 from dataclasses import dataclass
 
@@ -175,8 +177,39 @@ def parse_schedule(expression: str, today: dt.date | None = None) -> Schedule:
     return schedule
 
 
+# Names of the zoneinfo folder that are files, not zones: the host's own zone and the
+# POSIX default rules (links), and the trees of leap-second and POSIX variants. The API
+# server refuses them ("Local" by name; the rest are not in Go's embedded database).
+NOT_ZONES = frozenset({"local", "localtime", "posixrules"})
+NOT_ZONE_TREES = frozenset({"right", "posix"})
+# What the API server allows in each part of timeZone (pkg/apis/batch/validation).
+_ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
+@functools.cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 def check_timezone(name: str) -> str:
-    """An IANA time zone name (the CronJob's ``timeZone``), or a UsageError."""
+    """An IANA time zone name the API server accepts (the CronJob's ``timeZone``), or a
+    UsageError: not a file of the zoneinfo folder (``localtime``, ``right/UTC``), nor a
+    path, nor a name it spells differently."""
+    parts = name.split("/")
+    if name.lower() in NOT_ZONES or parts[0].lower() in NOT_ZONE_TREES:
+        raise UsageError(
+            f"--timezone {name!r}: names the host's zone or a file of the zoneinfo folder, "
+            "not an IANA time zone (the API server refuses it)",
+            hint="name the zone itself, e.g. Etc/UTC, Europe/Berlin, America/New_York",
+        )
+    bad_part = any(
+        p in (".", "..") or p.startswith("-") or not _ZONE_PART.fullmatch(p) for p in parts
+    )
+    if bad_part or name not in _iana_names():
+        raise UsageError(
+            f"--timezone {name!r}: not a time zone the IANA database knows",
+            hint="e.g. Etc/UTC, Europe/Berlin, America/New_York",
+        )
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

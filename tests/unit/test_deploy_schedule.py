@@ -42,7 +42,10 @@ def test_bad_schedules_are_usage_errors(expression: str) -> None:
 
 def test_time_zones_are_iana_names() -> None:
     assert check_timezone("America/New_York") == "America/New_York"
-    for bad in ("CEST", "Europe/Atlantis", "", "/etc/passwd"):
+    assert check_timezone("Etc/GMT+5") == "Etc/GMT+5"
+    bad_names = ("CEST", "Europe/Atlantis", "", "/etc/passwd", "europe/berlin", "Europe/../UTC")
+    files = ("localtime", "Local", "posixrules", "right/UTC", "posix/Europe/Berlin", "zone.tab")
+    for bad in (*bad_names, *files):
         with pytest.raises(UsageError):
             check_timezone(bad)
 
