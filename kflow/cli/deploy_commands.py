@@ -148,6 +148,7 @@ def deploy(
         schedule=parsed.expression,
         timezone=timezone,
         interval=parsed.shortest_interval(),
+        longest_interval=parsed.longest_interval(),
         image=image,
         profile=project.profile.name,
         targets=tuple(targets or ()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -97,6 +98,27 @@ class Schedule:
                             return 60
                     previous = when
         return shortest
+
+    def longest_interval(self) -> int:
+        """Seconds of the longest gap between two runs over two years (for the Job's
+        deadline: an irregular schedule, as ``0,1 2 * * *``, waits a day after its second
+        tick, not a minute). A schedule firing at most once in that window: two years."""
+        times = sorted(h * 3600 + m * 60 for h in self.fields[1] for m in self.fields[0])
+        longest = max((b - a for a, b in itertools.pairwise(times)), default=0)
+        start = dt.date(2028, 1, 1)
+        window = 2 * 366 + 31
+        previous: dt.date | None = None
+        for days in range(window):  # the times of day are the same on every day it fires
+            day = start + dt.timedelta(days=days)
+            if not self.fires_on(day):
+                continue
+            if previous is not None:
+                gap = (day - previous).days * 86400 + times[0] - times[-1]
+                longest = max(longest, gap)
+            previous = day
+        if previous is None or longest == 0:
+            return window * 86400
+        return longest
 
 
 def _bad(expression: str, why: str) -> UsageError:

@@ -362,3 +362,22 @@ def test_a_source_input_the_bundle_cannot_ship_is_exit_2_and_uploads_nothing(
     assert len(result.stderr.strip().splitlines()) <= 2
     assert not out.exists()
     assert s3_server.client().list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("schedule", "deadline"),
+    [
+        ("*/15 * * * *", 9000),  # ten intervals
+        ("0,1 2 * * *", 23 * 3600),  # daily, twice a minute apart: a day's deadline, not 10 min
+        ("* * * * *", 600),  # at least 10 min
+    ],
+)
+def test_the_job_deadline_follows_the_longest_gap_between_ticks(
+    project: Path, schedule: str, deadline: int
+) -> None:
+    result = kflow(
+        "deploy", "-C", project, "--profile", "cluster", "--image", "k:1", "--schedule", schedule
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (cron,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "CronJob"]
+    assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == deadline
