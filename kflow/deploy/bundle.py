@@ -15,8 +15,9 @@ import gzip
 import hashlib
 import io
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from kflow.deploy.sources import source_files
 from kflow.errors import UsageError
@@ -61,6 +62,41 @@ def project_files(
             chosen[full.relative_to(top).as_posix()] = None
     chosen.update(dict.fromkeys(source_files(top, inputs)))
     return sorted(chosen)
+
+
+# Keys of fsspec storage options that carry credentials (s3fs key/secret/token, gcsfs
+# token, adlfs account_key/sas_token/connection_string…): never written into a manifest.
+_CREDENTIAL_KEYS = frozenset({"key", "secret", "token", "password", "username"})
+_CREDENTIAL_PARTS = (
+    "secret",
+    "password",
+    "token",
+    "credential",
+    "access_key",
+    "account_key",
+    "connection_string",
+    "sas",
+    "private",
+)
+
+
+def fetch_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The profile's storage options that the pod's command may carry to fetch the bundle
+    (endpoint_url, client_kwargs…), and the names of the credential keys left out: those
+    come from the storage Secret, as for every library."""
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in options.items():
+        lower = str(key).lower()
+        if lower in _CREDENTIAL_KEYS or any(part in lower for part in _CREDENTIAL_PARTS):
+            dropped.append(str(key))
+        elif isinstance(value, Mapping):
+            inner, inner_dropped = fetch_options(value)
+            kept[str(key)] = inner
+            dropped.extend(f"{key}.{name}" for name in inner_dropped)
+        else:
+            kept[str(key)] = value
+    return kept, dropped
 
 
 def pack(directory: Path, names: Iterable[str]) -> bytes:

@@ -7,8 +7,10 @@ it is: see README "Scheduling in the cluster" and research/in-cluster.md.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kflow.errors import UsageError
@@ -55,6 +57,8 @@ class Deployment:
     definition: str = DEFAULT_DEFINITION
     # seconds of the longest gap between two ticks (0: as ``interval``): the Job's deadline
     longest_interval: int = 0
+    # the profile's storage options without credentials: run-bundle fetches with them
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def check_name(name: str, what: str, limit: int) -> str:
@@ -122,8 +126,13 @@ def runner_command(deploy: Deployment) -> list[str]:
         "--profile",
         deploy.profile,
         *(["--file", deploy.definition] if deploy.definition != DEFAULT_DEFINITION else []),
+        *(["--storage-options", _json(deploy.storage_options)] if deploy.storage_options else []),
         *deploy.targets,
     ]
+
+
+def _json(options: Mapping[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def rbac_objects(deploy: Deployment) -> list[dict[str, Any]]:

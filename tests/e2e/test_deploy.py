@@ -381,3 +381,14 @@ def test_the_job_deadline_follows_the_longest_gap_between_ticks(
     assert result.exit_code == 0, result.output
     (cron,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "CronJob"]
     assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == deadline
+
+
+@pytest.mark.parametrize("options", ["{not json", "[1]"])
+def test_run_bundle_with_bad_storage_options_is_exit_2(tmp_path: Path, options: str) -> None:
+    result = kflow(
+        "run-bundle", "s3://b/x.tar.gz", "--sha256", "0" * 64, "--into", tmp_path / "w",
+        "--storage-options", options,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--storage-options: not a JSON object" in result.stderr or "not JSON" in result.stderr
+    assert not (tmp_path / "w").exists()

@@ -433,3 +433,39 @@ def test_folder_and_glob_source_inputs_ship_in_the_bundle_and_build_in_a_tick(
     code, out, err = _finish(cluster.tick())
     assert code == 0, err + out
     assert sorted(cluster.runs_log()) == ["1", "2"]
+
+
+def test_the_bundle_is_fetched_with_the_profiles_storage_options(
+    cluster: Cluster, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MinIO-style: the endpoint is in the profile only, not in the environment (nor in the
+    # storage Secret); inline credentials are not copied into the manifests.
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    cluster.storage_env = {k: v for k, v in cluster.storage_env.items() if k != "AWS_ENDPOINT_URL"}
+    endpoint = s3_server.endpoint_url
+    options = (
+        f'storage_options = {{ endpoint_url = "{endpoint}", key = "inline-key", '
+        'secret = "inline-secret" }'
+    )
+    toml = FLOWS.replace('include = ["pipelines/*.py"]\n', "").replace(
+        'env_from = ["kflow-storage"]', f'env_from = ["kflow-storage"]\n{options}'
+    )
+    folder = write_project(
+        cluster.tmp / "minio",
+        toml.replace("BUCKET", s3_bucket).replace("TASK", str(cluster.pods / "task.py")),
+    )
+    deployed = kflow(
+        "deploy", "-C", folder, "--profile", "cluster", "--image", "kflow:test",
+        "--schedule", "*/15 * * * *",
+    )  # fmt: skip
+    assert deployed.exit_code == 0, deployed.output
+    assert "inline-" not in deployed.stdout
+    assert "storage_options key, secret not written into the CronJob" in deployed.stderr
+    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+    command = cluster.container["command"]
+    assert command[command.index("--storage-options") + 1] == f'{{"endpoint_url":"{endpoint}"}}'
+
+    code, out, err = _finish(cluster.tick())
+    assert code == 0, err + out
+    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
+    assert built == ["flows/part-1.txt", "flows/part-2.txt"]
