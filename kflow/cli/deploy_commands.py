@@ -3,10 +3,11 @@ cancel` (stop a run from anywhere): control from outside a run."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -112,6 +113,7 @@ def deploy(
     from kflow.deploy.image import check_image
     from kflow.deploy.manifests import CRONJOB_NAME_MAX, Deployment, check_name, default_name
     from kflow.deploy.schedule import check_timezone, parse_schedule
+    from kflow.deploy.sources import check_size
 
     parsed = parse_schedule(schedule)
     check_timezone(timezone)
@@ -129,12 +131,18 @@ def deploy(
     cron_name = check_name(name or default_name(project.name), "CronJob name", CRONJOB_NAME_MAX)
     if project.profile.namespace:
         check_name(project.profile.namespace, "namespace", 63)
-    inputs = [i for instance in graph.instances.values() for i in instance.source_inputs]
+    inputs = [
+        (str(instance.id), location)
+        for instance in graph.instances.values()
+        for location in instance.source_inputs
+    ]
     # project.files: the definition file first (given with -f, or found), then its includes
     definitions = bundle.definition_names(project.directory, project.files)
     names = bundle.project_files(project.directory, project.files, inputs)
+    check_size(project.directory, names)
     data = bundle.pack(project.directory, names)
     location, sha = bundle.upload(project_storage(project), project.root, data)
+    options, credentials = bundle.fetch_options(project.storage_options)
     deployment = Deployment(
         name=cron_name,
         project=project.name,
@@ -142,6 +150,7 @@ def deploy(
         schedule=parsed.expression,
         timezone=timezone,
         interval=parsed.shortest_interval(),
+        longest_interval=parsed.longest_interval(),
         image=image,
         profile=project.profile.name,
         targets=tuple(targets or ()),
@@ -149,8 +158,14 @@ def deploy(
         bundle_sha256=sha,
         storage_secret=storage_secret or None,
         definition=definitions[0],
+        storage_options=options,
     )
     _emit(deployment, output)
+    if credentials:
+        sys.stderr.write(
+            f"kflow: storage_options {', '.join(credentials)} not written into the CronJob: "
+            "the pod fetches the bundle with the storage Secret's credentials\n"
+        )
     sys.stderr.write(f"kflow: uploaded bundle {location} ({len(names)} files, {len(data)} bytes)\n")
 
 
@@ -215,12 +230,23 @@ def run_bundle(
             metavar="FILE",
         ),
     ] = None,
+    storage_options: Annotated[
+        str | None,
+        typer.Option(
+            "--storage-options",
+            help="The profile's storage_options as JSON, to fetch the bundle (kflow deploy "
+            "writes it).",
+            metavar="JSON",
+        ),
+    ] = None,
 ) -> None:
     """Fetch a project bundle (`kflow deploy`), check its hash, and build it: what the
     CronJob's pod runs."""
     from kflow.deploy import bundle
     from kflow.storage import Storage
+    from kflow.storage.locations import scheme_of
 
+    options = _json_options(storage_options)
     into = into.absolute()
     argv = [sys.executable, "-m", "kflow", "build", "-C", str(into)]
     if file:
@@ -228,10 +254,24 @@ def run_bundle(
         if not definition.is_relative_to(into.resolve()):
             raise UsageError(f"--file {file}: not a file in the bundle")
         argv += ["--file", str(definition)]
-    bundle.fetch(Storage(into), bundle_url, sha256, into)
+    # The build reads the profile's storage_options from the bundle; the fetch, before
+    # there is a bundle, from the command (an endpoint_url for MinIO, say).
+    bundle.fetch(Storage(into, {scheme_of(bundle_url): options}), bundle_url, sha256, into)
     if profile:
         argv += ["--profile", profile]
     sys.stdout.flush()
     sys.stderr.flush()
     # exec: the build is this process, so the pod's SIGTERM reaches its clean-up directly
     os.execv(sys.executable, [*argv, *(targets or [])])
+
+
+def _json_options(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        options = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--storage-options: not JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise UsageError("--storage-options: not a JSON object")
+    return options

@@ -1,11 +1,12 @@
 """The project bundle: its definitions as one content-addressed archive on its storage.
 
 ``kflow deploy`` packs ``kflow.toml``, the Python files it includes and the declared
-source inputs that are files in the project folder into a reproducible tar.gz (sorted,
-fixed times and owners: the same files give the same bytes, so the same hash), and
-uploads it once to ``{root}/.kflow/deploy/bundle-SHA256.tar.gz``. In the pod,
-``kflow run-bundle`` fetches it, checks the hash and unpacks it before building: no
-image rebuild when definitions change.
+local source inputs (files, folders with their files, glob matches: kflow.deploy.sources)
+into a reproducible tar.gz (sorted, fixed times and owners: the same files give the same
+bytes, so the same hash), and uploads it once to
+``{root}/.kflow/deploy/bundle-SHA256.tar.gz``. In the pod, ``kflow run-bundle`` fetches
+it, checks the hash and unpacks it before building: no image rebuild when definitions
+change.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import gzip
 import hashlib
 import io
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from kflow.deploy.sources import source_files
 from kflow.errors import UsageError
 from kflow.storage import Storage
 
@@ -45,16 +48,55 @@ def definition_names(directory: Path, definitions: Iterable[Path]) -> list[str]:
     return names
 
 
-def project_files(directory: Path, definitions: Iterable[Path], inputs: Iterable[str]) -> list[str]:
-    """Project-relative paths of what the bundle holds: the definition files, and the source
-    inputs that are files inside the project folder (URLs and other places are not copied)."""
+def project_files(
+    directory: Path, definitions: Iterable[Path], inputs: Iterable[tuple[str, str]]
+) -> list[str]:
+    """Project-relative paths of what the bundle holds: the definition files, and every file
+    the local source inputs ((instance id, location) pairs) are, hold or match; storage
+    URLs are not copied. An input that cannot ship is a UsageError (exit 2)."""
     top = directory.resolve()
     chosen: dict[str, None] = {}
-    for path in [*definitions, *(Path(i) for i in inputs if "://" not in i)]:
+    for path in definitions:
         full = (path if path.is_absolute() else top / path).resolve()
         if full.is_file() and full.is_relative_to(top):
             chosen[full.relative_to(top).as_posix()] = None
+    chosen.update(dict.fromkeys(source_files(top, inputs)))
     return sorted(chosen)
+
+
+# Keys of fsspec storage options that carry credentials (s3fs key/secret/token, gcsfs
+# token, adlfs account_key/sas_token/connection_string…): never written into a manifest.
+_CREDENTIAL_KEYS = frozenset({"key", "secret", "token", "password", "username"})
+_CREDENTIAL_PARTS = (
+    "secret",
+    "password",
+    "token",
+    "credential",
+    "access_key",
+    "account_key",
+    "connection_string",
+    "sas",
+    "private",
+)
+
+
+def fetch_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The profile's storage options that the pod's command may carry to fetch the bundle
+    (endpoint_url, client_kwargs…), and the names of the credential keys left out: those
+    come from the storage Secret, as for every library."""
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in options.items():
+        lower = str(key).lower()
+        if lower in _CREDENTIAL_KEYS or any(part in lower for part in _CREDENTIAL_PARTS):
+            dropped.append(str(key))
+        elif isinstance(value, Mapping):
+            inner, inner_dropped = fetch_options(value)
+            kept[str(key)] = inner
+            dropped.extend(f"{key}.{name}" for name in inner_dropped)
+        else:
+            kept[str(key)] = value
+    return kept, dropped
 
 
 def pack(directory: Path, names: Iterable[str]) -> bytes:

@@ -7,8 +7,10 @@ it is: see README "Scheduling in the cluster" and research/in-cluster.md.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kflow.errors import UsageError
@@ -53,6 +55,10 @@ class Deployment:
     storage_secret: str | None  # envFrom: the storage credentials, by reference
     # the definition file in the bundle (``-f``): what `kflow build` in the pod loads
     definition: str = DEFAULT_DEFINITION
+    # seconds of the longest gap between two ticks (0: as ``interval``): the Job's deadline
+    longest_interval: int = 0
+    # the profile's storage options without credentials: run-bundle fetches with them
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def check_name(name: str, what: str, limit: int) -> str:
@@ -88,8 +94,10 @@ def starting_deadline(interval: int) -> int:
 
 
 def active_deadline(interval: int) -> int:
-    """How long one tick may build: ten intervals, 10 min to 23 h, so that a stuck runner
-    (an image that never pulls) cannot block a Forbid schedule for ever."""
+    """How long one tick may build: ten times the longest gap between ticks, 10 min to
+    23 h, so that a stuck runner (an image that never pulls) cannot block a Forbid schedule
+    for ever. The longest gap, not the shortest: ``0,1 2 * * *`` is a daily schedule whose
+    build has a day, not the minute between its two ticks (Forbid skips the second)."""
     return max(600, min(10 * interval, 23 * 3600))
 
 
@@ -118,8 +126,13 @@ def runner_command(deploy: Deployment) -> list[str]:
         "--profile",
         deploy.profile,
         *(["--file", deploy.definition] if deploy.definition != DEFAULT_DEFINITION else []),
+        *(["--storage-options", _json(deploy.storage_options)] if deploy.storage_options else []),
         *deploy.targets,
     ]
+
+
+def _json(options: Mapping[str, Any]) -> str:
+    return json.dumps(options, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def rbac_objects(deploy: Deployment) -> list[dict[str, Any]]:
@@ -226,7 +239,9 @@ def cronjob(deploy: Deployment) -> dict[str, Any]:
                 "metadata": {"labels": dict(labels)},
                 "spec": {
                     "backoffLimit": 2,
-                    "activeDeadlineSeconds": active_deadline(deploy.interval),
+                    "activeDeadlineSeconds": active_deadline(
+                        deploy.longest_interval or deploy.interval
+                    ),
                     "podFailurePolicy": pod_failure_policy,
                     "template": {
                         "metadata": {"labels": dict(labels)},

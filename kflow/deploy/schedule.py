@@ -3,12 +3,15 @@
 Five fields (minute hour day-of-month month day-of-week) or a macro such as
 ``@daily``; ``CRON_TZ=``/``TZ=`` prefixes are rejected (the API server refuses them
 since 1.29: ``timeZone`` says it). The time zone must be an IANA name the zoneinfo
-database knows.
+database knows and the API server accepts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
+import re
 import zoneinfo
 from dataclasses import dataclass
 
@@ -96,6 +99,27 @@ class Schedule:
                     previous = when
         return shortest
 
+    def longest_interval(self) -> int:
+        """Seconds of the longest gap between two runs over two years (for the Job's
+        deadline: an irregular schedule, as ``0,1 2 * * *``, waits a day after its second
+        tick, not a minute). A schedule firing at most once in that window: two years."""
+        times = sorted(h * 3600 + m * 60 for h in self.fields[1] for m in self.fields[0])
+        longest = max((b - a for a, b in itertools.pairwise(times)), default=0)
+        start = dt.date(2028, 1, 1)
+        window = 2 * 366 + 31
+        previous: dt.date | None = None
+        for days in range(window):  # the times of day are the same on every day it fires
+            day = start + dt.timedelta(days=days)
+            if not self.fires_on(day):
+                continue
+            if previous is not None:
+                gap = (day - previous).days * 86400 + times[0] - times[-1]
+                longest = max(longest, gap)
+            previous = day
+        if previous is None or longest == 0:
+            return window * 86400
+        return longest
+
 
 def _bad(expression: str, why: str) -> UsageError:
     return UsageError(
@@ -175,8 +199,39 @@ def parse_schedule(expression: str, today: dt.date | None = None) -> Schedule:
     return schedule
 
 
+# Names of the zoneinfo folder that are files, not zones: the host's own zone and the
+# POSIX default rules (links), and the trees of leap-second and POSIX variants. The API
+# server refuses them ("Local" by name; the rest are not in Go's embedded database).
+NOT_ZONES = frozenset({"local", "localtime", "posixrules"})
+NOT_ZONE_TREES = frozenset({"right", "posix"})
+# What the API server allows in each part of timeZone (pkg/apis/batch/validation).
+_ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
+@functools.cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 def check_timezone(name: str) -> str:
-    """An IANA time zone name (the CronJob's ``timeZone``), or a UsageError."""
+    """An IANA time zone name the API server accepts (the CronJob's ``timeZone``), or a
+    UsageError: not a file of the zoneinfo folder (``localtime``, ``right/UTC``), nor a
+    path, nor a name it spells differently."""
+    parts = name.split("/")
+    if name.lower() in NOT_ZONES or parts[0].lower() in NOT_ZONE_TREES:
+        raise UsageError(
+            f"--timezone {name!r}: names the host's zone or a file of the zoneinfo folder, "
+            "not an IANA time zone (the API server refuses it)",
+            hint="name the zone itself, e.g. Etc/UTC, Europe/Berlin, America/New_York",
+        )
+    bad_part = any(
+        p in (".", "..") or p.startswith("-") or not _ZONE_PART.fullmatch(p) for p in parts
+    )
+    if bad_part or name not in _iana_names():
+        raise UsageError(
+            f"--timezone {name!r}: not a time zone the IANA database knows",
+            hint="e.g. Etc/UTC, Europe/Berlin, America/New_York",
+        )
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -214,6 +214,13 @@ def test_run_bundle_fetches_checks_the_hash_and_builds(
         (["--schedule", "* * *"], "3 fields, expected 5"),
         (["--schedule", "CRON_TZ=UTC 0 0 * * *"], "give it with --timezone"),
         (["--timezone", "Mars/Olympus"], "--timezone 'Mars/Olympus'"),
+        (["--timezone", "localtime"], "--timezone 'localtime': names the host's zone"),
+        (["--timezone", "posixrules"], "--timezone 'posixrules': names the host's zone"),
+        (["--timezone", "right/UTC"], "not an IANA time zone (the API server refuses it)"),
+        (["--timezone", "posix/Europe/Berlin"], "not an IANA time zone"),
+        (["--timezone", "zone1970.tab"], "not a time zone the IANA database knows"),
+        (["--image", "host:99999999/k"], "registry port 99999999 is out of range 1-65535"),
+        (["--image", "host:0/k:1"], "registry port 0 is out of range"),
         (["--name", "k" * 53], "is 53 characters, Kubernetes allows 52"),
         (["--name", "Bad_Name"], "not a valid Kubernetes name"),
         (["--no-image"], "no image"),
@@ -273,3 +280,115 @@ def test_a_long_project_name_needs_a_shorter_cronjob_name(project: Path) -> None
     result = kflow("deploy", "-C", project, "--profile", "cluster", "--image", "k:1")
     assert result.exit_code == 2
     assert "Kubernetes allows 52" in result.output and "--name" in result.output
+
+
+def _with_inputs(project: Path, inputs: str) -> None:
+    toml = project / "kflow.toml"
+    old = 'inputs = ["inputs/raw.csv", "count.py"]'
+    new = f'inputs = ["inputs/raw.csv", "count.py", {inputs}]'
+    toml.write_text(toml.read_text().replace(old, new))
+
+
+def test_folder_and_glob_inputs_ship_with_their_files(project: Path, s3_server: S3Server) -> None:
+    write_project(
+        project,
+        None,
+        **{
+            "libdir__a.py": "A = 1\n",
+            "libdir__deep__b.py": "B = 2\n",
+            "libdir__deep__more__c.txt": "c\n",
+            "libdir____pycache____a.cpython-311.pyc": "x",
+            "sql__one.sql": "select 1;\n",
+            "sql__more__two.sql": "select 2;\n",
+            "sql__more__readme.md": "not matched\n",
+            "data__big.bin": "not an input\n",
+        },
+    )
+    (project / "linked.txt").symlink_to("libdir/a.py")  # inside: its content ships
+    _with_inputs(project, '"libdir", "sql/**/*.sql", "linked.txt"')
+    result = kflow("deploy", "-C", project, "--profile", "cluster", "--image", "k:1")
+    assert result.exit_code == 0, result.output
+    assert "(9 files," in result.stderr
+    (cron,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "CronJob"]
+    with tarfile.open(fileobj=io.BytesIO(_bundle(s3_server, _command(cron)[2]))) as tar:
+        names = sorted(tar.getnames())
+        linked = tar.extractfile("linked.txt")
+        assert linked is not None and linked.read() == b"A = 1\n"
+    assert names == [
+        "count.py",
+        "inputs/raw.csv",
+        "kflow.toml",
+        "libdir/a.py",
+        "libdir/deep/b.py",
+        "libdir/deep/more/c.txt",
+        "linked.txt",
+        "sql/more/two.sql",
+        "sql/one.sql",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "says"),
+    [
+        ('"libdir"', "count: source input 'libdir' does not exist"),
+        ('"empty"', "count: source input 'empty' does not exist (an empty folder"),
+        ('"sql/**/*.sql"', "count: source input 'sql/**/*.sql' matches no file"),
+        ('"../outside/o.py"', "source input '../outside/o.py' lies outside the project folder"),
+        ('"OUTSIDE/o.py"', "lies outside the project folder"),
+        ('"host.txt"', "source input 'host.txt' is a link to"),
+        ('"withlink"', "source input 'withlink' is a link to"),
+        ('"linkdir/*.py"', "source input 'linkdir/*.py' is a link to"),
+        ('"big"', "MiB of definitions and source inputs (at most 64 MiB)"),
+    ],
+)
+def test_a_source_input_the_bundle_cannot_ship_is_exit_2_and_uploads_nothing(
+    project: Path, s3_server: S3Server, s3_bucket: str, inputs: str, says: str
+) -> None:
+    outside = write_project(project.parent / "outside", None, **{"o.py": "o\n"})
+    (project / "empty").mkdir()
+    (project / "host.txt").symlink_to(outside / "o.py")
+    (project / "withlink").mkdir()
+    (project / "withlink/ok.txt").write_text("ok\n")
+    (project / "withlink/out.txt").symlink_to(outside / "o.py")
+    (project / "linkdir").symlink_to(outside)
+    (project / "big").mkdir()
+    with (project / "big/data.bin").open("wb") as big:
+        big.truncate(65 * 2**20)  # sparse: no 65 MiB written
+    _with_inputs(project, inputs.replace("OUTSIDE", str(outside)))
+    out = project.parent / "out"
+    result = kflow("deploy", "-C", project, "--profile", "cluster", "--image", "k:1", "-o", out)
+    assert result.exit_code == 2, result.output
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+    assert not out.exists()
+    assert s3_server.client().list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("schedule", "deadline"),
+    [
+        ("*/15 * * * *", 9000),  # ten intervals
+        ("0,1 2 * * *", 23 * 3600),  # daily, twice a minute apart: a day's deadline, not 10 min
+        ("* * * * *", 600),  # at least 10 min
+    ],
+)
+def test_the_job_deadline_follows_the_longest_gap_between_ticks(
+    project: Path, schedule: str, deadline: int
+) -> None:
+    result = kflow(
+        "deploy", "-C", project, "--profile", "cluster", "--image", "k:1", "--schedule", schedule
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (cron,) = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "CronJob"]
+    assert cron["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == deadline
+
+
+@pytest.mark.parametrize("options", ["{not json", "[1]"])
+def test_run_bundle_with_bad_storage_options_is_exit_2(tmp_path: Path, options: str) -> None:
+    result = kflow(
+        "run-bundle", "s3://b/x.tar.gz", "--sha256", "0" * 64, "--into", tmp_path / "w",
+        "--storage-options", options,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--storage-options: not a JSON object" in result.stderr or "not JSON" in result.stderr
+    assert not (tmp_path / "w").exists()

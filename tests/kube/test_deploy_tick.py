@@ -355,8 +355,8 @@ def test_a_definition_file_of_another_name_and_its_includes_build_in_a_tick(
     assert built == ["flows/extra.txt", "flows/part-1.txt", "flows/part-2.txt"]
     assert sorted(cluster.runs_log()) == ["1", "2", "extra"]
     work = cluster.tmp / f"work-{cluster.ticks}"
-    shipped = (p.relative_to(work).as_posix() for p in work.rglob("*.*"))
-    assert sorted(p for p in shipped if not p.startswith(".kflow")) == [  # not the load cache
+    shipped = [p.relative_to(work).as_posix() for p in work.rglob("*.*") if p.is_file()]
+    assert sorted(p for p in shipped if not p.startswith(".kflow/")) == [  # not the load cache
         "flows.toml",
         "pipelines/extra.py",
     ]
@@ -384,3 +384,88 @@ def test_a_definition_file_outside_the_project_folder_is_exit_2(
     assert deployed.exit_code == 2, deployed.output
     assert "extra.py is outside the project folder" in deployed.output
     assert _objects(s3_server, s3_bucket, "flows/") == []
+
+
+# Source inputs of every kind: a file, a folder (files below it, at any depth), a glob.
+SOURCES = FLOWS.replace('include = ["pipelines/*.py"]\n', "").replace(
+    'matrix = { n = ["1", "2"] }',
+    'matrix = { n = ["1", "2"] }\ninputs = ["config.txt", "libdir", "sql/**/*.sql"]',
+)
+
+
+def test_folder_and_glob_source_inputs_ship_in_the_bundle_and_build_in_a_tick(
+    cluster: Cluster, s3_server: S3Server, s3_bucket: str
+) -> None:
+    folder = write_project(
+        cluster.tmp / "sources",
+        SOURCES.replace("BUCKET", s3_bucket).replace("TASK", str(cluster.pods / "task.py")),
+        **{
+            "config.txt": "v1\n",
+            "libdir__helpers.py": "X = 1\n",
+            "libdir__deep__more.py": "Y = 2\n",
+            "sql__a.sql": "select 1;\n",
+            "sql__daily__b.sql": "select 2;\n",
+            "sql__daily__notes.md": "not matched\n",
+        },
+    )
+    deployed = kflow(
+        "deploy", "-C", folder, "--profile", "cluster", "--image", "kflow:test",
+        "--schedule", "*/15 * * * *",
+    )  # fmt: skip
+    assert deployed.exit_code == 0, deployed.output
+    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+
+    code, out, err = _finish(cluster.tick())
+    assert code == 0, err + out
+    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
+    assert built == ["flows/part-1.txt", "flows/part-2.txt"]
+    work = cluster.tmp / f"work-{cluster.ticks}"
+    shipped = [p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file()]
+    assert sorted(p for p in shipped if not p.startswith(".kflow/")) == [
+        "config.txt",
+        "kflow.toml",
+        "libdir/deep/more.py",
+        "libdir/helpers.py",
+        "sql/a.sql",
+        "sql/daily/b.sql",
+    ]
+    # The next tick unpacks the same inputs again: nothing changed, nothing runs.
+    code, out, err = _finish(cluster.tick())
+    assert code == 0, err + out
+    assert sorted(cluster.runs_log()) == ["1", "2"]
+
+
+def test_the_bundle_is_fetched_with_the_profiles_storage_options(
+    cluster: Cluster, s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MinIO-style: the endpoint is in the profile only, not in the environment (nor in the
+    # storage Secret); inline credentials are not copied into the manifests.
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    cluster.storage_env = {k: v for k, v in cluster.storage_env.items() if k != "AWS_ENDPOINT_URL"}
+    endpoint = s3_server.endpoint_url
+    options = (
+        f'storage_options = {{ endpoint_url = "{endpoint}", key = "inline-key", '
+        'secret = "inline-secret" }'
+    )
+    toml = FLOWS.replace('include = ["pipelines/*.py"]\n', "").replace(
+        'env_from = ["kflow-storage"]', f'env_from = ["kflow-storage"]\n{options}'
+    )
+    folder = write_project(
+        cluster.tmp / "minio",
+        toml.replace("BUCKET", s3_bucket).replace("TASK", str(cluster.pods / "task.py")),
+    )
+    deployed = kflow(
+        "deploy", "-C", folder, "--profile", "cluster", "--image", "kflow:test",
+        "--schedule", "*/15 * * * *",
+    )  # fmt: skip
+    assert deployed.exit_code == 0, deployed.output
+    assert "inline-" not in deployed.stdout
+    assert "storage_options key, secret not written into the CronJob" in deployed.stderr
+    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+    command = cluster.container["command"]
+    assert command[command.index("--storage-options") + 1] == f'{{"endpoint_url":"{endpoint}"}}'
+
+    code, out, err = _finish(cluster.tick())
+    assert code == 0, err + out
+    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
+    assert built == ["flows/part-1.txt", "flows/part-2.txt"]

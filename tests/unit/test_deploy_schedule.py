@@ -42,7 +42,10 @@ def test_bad_schedules_are_usage_errors(expression: str) -> None:
 
 def test_time_zones_are_iana_names() -> None:
     assert check_timezone("America/New_York") == "America/New_York"
-    for bad in ("CEST", "Europe/Atlantis", "", "/etc/passwd"):
+    assert check_timezone("Etc/GMT+5") == "Etc/GMT+5"
+    bad_names = ("CEST", "Europe/Atlantis", "", "/etc/passwd", "europe/berlin", "Europe/../UTC")
+    files = ("localtime", "Local", "posixrules", "right/UTC", "posix/Europe/Berlin", "zone.tab")
+    for bad in (*bad_names, *files):
         with pytest.raises(UsageError):
             check_timezone(bad)
 
@@ -53,3 +56,18 @@ def test_deadlines_follow_the_interval_within_bounds() -> None:
     assert active_deadline(60) == 600
     assert active_deadline(3600) == 36000
     assert active_deadline(86400) == 23 * 3600
+
+
+@pytest.mark.parametrize(
+    ("expression", "longest"),
+    [
+        ("*/15 * * * *", 900),
+        ("@daily", 86400),
+        ("0,1 2 * * *", 86400 - 60),  # twice a day, a minute apart: daily
+        ("0 9,17 * * *", 16 * 3600),
+        ("0 9-17 * * 1-5", 2 * 86400 + 16 * 3600),  # Friday 17:00 to Monday 9:00
+        ("@weekly", 7 * 86400),
+    ],
+)
+def test_the_longest_interval_of_a_schedule(expression: str, longest: int) -> None:
+    assert parse_schedule(expression).longest_interval() == longest
