@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
-from kflow.errors import UsageError
+from kflow.cli.outfile import check_output_path, write_output
 from kflow.model import parse_instance_id
 from kflow.storage import Storage
 
@@ -105,12 +105,10 @@ def junit_xml(record: RunRecord | None, tails: Mapping[str, str], suite: str) ->
     return data + b"\n"
 
 
-def check_junit_path(path: Path) -> None:
-    """Before anything runs: the report's folder must exist (exit 2 otherwise)."""
-    if path.is_dir():
-        raise UsageError(f"--junit {path}: is a folder, expected a file name")
-    if not path.absolute().parent.is_dir():
-        raise UsageError(f"--junit {path}: folder {path.absolute().parent} does not exist")
+def check_junit_path(path: Path, definitions: Iterable[Path] = ()) -> None:
+    """Before anything runs: the report's folder must exist, and it is no definition file
+    (exit 2 otherwise)."""
+    check_output_path("--junit", path, definitions)
 
 
 def failure_tails(record: RunRecord, storage: Storage) -> dict[str, str]:
@@ -132,6 +130,12 @@ def failure_tails(record: RunRecord, storage: Storage) -> dict[str, str]:
     }
 
 
-def write_junit(path: Path, record: RunRecord | None, storage: Storage | None, suite: str) -> None:
+def write_junit(
+    path: Path,
+    record: RunRecord | None,
+    storage: Storage | None,
+    suite: str,
+    definitions: Iterable[Path] = (),
+) -> None:
     tails = failure_tails(record, storage) if record is not None and storage is not None else {}
-    path.write_bytes(junit_xml(record, tails, suite or "kflow"))
+    write_output("--junit", path, junit_xml(record, tails, suite or "kflow"), definitions)

@@ -47,7 +47,8 @@ def report(
         ReportFormat, typer.Option("--format", help="html, md (CI summaries), json, trace.")
     ] = ReportFormat.html,
     against: Annotated[
-        str | None, typer.Option("--against", help="Compare with this run (md and json).")
+        str | None,
+        typer.Option("--against", help="Compare with this run (html, md and json)."),
     ] = None,
     directory: DirectoryOption = None,
     file: FileOption = None,
@@ -55,17 +56,24 @@ def report(
 ) -> None:
     """One run as a self-contained HTML page (nothing fetched when opened), Markdown, the
     page model as JSON, or Chrome Trace Event JSON (one event per attempt; Perfetto opens it)."""
+    from kflow.cli.outfile import check_output_path, write_output
+    from kflow.errors import UsageError
     from kflow.report.html import render_html
     from kflow.report.markdown import render_markdown
     from kflow.report.model import page_model
     from kflow.report.source import find_run, output_stamps, read_tails
     from kflow.report.trace import render_trace
 
+    if against is not None and fmt is ReportFormat.trace:
+        raise UsageError("--against compares runs in html, md and json, not in a trace")
     project = open_project(directory, file, profile)
+    if output is not None and str(output) != "-":  # before reading runs: a bad -o is exit 2
+        check_output_path("-o", output, project.files)
     storage = project_storage(project)
     record = find_run(storage, project.root, run)
     other = find_run(storage, project.root, against) if against else None
-    model = page_model(record, read_tails(storage, record), output_stamps(storage, record))
+    tails = read_tails(storage, project.root, record)
+    model = page_model(record, tails, output_stamps(storage, record))
     if other is not None:
         from kflow.report.diff import diff_models, render_diff_markdown
 
@@ -81,12 +89,13 @@ def report(
         if other is not None:
             text += "\n" + render_diff_markdown(model["against"])
     if output is None and fmt is ReportFormat.html:
+        # the run id is its record's file name (records.is_run_id): a plain name, here
         output = Path(f"kflow-report-{record.run_id}.html")
     if output is None or str(output) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    output.write_text(text, encoding="utf-8")
+    write_output("-o", output, text.encode("utf-8"), project.files)
     typer.echo(f"wrote {output}", err=True)
 
 
@@ -110,6 +119,8 @@ def ui(
     from kflow.errors import UsageError
     from kflow.report.server import is_loopback, make_server
 
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is 0 (any free one) to 65535")
     project = open_project(directory, file, profile)
     storage = project_storage(project)
     try:

@@ -26,7 +26,9 @@ from kflow.cli.common import (
     open_project,
     parse_params,
     paused_gc,
+    project_file,
     reports_errors,
+    shared_options,
 )
 from kflow.cli.junit import check_junit_path, write_junit
 from kflow.cli.plan_commands import (
@@ -38,7 +40,7 @@ from kflow.cli.plan_commands import (
     print_plan,
     project_storage,
 )
-from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, UsageError
+from kflow.errors import EXIT_INTERRUPTED, EXIT_TASK_FAILED, KflowError, UsageError
 from kflow.graph import Graph
 from kflow.model import Instance, InstanceId, parse_instance_id
 from kflow.plan import Decision, Plan, make_plan, recheck
@@ -144,7 +146,7 @@ def build(
     # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
     # would rescan their objects); when nothing runs they are gone before it comes back.
     if junit is not None:
-        check_junit_path(junit)
+        check_junit_path(junit, _main_definition(directory, file))
     with paused_gc():
         ready = _plan_build(
             directory, file, profile, targets, params, always, force, question, dry_run, as_json
@@ -153,8 +155,10 @@ def build(
             gc.freeze()  # the graph and plan live as long as the run: later passes skip them
     if not isinstance(ready, Plan):
         if junit is not None and not (question or dry_run):  # nothing ran: an empty report
-            write_junit(junit, None, None, "")
+            write_junit(junit, None, None, "", _main_definition(directory, file))
         raise typer.Exit(ready)
+    if junit is not None:  # and none of the files it includes
+        check_junit_path(junit, ready.graph.project.files)
     try:
         exit_code = _run(
             ready, targets, params, jobs, keep_going, no_wait, executor, as_json, junit
@@ -223,6 +227,14 @@ def _record_adopted(plan: Plan) -> None:
         plan.store.record_many(instances, "adopted", observed)
 
 
+def _main_definition(directory: Path | None, file: Path | None) -> list[Path]:
+    """The project's definition file, before it is loaded (none found: loading says so)."""
+    try:
+        return [project_file(shared_options(directory, file))]
+    except KflowError:
+        return []
+
+
 def _run(
     plan: Plan,
     targets: list[str] | None,
@@ -286,7 +298,7 @@ def _run(
         view.close()
         chosen.close()
     if junit is not None:
-        write_junit(junit, result.record, storage, project.name)
+        write_junit(junit, result.record, storage, project.name, project.files)
     if result.exit_code == EXIT_INTERRUPTED:  # "interrupted", or "cancelled" by `kflow cancel`
         sys.stderr.write(f"kflow: {result.record.status}\n")
     return result.exit_code
@@ -312,19 +324,21 @@ app.add_typer(runs_app, name="runs")
 
 
 def _records_newest_first(storage: Storage, root: str, limit: int | None) -> list[RunRecord]:
+    from kflow.report.salvage import read_record  # what a record of another shape says
     from kflow.run.records import list_run_ids, load_records
 
     ids = list_run_ids(storage, root)
     if limit is not None:
         ids = ids[:limit]
-    found = load_records(storage, root, ids)
+    found = load_records(storage, root, ids, read_record)
     return [found[r] for r in ids if r in found]
 
 
 def _find_run(storage: Storage, root: str, wanted: str) -> RunRecord:
+    from kflow.report.salvage import read_record
     from kflow.run.records import find_run
 
-    return find_run(storage, root, wanted)
+    return find_run(storage, root, wanted, read_record)
 
 
 def _duration(seconds: float | None) -> str:
@@ -337,7 +351,19 @@ def _duration(seconds: float | None) -> str:
 
 
 def _when(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    """A record's time (range-checked where it is read); 0: unknown."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "—"
+
+
+def _took(record: RunRecord) -> float | None:
+    return record.duration if record.started else None  # no start: no duration either
+
+
+def _say(line: str) -> None:
+    """A line made of a record's texts: control characters never reach the terminal raw."""
+    from kflow.run.logtail import visible
+
+    typer.echo(visible(line))
 
 
 @runs_app.callback(invoke_without_command=True)
@@ -381,9 +407,9 @@ def runs(
         for entry in record.instances.values():
             counts[entry.status] = counts.get(entry.status, 0) + 1
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        typer.echo(
+        _say(
             f"{record.run_id}  {record.status:<11} {_when(record.started)}  "
-            f"{_duration(record.duration):>7}  {shown}  [{' '.join(record.targets)}]"
+            f"{_duration(_took(record)):>7}  {shown}  [{' '.join(record.targets)}]"
         )
 
 
@@ -413,31 +439,32 @@ def runs_show(
     if as_json:
         typer.echo(record.to_json().decode())
         return
-    typer.echo(
-        f"run {record.run_id}: {record.status} (exit {record.exit_code}), "
-        f"started {_when(record.started)}, took {_duration(record.duration)}"
+    exit_code = "—" if record.exit_code is None else record.exit_code
+    _say(
+        f"run {record.run_id}: {record.status} (exit {exit_code}), "
+        f"started {_when(record.started)}, took {_duration(_took(record))}"
     )
-    typer.echo(
+    _say(
         f"targets: {' '.join(record.targets)}  profile: {record.profile}  "
         f"executor: {record.executor}  -j {record.jobs}  on {record.host}"
     )
     if record.status == DIED_ELSEWHERE:
-        typer.echo(
+        _say(
             f"no heartbeat for {record.silence():.0f} s from kflow on {record.host} "
             f"(pid {record.pid}): it died with its host or pod, or lost the storage"
         )
     if record.params:
-        typer.echo("params: " + " ".join(f"{k}={v}" for k, v in record.params.items()))
+        _say("params: " + " ".join(f"{k}={v}" for k, v in record.params.items()))
     for name, entry in record.instances.items():
-        typer.echo(f"{entry.status:<11} {name}  ({entry.reason})")
+        _say(f"{entry.status:<11} {name}  ({entry.reason})")
         if entry.detail:
-            typer.echo(f"            {entry.detail}")
+            _say(f"            {entry.detail}")
         for attempt in entry.attempts:
             code = "-" if attempt.exit_code is None else str(attempt.exit_code)
             where = f" {attempt.where}" if attempt.where else ""
             said = ("", f"exit code {code}")  # no need to say the exit code twice
             why = "" if attempt.reason in said else f" ({attempt.reason})"
-            typer.echo(
+            _say(
                 f"            attempt {attempt.number}: {attempt.status}{why}, exit {code}, "
                 f"{_duration(attempt.duration)}{where}  log: {attempt.log or '-'}"
             )
@@ -485,7 +512,7 @@ def logs(
     profile: ProfileOption = None,
 ) -> None:
     """Print an instance's log from a run (stored on the project's storage)."""
-    from kflow.run.records import mark_died
+    from kflow.run.records import local_log, log_location, mark_died
 
     if len(what) not in (1, 2):
         raise UsageError("expected [RUN] INSTANCE")
@@ -507,8 +534,10 @@ def logs(
     attempts = record.instances[name].attempts
     if not attempts:
         raise UsageError(f"{name} did not run in run {record.run_id}")
-    chosen = attempts[-1] if attempt is None else next(
-        (a for a in attempts if a.number == attempt), None
+    chosen = (
+        attempts[-1]
+        if attempt is None
+        else next((a for a in attempts if a.number == attempt), None)
     )
     if chosen is None:
         raise UsageError(f"{name} has no attempt {attempt} in run {record.run_id}")
@@ -516,31 +545,29 @@ def logs(
         # a running attempt's log is stored when it ends; kflow may have died before that,
         # and then a local attempt's log is still where it wrote it, on that host
         mark_died(record)
-        here = _local_log(record, chosen.log_here)
+        here = local_log(record, chosen)
         if here is not None:
-            sys.stdout.buffer.write(here)
-            sys.stdout.flush()
-            return
+            return _print_log(here)
         died = record.status in ("died", "died?")
         why = "kflow died while it ran" if died else "it has not ended yet"
         raise UsageError(
             f"{name} attempt {chosen.number} of run {record.run_id} has no stored log: {why}"
         )
-    data = storage.read_many([chosen.log])[chosen.log]
+    # where kflow stores it, from the run id, instance and attempt: never a path the record
+    # names (a record on storage is untrusted input)
+    location = log_location(project.root, record.run_id, name, chosen.number)
+    data = storage.read_many([location])[location]
     if data is None:
-        raise UsageError(f"the log {chosen.log} is gone")
+        raise UsageError(f"the log {location} is gone")
+    _print_log(data)
+
+
+def _print_log(data: bytes) -> None:
+    """Raw bytes into a file or a pipe; to a terminal, control characters and bytes that
+    are not UTF-8 written out (``\\x1b``): a log can never move the cursor or retitle it."""
+    if sys.stdout.isatty():
+        from kflow.run.logtail import visible
+
+        data = visible(data.decode("utf-8", "backslashreplace")).encode("utf-8")
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
-
-
-def _local_log(record: RunRecord, path: str) -> bytes | None:
-    """A running (or died) local attempt's log file, when it is on this host."""
-    import socket
-
-    if not path or record.host != socket.gethostname():
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None

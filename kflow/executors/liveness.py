@@ -78,8 +78,8 @@ def is_gone(pid: int, start: int) -> bool:
 
     The caller has checked that it was named from this place.
     """
-    if pid <= 0 or not start:
-        return False  # nothing to go by
+    if not isinstance(pid, int) or not isinstance(start, int) or pid <= 0 or not start:
+        return False  # nothing to go by (a record on storage may hold anything)
     stat = _stat(pid)
     if stat is None:
         return os.path.isdir("/proc/self")  # no /proc at all: can't tell

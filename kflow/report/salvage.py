@@ -7,10 +7,20 @@ record at all; anything else stays "unreadable".
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from kflow.run.records import AttemptRecord, InstanceRecord, RunRecord
+from kflow.run.records import (
+    MAX_ATTEMPT,
+    AttemptRecord,
+    InstanceRecord,
+    RunRecord,
+    int_value,
+    is_run_id,
+    load_json,
+    text_value,
+    time_value,
+)
 
 RUN_TIMES = ("started", "ended")
 
@@ -22,6 +32,15 @@ class PartialRecord(RunRecord):
 
     unknown: frozenset[Any] = frozenset()
 
+    def to_json(self) -> bytes:
+        """As a record kflow writes, the times it lacks null (``kflow runs --json``)."""
+        plain = RunRecord(**{f.name: getattr(self, f.name) for f in fields(RunRecord)})
+        data = json.loads(plain.to_json())
+        for key in RUN_TIMES:
+            if key in self.unknown:
+                data[key] = data["duration"] = None
+        return json.dumps(data, separators=(",", ":")).encode()
+
 
 def read_record(data: bytes) -> RunRecord:
     """A record as ``kflow`` writes it, or else what a JSON object with a run id says.
@@ -29,24 +48,14 @@ def read_record(data: bytes) -> RunRecord:
     try:
         return RunRecord.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError):
-        raw = json.loads(data)  # not JSON: ValueError, unreadable
-        if not isinstance(raw, dict) or not isinstance(raw.get("run_id"), str):
+        raw = load_json(data)  # not JSON: ValueError, unreadable
+        if not isinstance(raw, dict) or not is_run_id(raw.get("run_id")):
             raise ValueError("not a run record") from None
         return salvage(raw)
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+# one set of checks for both readers (see RunRecord.from_json): times in range, or missing
+_text, _number, _integer = text_value, time_value, int_value
 
 
 def _texts(value: Any) -> list[str]:
@@ -59,6 +68,7 @@ def _attempts(name: str, raw: Any, unknown: set[Any]) -> list[AttemptRecord]:
         if not isinstance(entry, dict):
             continue
         number = _integer(entry.get("number")) or n
+        number = number if 0 < number <= MAX_ATTEMPT else n
         started, ended = _number(entry.get("started")), _number(entry.get("ended"))
         if started is None:
             unknown.add((name, number))
@@ -73,6 +83,7 @@ def _attempts(name: str, raw: Any, unknown: set[Any]) -> list[AttemptRecord]:
                 reason=_text(entry.get("reason")),
                 where=_text(entry.get("where")),
                 log=_text(entry.get("log")),
+                log_here=_text(entry.get("log_here")),
                 free=entry.get("free") is True,
             )
         )
@@ -110,7 +121,9 @@ def salvage(raw: dict[str, Any]) -> PartialRecord:
         run_id=raw["run_id"],
         project=_text(raw.get("project")),
         targets=_texts(raw.get("targets")),
-        params={str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {},
+        params={str(k): v for k, v in params.items() if isinstance(v, str)}
+        if isinstance(params, dict)
+        else {},
         profile=_text(raw.get("profile")),
         executor=_text(raw.get("executor")),
         jobs=_integer(raw.get("jobs")) or 0,

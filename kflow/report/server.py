@@ -24,7 +24,14 @@ from kflow.report.model import page_model
 from kflow.report.runs import recent_records, runs_model
 from kflow.report.salvage import read_record
 from kflow.report.source import output_stamps, read_tails
-from kflow.run.records import RunRecord, list_run_ids, mark_died, record_location
+from kflow.run.records import (
+    RunRecord,
+    list_run_ids,
+    local_log,
+    log_location,
+    mark_died,
+    record_location,
+)
 from kflow.storage import Storage
 
 LOG_CHUNK = 1 << 20  # bytes per log request (storage reads whole objects: few, large)
@@ -48,28 +55,36 @@ class Pages:
             return None
         try:
             record = read_record(data)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return None  # not a run record (see salvage): no page, as for a missing one
+        if record.run_id != run_id:
+            return None  # the file name is the run id: a record naming another is no record
         mark_died(record)  # as `kflow runs` shows it: the run and what ran in it "died"
         return record, '"' + hashlib.sha256(data).hexdigest()[:20] + record.status + '"'
 
     def run_model(self, record: RunRecord) -> dict[str, Any]:
-        tails = read_tails(self.storage, record, UI_TAILS)
+        tails = read_tails(self.storage, self.root, record, UI_TAILS)
         return page_model(record, tails, output_stamps(self.storage, record, UI_TAILS))
 
     def runs(self) -> dict[str, Any]:
         return runs_model(recent_records(self.storage, self.root))
 
     def log(self, run_id: str, instance: str, attempt: int, offset: int) -> bytes | None:
-        """A chunk of one attempt's log from ``offset``: only logs the run's record names."""
+        """A chunk of one attempt's log from ``offset``: read from where kflow stores it (run
+        id, instance, attempt number; never a path from the record), or while it runs (or
+        once its kflow died) where a local attempt writes it (``local_log``)."""
         found = self.record(run_id)
         if found is None or instance not in found[0].instances:
             return None
-        attempts = found[0].instances[instance].attempts
-        log = next((a.log for a in attempts if a.number == attempt), "")
-        if not log:
+        record = found[0]
+        chosen = next((a for a in record.instances[instance].attempts if a.number == attempt), None)
+        if chosen is None:
             return None
-        data = self.storage.read_many([log]).get(log)
+        if chosen.log:
+            log = log_location(self.root, run_id, instance, attempt)
+            data = self.storage.read_many([log]).get(log)
+        else:
+            data = local_log(record, chosen)
         return None if data is None else data[offset : offset + LOG_CHUNK]
 
 
@@ -87,7 +102,7 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        if not self.hosts.allow(self.headers.get("Host")):
+        if not self.hosts.allow(self.headers.get_all("Host") or []):
             # DNS rebinding: a page from another site, its name pointed at this address,
             # would send its own name; only the names this server is reached by are answered.
             body = b"misdirected request: this is kflow ui, reach it by its own address\n"
@@ -110,9 +125,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(self.pages.runs())
         if len(parts) == 3 and parts[:2] == ["api", "run"]:
             return self._run_json(parts[2])
-        if len(parts) == 5 and parts[:2] == ["api", "log"] and parts[4].isdigit():
-            given = query.get("offset", ["0"])[0]
-            offset = int(given) if given.isdigit() else 0
+        if len(parts) == 5 and parts[:2] == ["api", "log"] and _is_number(parts[4]):
+            given = query.get("offset", ["0"])
+            if len(given) != 1 or not (given[0].isascii() and given[0].isdigit()):
+                body = b"bad offset: a byte offset is a number 0, 1, 2, ...\n"
+                return self._send(HTTPStatus.BAD_REQUEST, body, "text/plain; charset=utf-8")
+            offset = int(given[0])
             chunk = self.pages.log(parts[2], parts[3], int(parts[4]), offset)
             if chunk is not None:
                 return self._send(HTTPStatus.OK, chunk, "text/plain; charset=utf-8")
@@ -178,11 +196,12 @@ class Hosts:
     port: str
     any_ip: bool = False
 
-    def allow(self, header: str | None) -> bool:
-        """No header at all (HTTP/1.0, not a browser) cannot be a rebinding: answered."""
-        if header is None:
-            return True
-        name, port = _split_host(header.strip().lower())
+    def allow(self, headers: list[str]) -> bool:
+        """Exactly one Host header naming this server: none (HTTP/1.0) or two (which one
+        would a proxy have checked?) are refused."""
+        if len(headers) != 1:
+            return False
+        name, port = _split_host(headers[0].strip().lower())
         if port != self.port:
             return False
         return name in self.names or (self.any_ip and _is_ip(name))
@@ -200,6 +219,10 @@ def allowed_hosts(host: str, bound: str, port: int) -> Hosts:
 
 def _bracketed(name: str) -> str:
     return f"[{name}]" if ":" in name and not name.startswith("[") else name
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def _is_ip(name: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kflow.report.salvage import read_record
 from kflow.run.logtail import log_tail
-from kflow.run.records import RunRecord, mark_died
+from kflow.run.records import RunRecord, log_location, mark_died
 from kflow.run.records import find_run as find_record
 from kflow.storage import Storage
 
@@ -34,13 +34,18 @@ def output_stamps(
     }
 
 
-def read_tails(storage: Storage, record: RunRecord, limit: int = MAX_TAILS) -> dict[str, str]:
-    """Instance → the tail of its last attempt's log: failed ones first, in one batched read."""
+def read_tails(
+    storage: Storage, root: str, record: RunRecord, limit: int = MAX_TAILS
+) -> dict[str, str]:
+    """Instance → the tail of its last attempt's log: failed ones first, in one batched read.
+    Logs are read where kflow stores them (run id, instance, attempt number), never from a
+    path the record names: a record on storage is untrusted input."""
     chosen: list[tuple[str, str]] = []
     order = sorted(record.instances.items(), key=lambda kv: kv[1].status != "failed")
     for name, entry in order[:limit]:
         if entry.attempts and entry.attempts[-1].log:
-            chosen.append((name, entry.attempts[-1].log))
+            last = entry.attempts[-1].number
+            chosen.append((name, log_location(root, record.run_id, name, last)))
     data = storage.read_many([log for _, log in chosen]) if chosen else {}
     out = {}
     for name, log in chosen:

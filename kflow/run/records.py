@@ -7,9 +7,9 @@ ends, so a run killed with SIGKILL still leaves a trace. Logs go to
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,33 +132,54 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> RunRecord:
-        raw = json.loads(data)
+        """A record read as untrusted input (another user, an older kflow, a hand edit): each
+        field type- and range-checked here, once; a field of the wrong type reads as missing.
+        ValueError when it is no record, or lacks a time arithmetic needs (its run's or an
+        attempt's start): the report's salvage reader shows those as "—"."""
+        raw = load_json(data)
+        if not isinstance(raw, dict) or not is_run_id(raw.get("run_id")):
+            raise ValueError("not a run record")
+        started = time_value(raw.get("started"))
+        if started is None:
+            raise ValueError("run record: started is not a time")
         instances = {}
-        for name, entry in raw.get("instances", {}).items():
-            attempts = [
-                AttemptRecord(**{k: v for k, v in a.items() if k != "duration"})
-                for a in entry.get("attempts", [])
-            ]
-            for attempt in attempts:
-                attempt.status = parse_status(AttemptStatus, attempt.status)
-            instances[name] = InstanceRecord(
-                parse_status(InstanceStatus, entry.get("status", "")),
-                entry.get("reason", ""),
-                entry.get("detail", ""),
-                attempts,
-                list(entry.get("requires") or []),
-                entry.get("ready"),
-                list(entry.get("outputs") or []),
-                list(entry.get("changes") or []),
+        for name, entry in _mapping(raw.get("instances")).items():
+            entry = _mapping(entry)
+            instances[str(name)] = InstanceRecord(
+                parse_status(InstanceStatus, text_value(entry.get("status"))),
+                text_value(entry.get("reason")),
+                text_value(entry.get("detail")),
+                _attempts(entry.get("attempts")),
+                texts_value(entry.get("requires")),
+                time_value(entry.get("ready")),
+                texts_value(entry.get("outputs")),
+                texts_value(entry.get("changes")),
             )
-        names = {f.name for f in dataclasses.fields(cls)} - {"instances"}
-        known = {k: v for k, v in raw.items() if k in names}
-        for key in ("started", "ended"):  # times are numbers (or absent): arithmetic follows
-            if not isinstance(known.get(key, 0.0), (int, float, type(None))):
-                raise ValueError(f"run record: {key} is not a time")
-        if "status" in known:
-            known["status"] = parse_status(RunStatus, known["status"])
-        return cls(**known, instances=instances)
+        params = _mapping(raw.get("params"))
+        every = number_value(raw.get("beat_every"))
+        return cls(
+            run_id=raw["run_id"],
+            project=text_value(raw.get("project")),
+            targets=texts_value(raw.get("targets")),
+            params={str(k): v for k, v in params.items() if isinstance(v, str)},
+            profile=text_value(raw.get("profile")),
+            executor=text_value(raw.get("executor")),
+            jobs=int_value(raw.get("jobs")) or 0,
+            started=started,
+            ended=time_value(raw.get("ended")),
+            status=parse_status(RunStatus, text_value(raw.get("status"))),
+            exit_code=int_value(raw.get("exit_code")),
+            host=text_value(raw.get("host")),
+            pid=int_value(raw.get("pid")) or 0,
+            boot=text_value(raw.get("boot")),
+            pidns=text_value(raw.get("pidns")),
+            pid_start=int_value(raw.get("pid_start")) or 0,
+            beat=time_value(raw.get("beat")) or 0.0,
+            beat_every=every if every is not None and 0 < every <= MAX_BEAT else 0.0,
+            instances=instances,
+            revision=int_value(raw.get("revision")) or 0,
+            up_to_date=texts_value(raw.get("up_to_date")),
+        )
 
     @property
     def duration(self) -> float | None:
@@ -169,21 +190,106 @@ class RunRecord:
         return bool(self.how_died())
 
     def how_died(self, now: float | None = None) -> str:
-        """"" while the run goes on (or once it ended); ``DIED`` when its kflow process is
+        """ "" while the run goes on (or once it ended); ``DIED`` when its kflow process is
         provably gone (it ran on this host: pid and start time); ``DIED_ELSEWHERE`` when it
         ran elsewhere and its heartbeat is STALE_BEATS heartbeats old at ``now``."""
         if self.status != "running":
             return ""
         place = Place(self.host, self.boot, self.pidns)
+        every = self.beat_every
         if place.known and place == this_place():  # judged by its process, not by clocks
-            return DIED if all_gone(place, [(self.pid, self.pid_start)]) else ""
-        if self.beat_every > 0 and self.silence(now) > STALE_BEATS * self.beat_every:
+            if self.pid > 0 and self.pid_start:
+                return DIED if all_gone(place, [(self.pid, self.pid_start)]) else ""
+            # no process named (a hand-edited or partial record): judged by its heartbeat
+            every = every or DEFAULT_HEARTBEAT
+        if every > 0 and self.silence(now) > STALE_BEATS * every:
             return DIED_ELSEWHERE
         return ""
 
     def silence(self, now: float | None = None) -> float:
         """Seconds since its run last wrote the record (its heartbeat)."""
         return (time.time() if now is None else now) - (self.beat or self.started)
+
+
+# -- reading a record: untrusted input ------------------------------------------------------
+
+# A time is seconds since 1970 up to this (the year 2286): 1e308, Infinity or NaN would
+# overflow date formatting and make the page's JSON invalid.
+MAX_TIME = 1e10
+MAX_BEAT = 86400.0 * 365
+MAX_ATTEMPT = 1_000_000
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def is_run_id(value: Any) -> bool:
+    """A run id is a plain file name (letters, digits, ``._-``): it names files."""
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
+
+
+def _no_constant(name: str) -> None:
+    return None  # NaN, Infinity, -Infinity: read as missing
+
+
+def load_json(data: bytes) -> Any:
+    """JSON with NaN and ±Infinity read as null (they are not JSON, and not times)."""
+    return json.loads(data, parse_constant=_no_constant)
+
+
+def text_value(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def texts_value(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def int_value(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def number_value(value: Any) -> float | None:
+    """A finite number (bools and huge ints are not), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not -1e15 < value < 1e15:  # compared before float(): a huge int would overflow it
+        return None
+    return float(value)
+
+
+def time_value(value: Any) -> float | None:
+    """A time in a plausible range (0 … year 2286), else None: read as missing."""
+    number = number_value(value)
+    return number if number is not None and 0 <= number <= MAX_TIME else None
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _attempts(raw: Any) -> list[AttemptRecord]:
+    out = []
+    for n, entry in enumerate(raw if isinstance(raw, list) else [], start=1):
+        if not isinstance(entry, dict):
+            continue
+        started = time_value(entry.get("started"))
+        if started is None:
+            raise ValueError("run record: an attempt's start is not a time")
+        number = int_value(entry.get("number"))
+        out.append(
+            AttemptRecord(
+                number=number if number is not None and 0 < number <= MAX_ATTEMPT else n,
+                started=started,
+                ended=time_value(entry.get("ended")),
+                exit_code=int_value(entry.get("exit_code")),
+                status=parse_status(AttemptStatus, text_value(entry.get("status"))),
+                reason=text_value(entry.get("reason")),
+                where=text_value(entry.get("where")),
+                log=text_value(entry.get("log")),
+                log_here=text_value(entry.get("log_here")),
+                free=entry.get("free") is True,
+            )
+        )
+    return out
 
 
 def mark_died(record: RunRecord) -> bool:
@@ -218,6 +324,7 @@ def split_reason(reason: str) -> tuple[str, str]:
 
 
 RecordReader = Callable[[bytes], RunRecord]
+LATEST_BATCH = 20
 
 
 def save_record(storage: Storage, root: str, record: RunRecord) -> str:
@@ -229,7 +336,8 @@ def save_record(storage: Storage, root: str, record: RunRecord) -> str:
 def list_run_ids(storage: Storage, root: str) -> list[str]:
     """Run ids found under ``{root}/.kflow/runs``, newest first."""
     names = storage.list_folder(runs_folder(root))
-    return sorted((n[: -len(".json")] for n in names if n.endswith(".json")), reverse=True)
+    ids = (n[: -len(".json")] for n in names if n.endswith(".json"))
+    return sorted((i for i in ids if is_run_id(i)), reverse=True)
 
 
 def load_records(
@@ -242,10 +350,13 @@ def load_records(
     for location, data in storage.read_many(locations).items():
         if data is None:
             continue
+        run_id = locations[location]
         try:
-            out[locations[location]] = read(data)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            record = read(data)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             continue  # not a run record this kflow can read (a partial write, another shape)
+        if record.run_id == run_id:  # the file name is the id: another one is no record of it
+            out[run_id] = record
     return out
 
 
@@ -257,17 +368,8 @@ def find_run(
     if wanted in (None, "latest", "last"):
         if not ids:
             raise UsageError("no runs yet", hint="`kflow build` makes one")
-        # Ids sort by their start second; two runs started in one second are told apart
-        # by the start time in their records.
-        same_second = [r for r in ids if r.split("-")[0] == ids[0].split("-")[0]]
-        if len(same_second) > 1:
-            found = load_records(storage, root, same_second, read)
-            if found:
-                newest = max(found.values(), key=lambda record: record.started or 0.0)
-                return newest
-        matches = ids[:1]
-    else:
-        matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
+        return _latest(storage, root, ids, read)
+    matches = [r for r in ids if r == wanted] or [r for r in ids if r.startswith(wanted)]
     if not matches:
         raise UsageError(f"no run {wanted!r}", hint="`kflow runs` lists them")
     if len(matches) > 1:
@@ -276,3 +378,52 @@ def find_run(
     if matches[0] not in found:
         raise UsageError(f"run record {matches[0]} is unreadable")
     return found[matches[0]]
+
+
+def _latest(storage: Storage, root: str, ids: list[str], read: RecordReader) -> RunRecord:
+    """The newest readable run: an unreadable newest record (a partial write, a hand edit)
+    does not hide the others, as ``kflow runs`` skips it."""
+    for start in range(0, len(ids), LATEST_BATCH):
+        batch = ids[start : start + LATEST_BATCH]
+        found = load_records(storage, root, batch, read)
+        readable = [r for r in batch if r in found]
+        if readable:
+            # Ids sort by their start second; two runs started in one second are told apart
+            # by the start time in their records.
+            second = readable[0].split("-")[0]
+            same = [found[r] for r in readable if r.split("-")[0] == second]
+            return max(same, key=lambda record: record.started or 0.0)
+    raise UsageError(f"none of the {len(ids)} run records is readable")
+
+
+def local_log(record: RunRecord, attempt: AttemptRecord) -> bytes | None:
+    """A running (or died) local attempt's log, read where the local executor writes it
+    (``$TMPDIR/kflow-logs-*/N.log`` on the run's host). The record's ``log_here`` only
+    picks which of those files: any other path (``/etc/passwd``, ``../``, a symlink, a file
+    not ours) is refused, for a record on storage is untrusted input."""
+    import socket
+    import stat
+    import tempfile
+
+    path = attempt.log_here
+    if not path or record.host != socket.gethostname():
+        return None
+    folder, name = os.path.split(path)
+    parent, logs = os.path.split(folder)
+    top = os.path.realpath(tempfile.gettempdir())
+    if (
+        os.path.realpath(path) != path
+        or parent != top
+        or not logs.startswith("kflow-logs-")
+        or re.fullmatch(r"[0-9]{1,9}\.log", name) is None
+    ):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            return None
+        return f.read()
