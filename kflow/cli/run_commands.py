@@ -325,13 +325,13 @@ app.add_typer(runs_app, name="runs")
 
 def _records_newest_first(storage: Storage, root: str, limit: int | None) -> list[RunRecord]:
     from kflow.report.salvage import read_record  # what a record of another shape says
-    from kflow.run.records import list_run_ids, load_records
+    from kflow.run.records import list_run_ids, load_records, newest_first
 
     ids = list_run_ids(storage, root)
     if limit is not None:
         ids = ids[:limit]
     found = load_records(storage, root, ids, read_record)
-    return [found[r] for r in ids if r in found]
+    return newest_first([found[r] for r in ids if r in found])
 
 
 def _find_run(storage: Storage, root: str, wanted: str) -> RunRecord:

@@ -7,7 +7,13 @@ from typing import Any
 
 from kflow.report.model import task_of
 from kflow.report.salvage import PartialRecord, read_record
-from kflow.run.records import RunRecord, list_run_ids, load_records, mark_died
+from kflow.run.records import (
+    RunRecord,
+    list_run_ids,
+    load_records,
+    mark_died,
+    newest_first,
+)
 from kflow.storage import Storage
 
 RECENT = 20
@@ -56,7 +62,7 @@ def recent_records(storage: Storage, root: str, limit: int = RECENT) -> list[Run
     ``kflow runs`` marks them (``mark_died``)."""
     ids = list_run_ids(storage, root)[:limit]
     found = load_records(storage, root, ids, read_record)
-    records = [found[r] for r in ids if r in found]
+    records = newest_first([found[r] for r in ids if r in found])
     for record in records:
         mark_died(record)
     return records

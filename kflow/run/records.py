@@ -360,6 +360,14 @@ def load_records(
     return out
 
 
+def newest_first(records: list[RunRecord]) -> list[RunRecord]:
+    """Newest first: by the start second in the id, then, for runs started in one second,
+    by the start time in the record (the id's random suffix says nothing about order)."""
+    return sorted(
+        records, key=lambda r: (r.run_id.split("-")[0], r.started or 0.0, r.run_id), reverse=True
+    )
+
+
 def find_run(
     storage: Storage, root: str, wanted: str | None, read: RecordReader = RunRecord.from_json
 ) -> RunRecord:
@@ -390,9 +398,7 @@ def _latest(storage: Storage, root: str, ids: list[str], read: RecordReader) -> 
         if readable:
             # Ids sort by their start second; two runs started in one second are told apart
             # by the start time in their records.
-            second = readable[0].split("-")[0]
-            same = [found[r] for r in readable if r.split("-")[0] == second]
-            return max(same, key=lambda record: record.started or 0.0)
+            return newest_first([found[r] for r in readable])[0]
     raise UsageError(f"none of the {len(ids)} run records is readable")
 
 

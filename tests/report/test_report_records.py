@@ -133,3 +133,5 @@ def test_latest_is_the_run_that_started_last_when_two_started_in_one_second(
     result = kflow("report", "-C", tmp_path, "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["run"]["run_id"] == "20990101T000000Z-000000"
+    listed = [line.split()[0] for line in kflow("runs", "-C", tmp_path).stdout.splitlines()]
+    assert listed[:2] == ["20990101T000000Z-000000", "20990101T000000Z-ffffff"]  # the same order
