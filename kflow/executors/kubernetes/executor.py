@@ -194,7 +194,7 @@ class KubernetesExecutor:
         self._raise_fatal()
         wanted = mf.pod_manifest(spec, self.project, self.namespace)
         if self._adoptable is None:
-            self._adoptable = self.pods.running_in_project(self.project)
+            self._adoptable = self.pods.adoptable_in_project(self.project)
         candidates = self._adoptable.get(wanted["metadata"]["labels"][mf.INSTANCE_HASH_LABEL], [])
         fp = wanted["metadata"]["annotations"][mf.FINGERPRINT_ANNOTATION]
         for pod in sorted(candidates, key=_attempt_number, reverse=True):
@@ -402,6 +402,9 @@ class KubernetesExecutor:
         # (a lost node, a pending timeout) could start or go on with the task beside its retry.
         ended = ((attempt.last or {}).get("status") or {}).get("phase") in ("Succeeded", "Failed")
         if keep and ended and not attempt.cancelled:
+            # Kept for debugging: marked, so that no later run adopts its result as its own.
+            if attempt.succeeded:
+                self._deletes.append(self._deleter.submit(self.pods.mark_collected, attempt.name))
             return
         # Off the runner's thread: the log is saved already, nothing waits for the delete.
         self._deletes.append(self._deleter.submit(self.pods.delete, attempt.name, attempt.uid, 0))

@@ -44,6 +44,8 @@ INSTANCE_HASH_LABEL = "kflow.dev/instance-hash"
 INSTANCE_ANNOTATION = "kflow.dev/instance"
 FINGERPRINT_ANNOTATION = "kflow.dev/fingerprint"
 ADOPTED_FROM_ANNOTATION = "kflow.dev/adopted-from-run"
+# On a pod kept after its run took its result: no later run may take that result as its own.
+COLLECTED_LABEL = "kflow.dev/collected"
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 # An orphaned pod must not run forever: a task without ``timeout`` gets this deadline.

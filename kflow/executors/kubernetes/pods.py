@@ -91,8 +91,10 @@ class Pods:
             self.wait_gone(name)
         raise ClusterError(f"create pod {name}: the name stays taken by another pod")
 
-    def running_in_project(self, project: str) -> dict[str, list[Pod]]:
-        """Non-terminal kflow pods of this project from any run, by instance hash (one LIST)."""
+    def adoptable_in_project(self, project: str) -> dict[str, list[Pod]]:
+        """kflow pods of this project from any run that a restart can adopt, by instance hash
+        (one LIST): those not ended, and those that succeeded while no kflow looked (killed
+        meanwhile), so not marked collected: their result is there to take, not to redo."""
         selector = f"{mf.MANAGED_BY}=kflow,{mf.PROJECT_LABEL}={mf.label_value(project)}"
         resp = self.api.json(
             "list pods", self.api.core.list_namespaced_pod, self.namespace, label_selector=selector
@@ -101,9 +103,11 @@ class Pods:
         for pod in resp.get("items") or []:
             meta = pod.get("metadata") or {}
             phase = (pod.get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
+            labels = meta.get("labels") or {}
+            collected = phase == "Succeeded" and mf.COLLECTED_LABEL in labels
+            if phase == "Failed" or collected or meta.get("deletionTimestamp"):
                 continue
-            key = (meta.get("labels") or {}).get(mf.INSTANCE_HASH_LABEL)
+            key = labels.get(mf.INSTANCE_HASH_LABEL)
             if key:
                 found.setdefault(key, []).append(pod)
         return found
@@ -134,6 +138,18 @@ class Pods:
             raise ClusterError(f"adopt pod {meta['name']}: {exc.message}") from None
         patched: Pod = resp
         return patched
+
+    def mark_collected(self, name: str) -> None:
+        """Mark a pod kept after its run took its result (gone already is fine)."""
+        patch = {"metadata": {"labels": {mf.COLLECTED_LABEL: "true"}}}
+        try:
+            self.api.json(
+                f"patch pod {name}", self.api.core.patch_namespaced_pod, name, self.namespace, patch
+            )
+        except ApiFailure as exc:
+            if exc.status == 404:
+                return
+            raise ClusterError(f"mark pod {name} collected: {exc.message}") from None
 
     def get(self, name: str) -> Pod | None:
         try:
