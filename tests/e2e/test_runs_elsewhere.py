@@ -104,10 +104,9 @@ def test_a_run_whose_kflow_died_on_another_host_is_shown_died_and_a_live_one_run
         _wait_for(lambda: _statuses(tmp_path).get(killed_id) == "running", "a's record")
         killed.send_signal(signal.SIGKILL)  # its host is lost: nothing ends its record
         killed.communicate(timeout=30)
-        stopped = time.monotonic()
-
+        # not at once: a silence shorter than STALE_BEATS heartbeats is not taken for death
+        assert _statuses(tmp_path).get(killed_id) == "running"
         _wait_for(lambda: _statuses(tmp_path).get(killed_id) == "died?", "died?")
-        assert time.monotonic() - stopped >= (STALE_BEATS - 1) * HEARTBEAT  # not at once
         statuses = _statuses(tmp_path)
         assert statuses[live_id] == "running", statuses  # its heartbeat goes on
         going = _statuses(tmp_path, "--running")
