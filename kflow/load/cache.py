@@ -303,8 +303,8 @@ def _declared(definitions: Definitions) -> str | None:
 
 
 # Exact types only: a subclass (an IntEnum, a str with its own __str__) is user code.
-_PLAIN = (set, frozenset, dt.date, dt.datetime, dt.time, dt.timedelta, type(None), bool, int)
-_PLAIN += (float, str, bytes, tuple, list, dict)
+_PLAIN: tuple[type, ...] = (set, frozenset, dt.date, dt.datetime, dt.time, dt.timedelta)
+_PLAIN += (type(None), bool, int, float, str, bytes, tuple, list, dict)
 
 
 class _NotPlain(Exception):
