@@ -13,7 +13,9 @@ used only when everything that load read is as it was, so a cache never changes 
   read, where a stamp could miss a second edit) and what each ``include`` pattern matches;
 - Python definitions: running ``kflow.py`` is the only sound way to know what it declares,
   so it always runs, and the entry is keyed on a hash of what it declared (with the line of
-  each call and the code of any function given as a requirement parameter);
+  each call). Definitions holding a function (a requirement parameter's lambda) or any
+  object other than plain data are never kept: expanding the graph calls the function,
+  and it may read anything then (an environment variable, a file, another module);
 - the date, when the load read ``today`` or ``yesterday`` (a load that read ``now`` is not
   kept).
 
@@ -26,7 +28,6 @@ nothing). ``KFLOW_NO_CACHE=1`` neither reads nor writes the cache.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import copyreg
 import dataclasses
 import datetime as dt
@@ -37,8 +38,7 @@ import pickle
 import sys
 import tempfile
 import time
-import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,6 @@ class LoadCache:
         self._started = time.time_ns()
         self._declarations: str | None = None
         self._hashed = False
-        self._callables: list[Callable[..., object]] = []
 
     def by_stamps(self) -> Any | None:
         """The cached value, when TOML definitions are unchanged by their stamps; else None."""
@@ -110,7 +109,7 @@ class LoadCache:
             return None
         if not all(_matches(pattern) == matches for pattern, matches in entry.globs):
             return None
-        return self._value(entry, [])
+        return self._value(entry)
 
     def by_declarations(self, definitions: Definitions) -> Any | None:
         """The cached value, when Python definitions declared what they did before; else None.
@@ -118,14 +117,14 @@ class LoadCache:
         TOML-only definitions answer None (``by_stamps`` judged them)."""
         if not _has_python(definitions):
             return None
-        self._declarations, self._callables = _declared(definitions)
+        self._declarations = _declared(definitions)
         self._hashed = True
         entry = self._entry
         if entry is None or self._declarations is None:
             return None
         if entry.declarations != self._declarations:
             return None
-        return self._value(entry, self._callables)
+        return self._value(entry)
 
     def store(self, definitions: Definitions, value: Any, clock: set[str], timezone: str) -> None:
         """Keep ``value`` (made from ``definitions``) for the next run; never fails."""
@@ -148,10 +147,10 @@ class LoadCache:
                 return None  # midnight passed during the load
         if _has_python(definitions):
             if not self._hashed:
-                self._declarations, self._callables = _declared(definitions)
+                self._declarations = _declared(definitions)
             if self._declarations is None:
                 return None
-            payload = _dumps(value, self._callables)
+            payload = _dumps(value)
             return _Entry(self.key, (), (), self._declarations, date, payload)
         # The text each file had when parsed: a file changed after it was read has a recent
         # mtime, so it is "racy", and its digest (of the text parsed) tells on the next run.
@@ -164,13 +163,13 @@ class LoadCache:
                 return None
             racy = stamp[1] >= self._started - _RACY_NS
             files.append((path, stamp, _digest(text.encode()) if racy else None))
-        return _Entry(self.key, tuple(files), definitions.globs, None, date, _dumps(value, []))
+        return _Entry(self.key, tuple(files), definitions.globs, None, date, _dumps(value))
 
-    def _value(self, entry: _Entry, callables: list[Callable[..., object]]) -> Any | None:
+    def _value(self, entry: _Entry) -> Any | None:
         if entry.clock is not None and _today(entry.clock[0]) != entry.clock[1]:
             return None
         try:
-            return _loads(entry.payload, callables)
+            return pickle.loads(entry.payload)
         except Exception:  # unreadable: made again, and the entry replaced
             return None
 
@@ -281,164 +280,62 @@ def _digest(data: bytes) -> str:
 # --- what Python definitions declared -------------------------------------------------
 
 
-def _declared(definitions: Definitions) -> tuple[str | None, list[Callable[..., object]]]:
-    """The hash of a document (its values, where each was written, TOML texts) and the
-    functions in it, in the order met: the same functions, on a hit, stand in the cached
-    value for those of the run that made it. None when some value cannot be hashed."""
+def _declared(definitions: Definitions) -> str | None:
+    """The hash of a document (its values, where each was written, TOML texts); None when
+    it holds anything but plain data: such definitions are neither taken from the cache
+    nor kept in it.
+
+    A function in the document (a requirement parameter's lambda) is called while the graph
+    is expanded, and it may read anything at that moment: an environment variable, a file,
+    another module's attribute or function. Neither its code nor its globals tell what it
+    will return next time, so no graph made with one is kept. Other objects are refused
+    alike: their ``__str__``, ``__eq__`` or ``__hash__`` is user code the load may call."""
     sources = [
         (prefix, str(s.path), s.display, s.fixed_line, s.text)
         for prefix, s in definitions.doc.sources.items()
     ]
     stream = io.BytesIO()
-    pickler = _DeclarationPickler(stream)
     try:
-        pickler.dump((definitions.doc.data, sources, definitions.globs))
-    except Exception:  # a value pickle cannot write: no entry
-        return None, []
-    return _digest(stream.getvalue()), pickler.callables
+        _DeclarationPickler(stream).dump((definitions.doc.data, sources, definitions.globs))
+    except Exception:  # a function, an object of the user's, or what pickle cannot write
+        return None
+    return _digest(stream.getvalue())
+
+
+# Exact types only: a subclass (an IntEnum, a str with its own __str__) is user code.
+_PLAIN: tuple[type, ...] = (set, frozenset, dt.date, dt.datetime, dt.time, dt.timedelta)
+_PLAIN += (type(None), bool, int, float, str, bytes, tuple, list, dict)
+
+
+class _NotPlain(Exception):
+    """A value that is not plain data: the load may run its code."""
 
 
 class _DeclarationPickler(pickle.Pickler):
-    """Pickles a document, writing each function as the fingerprint of its code."""
+    """Pickles a document of plain data; raises _NotPlain on anything else."""
 
     def __init__(self, stream: io.BytesIO):
         super().__init__(stream, protocol=pickle.HIGHEST_PROTOCOL)
-        self.callables: list[Callable[..., object]] = []
 
     def reducer_override(self, obj: Any) -> Any:
-        if callable(obj) and not isinstance(obj, type):
-            self.callables.append(obj)
-            return (str, (function_fingerprint(obj),))
-        return NotImplemented
-
-
-class _Unstable(Exception):
-    """A value with no text that stays the same from one run to the next."""
-
-
-def function_fingerprint(function: object) -> str:
-    """A hash of what a function computes: its code, defaults, closure, and the globals it
-    reads (functions among them followed). Raises _Unstable when it reads something with no
-    stable text: such definitions are neither taken from the cache nor kept in it."""
-    parts: list[str] = []
-    _fingerprint_into(function, parts, set())
-    return _digest("\n".join(parts).encode())
-
-
-def _fingerprint_into(obj: object, parts: list[str], seen: set[int]) -> None:
-    if id(obj) in seen:
-        parts.append("<seen>")
-        return
-    seen.add(id(obj))
-    function = getattr(obj, "__func__", obj)  # a bound method: its function
-    if isinstance(function, types.FunctionType):
-        parts.append(_code_text(function.__code__))
-        parts.append(_value_text(function.__defaults__))
-        parts.append(_value_text(function.__kwdefaults__))
-        for cell in function.__closure__ or ():
-            _value_into(cell.cell_contents, parts, seen)
-        for name in sorted(_global_names(function.__code__)):
-            if name in function.__globals__:
-                parts.append(f"global {name}")
-                _value_into(function.__globals__[name], parts, seen)
-        return
-    if isinstance(obj, types.BuiltinFunctionType):
-        parts.append(f"builtin {obj.__module__}.{obj.__qualname__}")
-        return
-    raise _Unstable(repr(obj))
-
-
-def _value_into(value: object, parts: list[str], seen: set[int]) -> None:
-    if isinstance(value, types.ModuleType):
-        parts.append(f"module {value.__name__}")
-    elif isinstance(value, type):
-        parts.append(f"class {value.__module__}.{value.__qualname__}")
-        if value.__module__ not in sys.stdlib_module_names and value.__module__ != "builtins":
-            # A class of the project's own: its methods may be what the function calls.
-            for name, member in sorted(vars(value).items()):
-                if isinstance(member, (types.FunctionType, staticmethod, classmethod)):
-                    parts.append(f"method {name}")
-                    _fingerprint_into(getattr(member, "__func__", member), parts, seen)
-    elif callable(value):
-        _fingerprint_into(value, parts, seen)
-    else:
-        parts.append(_value_text(value))
-
-
-def _value_text(value: object) -> str:
-    simple = (str, int, float, bool, bytes, type(None), dt.date, dt.datetime, dt.timedelta)
-    if isinstance(value, simple):
-        return repr(value)
-    if isinstance(value, (tuple, list)):
-        return "(" + ",".join(_value_text(v) for v in value) + ")"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_value_text(k)}:{_value_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (set, frozenset)):
-        return "{" + ",".join(sorted(_value_text(v) for v in value)) + "}"
-    raise _Unstable(repr(type(value)))
-
-
-def _code_text(code: types.CodeType) -> str:
-    consts = [
-        _code_text(c) if isinstance(c, types.CodeType) else _value_text(c) for c in code.co_consts
-    ]
-    return repr(
-        (
-            code.co_filename,
-            code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
-            code.co_firstlineno,
-            code.co_code,
-            code.co_names,
-            code.co_varnames,
-            code.co_freevars,
-            code.co_argcount,
-            code.co_kwonlyargcount,
-            code.co_flags,
-            consts,
-        )
-    )
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
+        # By identity, as a user's class may define __eq__ and __hash__ (even its metaclass).
+        # A date pickles as its class and bytes: the class is met here too. A datetime's
+        # time zone is an object: refused.
+        if any(type(obj) is plain or obj is plain for plain in _PLAIN):
+            return NotImplemented
+        raise _NotPlain(repr(type(obj)))
 
 
 # --- the cached value ------------------------------------------------------------------
 
-_LOADING: contextvars.ContextVar[list[Callable[..., object]]] = contextvars.ContextVar(
-    "kflow_cache_loading"
-)
-
-
-def _declared_function(index: int) -> Callable[..., object]:
-    """The run's own function at ``index`` (unpickling a cached value)."""
-    return _LOADING.get()[index]
-
 
 class _ValuePickler(pickle.Pickler):
     """Pickles a value compactly: frozen dataclasses without the fields left at their default
-    (a task has thirty, most unset), and the declared functions in it as their index."""
+    (a task has thirty, most unset)."""
 
-    def __init__(self, stream: io.BytesIO, callables: Iterable[Callable[..., object]]):
+    def __init__(self, stream: io.BytesIO):
         super().__init__(stream, protocol=pickle.HIGHEST_PROTOCOL)
-        self.index = {id(f): i for i, f in enumerate(callables)}
-        if not self.index:
-            self.reducer_override = _no_override  # type: ignore[method-assign]
         self.dispatch_table = _COMPACT
-
-    def reducer_override(self, obj: Any) -> Any:
-        index = self.index.get(id(obj))
-        if index is not None:
-            return (_declared_function, (index,))
-        return NotImplemented
-
-
-def _no_override(obj: Any) -> Any:
-    return NotImplemented
 
 
 def _compact(obj: Any) -> tuple[Any, ...]:
@@ -492,18 +389,10 @@ def _compact_table() -> dict[type, Callable[[Any], tuple[Any, ...]]]:
 _COMPACT = _compact_table()
 
 
-def _dumps(value: Any, callables: list[Callable[..., object]]) -> bytes:
+def _dumps(value: Any) -> bytes:
     stream = io.BytesIO()
-    _ValuePickler(stream, callables).dump(value)
+    _ValuePickler(stream).dump(value)
     return stream.getvalue()
-
-
-def _loads(payload: bytes, callables: list[Callable[..., object]]) -> Any:
-    token = _LOADING.set(callables)
-    try:
-        return pickle.loads(payload)
-    finally:
-        _LOADING.reset(token)
 
 
 def _prune(folder: Path, keep: Path) -> None:

@@ -310,8 +310,8 @@ def test_an_edited_requirement_function_is_seen(tmp_path: Path) -> None:
     assert "raw[day=2026-01-09]" in py_plan(project, "report", "--json")
     (project / "kflow.py").write_text(textwrap.dedent(source).replace("days=1", "days=2"))
     assert "raw[day=2026-01-08]" in py_plan(project, "report", "--json")
-    # the cached graph, taken again, holds this run's own function
     assert "raw[day=2026-01-08]" in py_plan(project, "report", "--json")
+    assert cache_files(project) == []  # a graph made by calling a function is never kept
 
 
 def test_a_function_reading_an_object_without_stable_text_is_never_cached(
@@ -336,6 +336,70 @@ def test_a_function_reading_an_object_without_stable_text_is_never_cached(
     assert "raw[day=2026-01-09]" in py_plan(project, "report", "--json")
     assert "raw[day=2026-01-09]" in py_plan(project, "report", "--json")
     assert cache_files(project) == []
+
+
+# The tester's project: a chain of a task's own instances that ends where a value read by
+# the lambda *when it is called* says (here through READ, one of the four cases below).
+CHAIN = """\
+import os
+from kflow import task, param
+param("n", type="int", default=6)
+task("env", command="sh -c 'echo {n} > {output}'", outputs=["{root}/env{n}.txt"],
+     requires=[{"task": "env", "params": {"n": lambda n: n - 1 if n > READ else None}}])
+"""
+
+
+def chain_project(folder: Path, read: str, helpers: str | None = None) -> Path:
+    folder.mkdir(parents=True)
+    source = CHAIN.replace("READ", read)
+    if helpers is not None:  # a module beside kflow.py, imported by it
+        (folder / "helpers.py").write_text(helpers)
+        source = "import helpers\n" + source
+    (folder / "kflow.py").write_text(source)
+    return folder
+
+
+def instances(folder: Path, env: dict[str, str] | None = None) -> str:
+    out = py_plan(folder, "env", env=env)
+    return out.strip().splitlines()[-1]
+
+
+def test_a_requirement_function_reading_an_environment_variable_sees_it_change(
+    tmp_path: Path,
+) -> None:
+    project = chain_project(tmp_path / "p", 'int(os.environ.get("LIM", "3"))')
+    assert instances(project, {"LIM": "3"}) == "4 of 4 instances would run"
+    assert instances(project, {"LIM": "1"}) == "6 of 6 instances would run"
+    assert cache_files(project) == []
+
+
+def test_a_requirement_function_reading_a_file_sees_it_change(tmp_path: Path) -> None:
+    read = 'int(open(os.path.dirname(__file__) + "/lim.txt").read())'
+    project = chain_project(tmp_path / "p", read)
+    (project / "lim.txt").write_text("3\n")
+    assert instances(project) == "4 of 4 instances would run"
+    (project / "lim.txt").write_text("1\n")
+    assert instances(project) == "6 of 6 instances would run"
+
+
+def test_a_requirement_function_reading_another_modules_attribute_sees_it_change(
+    tmp_path: Path,
+) -> None:
+    project = chain_project(tmp_path / "p", "helpers.LIMIT", helpers="LIMIT = 3\n")
+    assert instances(project) == "4 of 4 instances would run"
+    (project / "helpers.py").write_text("LIMIT = 1  # edited\n")  # another size: a fresh .pyc
+    assert instances(project) == "6 of 6 instances would run"
+
+
+def test_a_requirement_function_calling_another_modules_function_sees_its_body_change(
+    tmp_path: Path,
+) -> None:
+    project = chain_project(
+        tmp_path / "p", "helpers.start()", helpers="def start():\n    return 3\n"
+    )
+    assert instances(project) == "4 of 4 instances would run"
+    (project / "helpers.py").write_text("def start():\n    return 1  # edited\n")
+    assert instances(project) == "6 of 6 instances would run"
 
 
 def test_a_python_error_still_names_file_and_line_after_a_cached_run(tmp_path: Path) -> None:
