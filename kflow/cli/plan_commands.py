@@ -364,26 +364,33 @@ def accept(
     params: ParamOption = None,
 ) -> None:
     """Record the targets' current outputs (and their requirements') as up to date; run nothing."""
+    from kflow.run.holding import holding
     from kflow.state import StateStore
 
     graph = load_graph(directory, file, profile, targets, params)
     storage = project_storage(graph.project)
     instances = list(graph.instances.values())
-    # One stat serves both the check and the records.
-    stamps = storage.stat_many(
-        sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
-    )
-    missing = [
-        f"{i.id} ({loc})" for i in instances for loc in i.outputs.values() if stamps[loc] is None
-    ]
-    if missing:
-        raise UsageError(
-            f"cannot accept: {len(missing)} output(s) missing, e.g. {missing[0]}",
-            hint="build them, or name narrower targets; nothing was recorded",
+    # Not while a run builds one: its outputs may be half written (exit 3 instead). The
+    # outputs are looked at once the leases are ours, so no run changes them meanwhile.
+    with holding(storage, graph.project.root, [str(i.id) for i in instances], "accept"):
+        # One stat serves both the check and the records.
+        stamps = storage.stat_many(
+            sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
         )
-    store = StateStore(storage, graph.project.root)
-    store.index({i.id.task for i in instances})  # so that older records get replaced
-    store.record_many(instances, "accepted", stamps)
+        missing = [
+            f"{i.id} ({loc})"
+            for i in instances
+            for loc in i.outputs.values()
+            if stamps[loc] is None
+        ]
+        if missing:
+            raise UsageError(
+                f"cannot accept: {len(missing)} output(s) missing, e.g. {missing[0]}",
+                hint="build them, or name narrower targets; nothing was recorded",
+            )
+        store = StateStore(storage, graph.project.root)
+        store.index({i.id.task for i in instances})  # so that older records get replaced
+        store.record_many(instances, "accepted", stamps)
     typer.echo(f"accepted {count(len(instances), 'instance')}")
 
 
@@ -405,6 +412,7 @@ def clean(
     params: ParamOption = None,
 ) -> None:
     """Delete the outputs of the targets' instances (default: every instance) and their records."""
+    from kflow.run.holding import holding
     from kflow.run.outputs import Protected
     from kflow.run.records import kflow_dir
     from kflow.state import StateStore
@@ -422,7 +430,14 @@ def clean(
             "kflow clean deletes outputs and there is no terminal to confirm it",
             hint="use --yes to delete without asking, or -n to see what would be deleted",
         )
-    graph = load_graph(directory, file, profile, targets, params)
+    everything: list[str] = []
+    if not targets:
+        # As `make clean`: everything, not only `[project] default` (that names what to
+        # build): every end product, with all it requires.
+        from kflow.graph import default_targets
+
+        everything = default_targets(open_project(directory, file, profile))
+    graph = load_graph(directory, file, profile, targets or everything, params)
     chosen = [i for i in graph.instances.values() if not targets or i.id in graph.targets]
     storage = project_storage(graph.project)
     locations = [loc for i in chosen for loc in i.outputs.values()]
@@ -445,7 +460,9 @@ def clean(
         return
     if present and interactive and not yes:
         typer.confirm(f"delete {count(len(present), 'output')}?", abort=True)
-    # Folder outputs go with everything in them; never the project folder or kflow's records.
-    storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))
-    StateStore(storage, graph.project.root).forget(chosen)
+    # Not under a running build (exit 3): it would write them again, or record what is gone.
+    with holding(storage, graph.project.root, [str(i.id) for i in chosen], "clean"):
+        # Folder outputs go with everything in them; never the project folder or kflow's records.
+        storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))
+        StateStore(storage, graph.project.root).forget(chosen)
     typer.echo(f"deleted {count(len(present), 'output')} of {count(len(chosen), 'instance')}")
