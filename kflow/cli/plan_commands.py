@@ -31,7 +31,7 @@ from kflow.errors import UsageError
 from kflow.graph import Graph, build_graph
 from kflow.model import Instance, InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
-from kflow.storage import Storage
+from kflow.storage import Stamp, Storage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -370,28 +370,33 @@ def accept(
     graph = load_graph(directory, file, profile, targets, params)
     storage = project_storage(graph.project)
     instances = list(graph.instances.values())
-    # Not while a run builds one: its outputs may be half written (exit 3 instead). The
-    # outputs are looked at once the leases are ours, so no run changes them meanwhile.
+    # Bad input writes nothing: the outputs are checked before any lease is taken.
+    _accept_stamps(storage, instances)
+    # Not while a run builds one: its outputs may be half written (exit 3 instead). They
+    # are looked at again once the leases are ours: a run may have ended meanwhile.
     with holding(storage, graph.project.root, [str(i.id) for i in instances], "accept"):
-        # One stat serves both the check and the records.
-        stamps = storage.stat_many(
-            sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
-        )
-        missing = [
-            f"{i.id} ({loc})"
-            for i in instances
-            for loc in i.outputs.values()
-            if stamps[loc] is None
-        ]
-        if missing:
-            raise UsageError(
-                f"cannot accept: {len(missing)} output(s) missing, e.g. {missing[0]}",
-                hint="build them, or name narrower targets; nothing was recorded",
-            )
+        stamps = _accept_stamps(storage, instances)
         store = StateStore(storage, graph.project.root)
         store.index({i.id.task for i in instances})  # so that older records get replaced
         store.record_many(instances, "accepted", stamps)
     typer.echo(f"accepted {count(len(instances), 'instance')}")
+
+
+def _accept_stamps(storage: Storage, instances: list[Instance]) -> dict[str, Stamp | None]:
+    """The stamps of the instances' inputs and outputs (one stat serves both the check and
+    the records); exit 2 when an output is missing."""
+    stamps = storage.stat_many(
+        sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
+    )
+    missing = [
+        f"{i.id} ({loc})" for i in instances for loc in i.outputs.values() if stamps[loc] is None
+    ]
+    if missing:
+        raise UsageError(
+            f"cannot accept: {len(missing)} output(s) missing, e.g. {missing[0]}",
+            hint="build them, or name narrower targets; nothing was recorded",
+        )
+    return stamps
 
 
 @app.command()
