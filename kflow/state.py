@@ -29,7 +29,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from kflow.model import Instance, InstanceId, TaskSpec
@@ -205,6 +205,16 @@ def _record_name_parts(name: str) -> tuple[str, str, str, str]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
+def _run_of(data: bytes) -> str:
+    """The run an incomplete mark names ("" if unreadable)."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return ""
+    run = body.get("run") if isinstance(body, dict) else None
+    return run if isinstance(run, str) else ""
+
+
 class StateStore:
     """Reads and writes the records of one project's storage root."""
 
@@ -213,6 +223,9 @@ class StateStore:
         self.folder = f"{root.rstrip('/')}/.kflow/records"
         self.legacy = f"{root.rstrip('/')}/.kflow/state"  # the per-task layout of old
         self._legacy: dict[str, str] = {}  # old-layout records seen: location → flat location
+        # Tasks whose old-layout folder the first listing found: an old kflow still building
+        # writes its records there, even after ``upgrade`` moved what was in them.
+        self._legacy_tasks: set[str] | None = None  # None: state/ not listed yet
         self._upgraded = False
         # Record locations seen by instance key: what a new record replaces. Made from the
         # listings only when a write needs it (planning alone never does).
@@ -255,26 +268,42 @@ class StateStore:
         return newest
 
     def _legacy_listings(self, tasks: set[str]) -> list[tuple[str, list[str]]]:
-        """The old-layout folders of these tasks, listed; [] (after one listing) once upgraded."""
-        if self._upgraded:
-            return []  # this store moved them (a build): no listing per recheck
-        present = sorted(set(self.storage.list_names(self.legacy)) & tasks)
+        """The old-layout folders of these tasks, listed (``state/`` itself only once).
+
+        After ``upgrade`` they are still listed where the first listing found one: during an
+        upgrade, an old kflow may still be building and write its success records there, and
+        a recheck that missed them would run its instances again (newest record wins).
+        """
+        if self._legacy_tasks is None:
+            self._legacy_tasks = set(self.storage.list_names(self.legacy))
+        present = sorted(self._legacy_tasks & tasks)
         if not present:
             return []
         folders = [f"{self.legacy}/{task}" for task in present]
         listings = list(self.storage.list_names_many(folders).items())
-        for folder, names in listings:
-            for name in names:
-                if _record_name_parts(name)[3]:
-                    self._legacy[f"{folder}/{name}"] = f"{self.folder}/{name}"
+        if not self._upgraded:
+            for folder, names in listings:
+                for name in names:
+                    if _record_name_parts(name)[3]:
+                        self._legacy[f"{folder}/{name}"] = f"{self.folder}/{name}"
         return listings
 
-    def upgrade(self) -> None:
+    def upgrade(self, alive: Callable[[str], bool] | None = None) -> None:
         """Move the old-layout records ``index`` found into the flat folder (``kflow build``
         does, before it writes: planning stays read-only). A rename locally; concurrent runs
-        may both move, the second finds nothing left."""
+        may both move, the second finds nothing left.
+
+        An incomplete mark of a run that ``alive`` says still goes on stays where it is:
+        that (old) kflow replaces it there with its success record, or leaves it to say
+        that its attempt did not finish.
+        """
         moves, self._legacy = self._legacy, {}
         self._upgraded = True
+        marks = [old for old in moves if _record_name_parts(old.rsplit("/", 1)[1])[1] == INCOMPLETE]
+        if alive is not None and marks:
+            for location, data in self.storage.read_many(marks).items():
+                if data is not None and alive(_run_of(data)):
+                    del moves[location]
         if not moves:
             return
         self.storage.move_many(moves)
@@ -333,13 +362,21 @@ class StateStore:
         self.storage.delete_many(sorted(older))
         self._seen[key] = {location}
 
-    def mark_incomplete(self, instance: Instance, run_id: str) -> None:
-        """Before an attempt: outputs that exist after a crash must not count as done."""
+    def mark_incomplete(self, instance: Instance, run_id: str) -> str:
+        """Before an attempt: outputs that exist after a crash must not count as done.
+        Older records stay (the newest wins): ``unmark`` makes the previous one count again.
+        Returns the mark's location."""
         key = instance_key(instance.id)
         location = self._write(
             instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}, True
         )
         self._seen.setdefault(key, set()).add(location)
+        return location
+
+    def unmark(self, instance: Instance, location: str) -> None:
+        """Delete an incomplete mark whose attempt never started."""
+        self.storage.delete_many([location])
+        self._seen.get(instance_key(instance.id), set()).discard(location)
 
     def input_stamps(self, instance: Instance) -> InputStamps:
         """The instance's input stamps now (with content hashes of local files): taken as
@@ -434,11 +471,19 @@ class StateRecorder:
         self.store = store
         self.run_id = run_id
         self._started: dict[InstanceId, InputStamps] = {}  # written from several threads
+        self._marks: dict[InstanceId, str] = {}  # the incomplete mark of each attempt
 
     def before_attempt(self, instance: Instance) -> None:
         self._started[instance.id] = self.store.input_stamps(instance)
-        self.store.mark_incomplete(instance, self.run_id)
+        self._marks[instance.id] = self.store.mark_incomplete(instance, self.run_id)
+
+    def not_started(self, instance: Instance) -> None:
+        self._started.pop(instance.id, None)
+        mark = self._marks.pop(instance.id, None)
+        if mark is not None:
+            self.store.unmark(instance, mark)
 
     def after_success(self, instance: Instance) -> None:
+        self._marks.pop(instance.id, None)
         inputs = self._started.pop(instance.id, None)
         self.store.record_success(instance, self.run_id, inputs)

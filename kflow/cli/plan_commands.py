@@ -31,7 +31,7 @@ from kflow.errors import UsageError
 from kflow.graph import Graph, build_graph
 from kflow.model import Instance, InstanceId, Project, parse_instance_id
 from kflow.plan import Plan, make_plan
-from kflow.storage import Storage
+from kflow.storage import Stamp, Storage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -364,12 +364,27 @@ def accept(
     params: ParamOption = None,
 ) -> None:
     """Record the targets' current outputs (and their requirements') as up to date; run nothing."""
+    from kflow.run.holding import holding
     from kflow.state import StateStore
 
     graph = load_graph(directory, file, profile, targets, params)
     storage = project_storage(graph.project)
     instances = list(graph.instances.values())
-    # One stat serves both the check and the records.
+    # Bad input writes nothing: the outputs are checked before any lease is taken.
+    _accept_stamps(storage, instances)
+    # Not while a run builds one: its outputs may be half written (exit 3 instead). They
+    # are looked at again once the leases are ours: a run may have ended meanwhile.
+    with holding(storage, graph.project.root, [str(i.id) for i in instances], "accept"):
+        stamps = _accept_stamps(storage, instances)
+        store = StateStore(storage, graph.project.root)
+        store.index({i.id.task for i in instances})  # so that older records get replaced
+        store.record_many(instances, "accepted", stamps)
+    typer.echo(f"accepted {count(len(instances), 'instance')}")
+
+
+def _accept_stamps(storage: Storage, instances: list[Instance]) -> dict[str, Stamp | None]:
+    """The stamps of the instances' inputs and outputs (one stat serves both the check and
+    the records); exit 2 when an output is missing."""
     stamps = storage.stat_many(
         sorted({loc for i in instances for loc in (*i.inputs, *i.outputs.values())})
     )
@@ -381,10 +396,7 @@ def accept(
             f"cannot accept: {len(missing)} output(s) missing, e.g. {missing[0]}",
             hint="build them, or name narrower targets; nothing was recorded",
         )
-    store = StateStore(storage, graph.project.root)
-    store.index({i.id.task for i in instances})  # so that older records get replaced
-    store.record_many(instances, "accepted", stamps)
-    typer.echo(f"accepted {count(len(instances), 'instance')}")
+    return stamps
 
 
 @app.command()
@@ -405,6 +417,7 @@ def clean(
     params: ParamOption = None,
 ) -> None:
     """Delete the outputs of the targets' instances (default: every instance) and their records."""
+    from kflow.run.holding import holding
     from kflow.run.outputs import Protected
     from kflow.run.records import kflow_dir
     from kflow.state import StateStore
@@ -422,7 +435,14 @@ def clean(
             "kflow clean deletes outputs and there is no terminal to confirm it",
             hint="use --yes to delete without asking, or -n to see what would be deleted",
         )
-    graph = load_graph(directory, file, profile, targets, params)
+    everything: list[str] = []
+    if not targets:
+        # As `make clean`: everything, not only `[project] default` (that names what to
+        # build): every end product, with all it requires.
+        from kflow.graph import default_targets
+
+        everything = default_targets(open_project(directory, file, profile))
+    graph = load_graph(directory, file, profile, targets or everything, params)
     chosen = [i for i in graph.instances.values() if not targets or i.id in graph.targets]
     storage = project_storage(graph.project)
     locations = [loc for i in chosen for loc in i.outputs.values()]
@@ -445,7 +465,9 @@ def clean(
         return
     if present and interactive and not yes:
         typer.confirm(f"delete {count(len(present), 'output')}?", abort=True)
-    # Folder outputs go with everything in them; never the project folder or kflow's records.
-    storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))
-    StateStore(storage, graph.project.root).forget(chosen)
+    # Not under a running build (exit 3): it would write them again, or record what is gone.
+    with holding(storage, graph.project.root, [str(i.id) for i in chosen], "clean"):
+        # Folder outputs go with everything in them; never the project folder or kflow's records.
+        storage.delete_trees(present, keep=(".", kflow_dir(graph.project.root)))
+        StateStore(storage, graph.project.root).forget(chosen)
     typer.echo(f"deleted {count(len(present), 'output')} of {count(len(chosen), 'instance')}")

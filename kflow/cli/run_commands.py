@@ -220,7 +220,10 @@ def _record_adopted(plan: Plan) -> None:
     a later change of their command or inputs is seen (SPEC §2). Records of the old
     per-task layout move to the flat one first (planning alone stays read-only)."""
     if plan.store is not None:
-        plan.store.upgrade()
+        from kflow.run.records import run_goes_on
+
+        store = plan.store
+        store.upgrade(lambda run: run_goes_on(store.storage, plan.graph.project.root, run))
     if plan.adopted and plan.store is not None:
         instances = [plan.graph.instances[iid] for iid in plan.adopted]
         observed = plan.observed.stamps if plan.observed is not None else None

@@ -87,6 +87,16 @@ class Bookkeeper:
         if self.leases is not None:
             self._in_background(self.leases.release, str(iid))
 
+    def unprepare(self, iid: InstanceId) -> None:
+        """Undo ``prepare`` for an instance that will not start: its state mark (so that its
+        previous record counts again), then its lease."""
+        self._in_background(self._unprepare, iid)
+
+    def _unprepare(self, iid: InstanceId) -> None:
+        self.hooks.not_started(self.graph.instances[iid])
+        if self.leases is not None:
+            self.leases.release(str(iid))
+
     def write(self, location: str, data: bytes) -> Future[None]:
         """A log or a revision of the run record: not durable (no fsync; the run's last
         record is written durably at its end)."""

@@ -16,12 +16,16 @@ class StateHooks(Protocol):
 
     ``before_attempt`` invalidates the instance's success record (so a crash
     mid-attempt never leaves a record vouching for partial outputs);
-    ``after_success`` records fingerprint and stamps once the outputs exist.
+    ``after_success`` records fingerprint and stamps once the outputs exist;
+    ``not_started`` undoes ``before_attempt`` for an instance that did not start after all
+    (the run stopped first): its previous record counts again.
     """
 
     def before_attempt(self, instance: Instance) -> None: ...
 
     def after_success(self, instance: Instance) -> None: ...
+
+    def not_started(self, instance: Instance) -> None: ...
 
 
 class NoState:
@@ -31,6 +35,9 @@ class NoState:
         return None
 
     def after_success(self, instance: Instance) -> None:
+        return None
+
+    def not_started(self, instance: Instance) -> None:
         return None
 
 

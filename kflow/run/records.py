@@ -433,3 +433,10 @@ def local_log(record: RunRecord, attempt: AttemptRecord) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
             return None
         return f.read()
+
+
+def run_goes_on(storage: Storage, root: str, run_id: str) -> bool:
+    """Whether the run's record says it still runs and its kflow is not known to be gone
+    (no record, or an unreadable one: it does not)."""
+    record = load_records(storage, root, [run_id]).get(run_id) if is_run_id(run_id) else None
+    return record is not None and record.status == "running" and not record.died()

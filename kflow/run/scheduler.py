@@ -158,10 +158,9 @@ class Runner:
         self._cancel_watch = CancelWatch(
             storage, self.root, self.run_id, lambda: self.request_stop("cancelled")
         )
-        # Preparing is storage latency (atomic creates, fsyncs): keep several in flight so
-        # that trivial tasks never wait for it, without leasing far ahead of what runs.
-        self._prepare_depth = max(8, 4 * self.options.jobs)
-        workers = self._prepare_depth + 4
+        # Preparing (storage latency) overlaps what runs, one per free -j slot; the pool
+        # also writes logs, records and releases in the background.
+        workers = max(8, 4 * self.options.jobs) + 4
         self.books = Bookkeeper(graph, storage, hooks, self.leases, workers, self.replan)
         self._started = time.monotonic()
 
@@ -317,14 +316,16 @@ class Runner:
 
     # -- starting ---------------------------------------------------------------
 
+    def _free_slots(self) -> int:
+        """-j slots neither running nor promised to an instance being (or done) preparing."""
+        taken = len(self.running) + len(self.preparing) + self.agenda.prepared_count
+        return self.options.jobs - taken
+
     def _prepare_ahead(self) -> None:
-        """Take leases and mark state for the next few ready instances while others run."""
-        depth = self._prepare_depth
-        while (
-            self.agenda.has_ready
-            and not self.stopping
-            and len(self.preparing) + self.agenda.prepared_count < depth
-        ):
+        """Take leases and mark state for the next ready instances, as many as free slots:
+        one prepared further ahead would be marked incomplete (and its lease held) while it
+        cannot start, so that a kill -9 would leave it "did not finish" without a start."""
+        while self.agenda.has_ready and not self.stopping and self._free_slots() > 0:
             iid = self.agenda.pop_ready()
             self._instance(iid).status = InstanceStatus.PREPARING
             self.preparing[iid] = self.books.prepare(iid, self.decisions[iid])
@@ -357,8 +358,9 @@ class Runner:
             self._submit(iid)
 
     def _drop_prepared(self, iid: InstanceId) -> None:
+        """A prepared instance that will not start (the run stops): as if never prepared."""
         self._instance(iid).status = InstanceStatus.QUEUED
-        self._release_lease(iid)
+        self.books.unprepare(iid)
 
     def _held_elsewhere(self, iid: InstanceId, other: LeaseInfo) -> None:
         if self.options.wait_for_others:
@@ -383,7 +385,7 @@ class Runner:
             return
         now = time.monotonic()
         for iid, (_, next_look) in list(self.waiting.items()):
-            if next_look > now or len(self.running) >= self.options.jobs:
+            if next_look > now or self._free_slots() <= 0:
                 continue
             del self.waiting[iid]
             if not self.stopping:

@@ -29,6 +29,9 @@ class Hooks:
     def after_success(self, instance: Instance) -> None:
         self.calls.append(("after", str(instance.id)))
 
+    def not_started(self, instance: Instance) -> None:
+        self.calls.append(("undo", str(instance.id)))
+
 
 def _graph(tmp_path: Path, tasks: str, targets: list[str] | None = None) -> Graph:
     text = '[project]\nname = "t"\nstorage = "file://./data"\n' + textwrap.dedent(tasks)
