@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -136,6 +137,9 @@ def ui(
             "no authentication: anyone who can connect can read every run's records and logs",
             err=True,
         )
+    # Ctrl-C stops it, as the line above says, even when it was started as a script's
+    # background job, where the shell leaves SIGINT ignored (`kflow build` does the same).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

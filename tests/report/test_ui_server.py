@@ -116,3 +116,29 @@ def test_ui_on_localhost_gives_no_warning(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert err == ""
+
+
+def test_ui_stops_on_sigint_even_when_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """A shell starts a script's background jobs with SIGINT ignored; `kill -INT` (or the
+    Ctrl-C the first line promises) must still stop the ui."""
+    import subprocess
+    import sys
+
+    built_project(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kflow", "ui", "--port", "0", "-C", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("kflow ui: http://")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "stopped" in out, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
