@@ -29,16 +29,16 @@ def start_build(
 
 def wait_until(
     condition: Callable[[], object],
-    what: str,
+    what: str | Callable[[], str],
     proc: subprocess.Popen[str] | None = None,
     timeout: float = DEADLINE,
 ) -> None:
-    """Poll ``condition`` until true; fail saying ``what`` after ``timeout`` s, or at once
-    (with its output) if ``proc`` ends meanwhile."""
+    """Poll ``condition`` until true; fail saying ``what`` (or what it returns then) after
+    ``timeout`` s, or at once (with its output) if ``proc`` ends meanwhile."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert proc is None or proc.poll() is None, proc.communicate() if proc else ""
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what if isinstance(what, str) else what()
         time.sleep(0.02)
 
 
@@ -75,18 +75,33 @@ def gone(pids: list[int], timeout: float = DEADLINE) -> bool:
     return True
 
 
-def group_frozen(pgid: int) -> bool:
-    """Whether no process of the group can run: each is stopped (T), or blocked in vfork()
-    on a child of the group that is stopped. A shell (dash) starts commands with vfork();
-    stopped between vfork and exec, the child shows T but its parent shows D, and stays
-    so until the child goes on: frozen all the same, though its state is not T."""
+def group_members(pgid: int) -> dict[int, tuple[str, int]]:
+    """Every process of the group: pid -> (state letter, parent pid)."""
     group: dict[int, tuple[str, int]] = {}
     for name in os.listdir("/proc"):
         fields = _stat(name) if name.isdigit() else []
         if len(fields) > 2 and int(fields[2]) == pgid:
             group[int(name)] = (fields[0], int(fields[1]))
+    return group
+
+
+def describe_group(pgid: int) -> str:
+    """The group's processes as "pid(state, parent ppid)", for a failure message."""
+    members = group_members(pgid)
+    return ", ".join(f"{pid}({letter}, parent {ppid})" for pid, (letter, ppid) in members.items())
+
+
+def group_frozen(pgid: int) -> bool:
+    """Whether no process of the group can run: each is stopped (T), or blocked in vfork()
+    on a child of the group that is stopped, or has ended (a zombie) — and one at least is
+    stopped. A shell (dash) starts commands with vfork(); stopped between vfork and exec,
+    the child shows T but its parent shows D, and stays so until the child goes on. And a
+    command that ended just before its shell was stopped stays a zombie (Z) until the
+    shell, going on, reaps it. Frozen all the same, though not every state is T."""
+    group = group_members(pgid)
     stopped = {pid for pid, (letter, _) in group.items() if letter in "tT"}
     vforking = {group[pid][1] for pid in stopped}  # parents waiting for a stopped child
-    return bool(group) and all(
-        pid in stopped or (letter == "D" and pid in vforking) for pid, (letter, _) in group.items()
+    return bool(stopped) and all(
+        pid in stopped or letter == "Z" or (letter == "D" and pid in vforking)
+        for pid, (letter, _) in group.items()
     )

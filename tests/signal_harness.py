@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.processes import group_frozen, has_text, start_build, state
+from tests.processes import describe_group, group_frozen, has_text, start_build, state
 
 # The attempt waits for `go` in a shell loop that starts `sleep` again and again.
 PROJECT = """
@@ -62,6 +62,8 @@ def one_try(sig: signal.Signals, deadline: float) -> tuple[bool, bool, float]:
                 return ok and proc.returncode == 130, True, time.monotonic() - sent
             ok = _within(deadline, lambda: state(proc.pid) == "T" and group_frozen(task))
             took, letter = time.monotonic() - sent, state(task)
+            if not ok:
+                print(f"kflow {state(proc.pid)}; attempt: {describe_group(task)}", flush=True)
             (root / "go").touch()
             proc.send_signal(signal.SIGCONT)
             out = proc.communicate(timeout=120)[0]
