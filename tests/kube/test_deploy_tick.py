@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import kflow, write_project
+from tests.helpers import Result, kflow, write_project
 from tests.kube.emulator import KubeEmulator
 from tests.kube.emulator.tls import TlsListener
 from tests.kube.test_executor_support import FAST_ENV
@@ -138,6 +138,12 @@ class Cluster:
             found.append((record.verb, *_resource_of(record.path), record.status))
         return found
 
+    def shipped(self) -> list[str]:
+        """The project files the last tick unpacked into its pod's folder (not .kflow/)."""
+        work = self.tmp / f"work-{self.ticks}"
+        files = (p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
+        return sorted(p for p in files if not p.startswith(".kflow/"))
+
     def runs_log(self) -> list[str]:
         log = self.pods / "runs.log"
         return log.read_text().split() if log.exists() else []
@@ -172,12 +178,7 @@ def cluster(
     kube.rbac.add_token(RUNNER_TOKEN, RUNNER_USER)
     setup = Cluster(kube, tls, project, pods, tmp_path, storage_env)
     try:
-        deployed = kflow(
-            "deploy", "-C", project, "--profile", "cluster", "--image", "kflow:test",
-            "--schedule", "*/15 * * * *", "part",
-        )  # fmt: skip
-        assert deployed.exit_code == 0, deployed.output
-        setup.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+        deploy(setup, "-C", project, "part")
         # The runner may do what the generated Role grants, and nothing else (real 403s).
         triples = [(v, g, r) for v, g, r in setup.granted()]
         kube.rbac.deny_all_except(triples, user=RUNNER_USER)
@@ -207,11 +208,39 @@ def _objects(s3: S3Server, bucket: str, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
+def deploy(cluster: Cluster, *where: str | Path) -> Result:
+    """`kflow deploy WHERE… --profile cluster` on a schedule; it must succeed, and its
+    manifests become the cluster's (the next tick runs their command)."""
+    deployed = kflow(
+        "deploy", *where, "--profile", "cluster", "--image", "kflow:test",
+        "--schedule", "*/15 * * * *",
+    )  # fmt: skip
+    assert deployed.exit_code == 0, deployed.output
+    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+    return deployed
+
+
+def tick_ok(cluster: Cluster) -> None:
+    """One tick, which must succeed."""
+    code, out, err = _finish(cluster.tick())
+    assert code == 0, err + out
+
+
+def deploy_and_tick(
+    cluster: Cluster, s3: S3Server, bucket: str, *where: str | Path
+) -> tuple[Result, list[str]]:
+    """Deploy (see ``deploy``), tick once; what the deploy said and the objects the tick
+    built under "flows/" (not kflow's own)."""
+    deployed = deploy(cluster, *where)
+    tick_ok(cluster)
+    built = [k for k in _objects(s3, bucket, "flows/") if "/.kflow/" not in k]
+    return deployed, built
+
+
 def test_a_tick_builds_the_project_from_its_bundle_with_pods(
     cluster: Cluster, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    code, out, err = _finish(cluster.tick())
-    assert code == 0, err + out
+    tick_ok(cluster)
     assert _objects(s3_server, s3_bucket, "demo/part-") == [
         "demo/part-1.txt",
         "demo/part-2.txt",
@@ -226,8 +255,7 @@ def test_a_tick_builds_the_project_from_its_bundle_with_pods(
     runs = kflow("runs", "-C", cluster.project, "--profile", "cluster")  # from the laptop
     assert "succeeded" in runs.stdout and "3 succeeded" in runs.stdout
     # A second tick finds everything up to date.
-    code, out, err = _finish(cluster.tick())
-    assert code == 0, err
+    tick_ok(cluster)
     assert sorted(cluster.runs_log()) == ["1", "2", "3"]
 
 
@@ -338,28 +366,14 @@ def test_a_definition_file_of_another_name_and_its_includes_build_in_a_tick(
             "pipelines__extra.py": EXTRA.replace("TASK", task),
         },
     )
-    deployed = kflow(
-        "deploy", "-f", folder / "flows.toml", "--profile", "cluster", "--image", "kflow:test",
-        "--schedule", "*/15 * * * *",
-    )  # fmt: skip
-    assert deployed.exit_code == 0, deployed.output
-    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
+    _, built = deploy_and_tick(cluster, s3_server, s3_bucket, "-f", folder / "flows.toml")
     command = cluster.container["command"]
     assert command[command.index("--file") + 1] == "flows.toml"
     bundle = _objects(s3_server, s3_bucket, "flows/.kflow/deploy/")
     assert len(bundle) == 1, bundle
-
-    code, out, err = _finish(cluster.tick())
-    assert code == 0, err + out
-    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
     assert built == ["flows/extra.txt", "flows/part-1.txt", "flows/part-2.txt"]
     assert sorted(cluster.runs_log()) == ["1", "2", "extra"]
-    work = cluster.tmp / f"work-{cluster.ticks}"
-    shipped = [p.relative_to(work).as_posix() for p in work.rglob("*.*") if p.is_file()]
-    assert sorted(p for p in shipped if not p.startswith(".kflow/")) == [  # not the load cache
-        "flows.toml",
-        "pipelines/extra.py",
-    ]
+    assert cluster.shipped() == ["flows.toml", "pipelines/extra.py"]  # not the load cache
     runs = kflow("runs", "-f", folder / "flows.toml", "--profile", "cluster")
     assert "3 succeeded" in runs.stdout, runs.output
 
@@ -408,20 +422,9 @@ def test_folder_and_glob_source_inputs_ship_in_the_bundle_and_build_in_a_tick(
             "sql__daily__notes.md": "not matched\n",
         },
     )
-    deployed = kflow(
-        "deploy", "-C", folder, "--profile", "cluster", "--image", "kflow:test",
-        "--schedule", "*/15 * * * *",
-    )  # fmt: skip
-    assert deployed.exit_code == 0, deployed.output
-    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
-
-    code, out, err = _finish(cluster.tick())
-    assert code == 0, err + out
-    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
+    _, built = deploy_and_tick(cluster, s3_server, s3_bucket, "-C", folder)
     assert built == ["flows/part-1.txt", "flows/part-2.txt"]
-    work = cluster.tmp / f"work-{cluster.ticks}"
-    shipped = [p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file()]
-    assert sorted(p for p in shipped if not p.startswith(".kflow/")) == [
+    assert cluster.shipped() == [
         "config.txt",
         "kflow.toml",
         "libdir/deep/more.py",
@@ -430,8 +433,7 @@ def test_folder_and_glob_source_inputs_ship_in_the_bundle_and_build_in_a_tick(
         "sql/daily/b.sql",
     ]
     # The next tick unpacks the same inputs again: nothing changed, nothing runs.
-    code, out, err = _finish(cluster.tick())
-    assert code == 0, err + out
+    tick_ok(cluster)
     assert sorted(cluster.runs_log()) == ["1", "2"]
 
 
@@ -454,18 +456,9 @@ def test_the_bundle_is_fetched_with_the_profiles_storage_options(
         cluster.tmp / "minio",
         toml.replace("BUCKET", s3_bucket).replace("TASK", str(cluster.pods / "task.py")),
     )
-    deployed = kflow(
-        "deploy", "-C", folder, "--profile", "cluster", "--image", "kflow:test",
-        "--schedule", "*/15 * * * *",
-    )  # fmt: skip
-    assert deployed.exit_code == 0, deployed.output
+    deployed, built = deploy_and_tick(cluster, s3_server, s3_bucket, "-C", folder)
     assert "inline-" not in deployed.stdout
     assert "storage_options key, secret not written into the CronJob" in deployed.stderr
-    cluster.objects = {o["kind"]: o for o in yaml.safe_load_all(deployed.stdout)}
     command = cluster.container["command"]
     assert command[command.index("--storage-options") + 1] == f'{{"endpoint_url":"{endpoint}"}}'
-
-    code, out, err = _finish(cluster.tick())
-    assert code == 0, err + out
-    built = [k for k in _objects(s3_server, s3_bucket, "flows/") if "/.kflow/" not in k]
     assert built == ["flows/part-1.txt", "flows/part-2.txt"]
