@@ -11,6 +11,32 @@ import pytest
 
 from tests.helpers import files_under, kflow, write_project
 
+# The project's header; kflow.toml's line numbers in the messages count from it.
+HEADER = """
+[project]
+name = "h"
+storage = "file://./data"
+"""
+
+
+def _project(tmp_path: Path, *lines: str, **files: str) -> Path:
+    """A project in ``tmp_path/p``: HEADER, then these TOML lines; other files as in
+    ``write_project``."""
+    return write_project(tmp_path / "p", HEADER + "\n".join(lines) + "\n", **files)
+
+
+def _exit_2_writing_nothing(project: Path, commands: list[list[str]], *shown: str) -> None:
+    """Each command (with ``-C PROJECT``) is exit 2, its message says all of ``shown``, no
+    traceback; and the project's folder is as it was (no data, no state)."""
+    before = files_under(project)
+    for args in commands:
+        result = kflow(*args, "-C", project)
+        assert result.exit_code == 2, (args, result.output)
+        assert all(text in result.stderr for text in shown), (args, result.stderr)
+        assert "Traceback" not in result.output
+    assert files_under(project) == before
+
+
 SELF_TOML = """
 [project]
 name = "h"
@@ -45,12 +71,7 @@ def test_instance_that_requires_itself_is_exit_2_with_the_cycle(
         project = write_project(tmp_path / "p", None, **{"kflow.py": SELF_PY})
     else:
         project = write_project(tmp_path / "p", SELF_TOML.format(spec=spec))
-    before = files_under(project)
-    result = kflow(command, "-C", project)
-    assert result.exit_code == 2, result.output
-    assert "requirement cycle: a[n=1] -> a[n=1]" in result.stderr
-    assert "Traceback" not in result.output
-    assert files_under(project) == before
+    _exit_2_writing_nothing(project, [[command]], "requirement cycle: a[n=1] -> a[n=1]")
 
 
 def test_init_after_dash_c_writes_into_that_folder(
@@ -76,23 +97,16 @@ def test_init_after_dash_c_writes_into_that_folder(
     [('[1, "1"]', "matrix values repeat: 1 (1 and '1')"), ('[true, "true"]', "repeat: true")],
 )
 def test_matrix_values_that_print_alike_repeat(tmp_path: Path, values: str, shown: str) -> None:
-    project = write_project(
-        tmp_path / "p",
-        f"""
-        [project]
-        name = "h"
-        storage = "file://./data"
-        [tasks.a]
-        command = ["true"]
-        matrix = {{ n = {values} }}
-        outputs = ["{{root}}/a{{n}}"]
-        """,
+    project = _project(
+        tmp_path,
+        "[tasks.a]",
+        'command = ["true"]',
+        f"matrix = {{ n = {values} }}",
+        'outputs = ["{root}/a{n}"]',
     )
-    for command in ("check", "build"):
-        result = kflow(command, "-C", project)
-        assert result.exit_code == 2, result.output
-        assert "kflow.toml:7: tasks.a.matrix.n:" in result.stderr and shown in result.stderr
-    assert not (project / "data").exists()
+    _exit_2_writing_nothing(
+        project, [["check"], ["build"]], "kflow.toml:7: tasks.a.matrix.n:", shown
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,23 +123,10 @@ def test_matrix_values_that_print_alike_repeat(tmp_path: Path, values: str, show
 def test_durations_of_zero_negative_or_not_finite_are_exit_2_at_the_key(
     tmp_path: Path, setting: str, shown: str
 ) -> None:
-    project = write_project(
-        tmp_path / "p",
-        f"""
-        [project]
-        name = "h"
-        storage = "file://./data"
-        [tasks.a]
-        command = ["true"]
-        outputs = ["{{root}}/a"]
-        {setting}
-        """,
+    project = _project(
+        tmp_path, "[tasks.a]", 'command = ["true"]', 'outputs = ["{root}/a"]', setting
     )
-    for command in ("check", "build"):
-        result = kflow(command, "-C", project)
-        assert result.exit_code == 2, result.output
-        assert f"kflow.toml:8: {shown}" in result.stderr
-    assert not (project / "data").exists()
+    _exit_2_writing_nothing(project, [["check"], ["build"]], f"kflow.toml:8: {shown}")
 
 
 ASYNC_TASK = """
@@ -149,26 +150,26 @@ async def fails(outputs):
 """
 
 
-def test_async_decorated_task_runs_to_its_end(tmp_path: Path) -> None:
-    project = write_project(tmp_path / "p", None, **{"kflow.py": ASYNC_TASK})
-    assert kflow("check", "-C", project).exit_code == 0
-    # a real process: the attempt runs `python -c BOOTSTRAP kflow.py hello`
-    done = subprocess.run(
-        [sys.executable, "-m", "kflow", "build", "-C", str(project), "hello"],
+def _build_in_a_process(project: Path, target: str) -> subprocess.CompletedProcess[str]:
+    """`kflow build -C PROJECT TARGET` as a real process: the attempt runs
+    `python -c BOOTSTRAP kflow.py TARGET`."""
+    return subprocess.run(
+        [sys.executable, "-m", "kflow", "build", "-C", str(project), target],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_async_decorated_task_runs_to_its_end(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "p", None, **{"kflow.py": ASYNC_TASK})
+    assert kflow("check", "-C", project).exit_code == 0
+    done = _build_in_a_process(project, "hello")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "never awaited" not in done.stderr
     assert (project / "data/hello.txt").read_text() == "hello\n"
     # its return value is the exit code, as for a plain function
-    failed = subprocess.run(
-        [sys.executable, "-m", "kflow", "build", "-C", str(project), "fails"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    failed = _build_in_a_process(project, "fails")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "exit code 3" in failed.stdout + failed.stderr
 
@@ -183,47 +184,27 @@ def _gcsfs_missing() -> bool:
 def test_unusable_storage_in_a_profile_names_file_line_and_key(tmp_path: Path, url: str) -> None:
     if url.startswith("gs:") and not _gcsfs_missing():
         pytest.skip("gcsfs is installed here: gs:// is usable")
-    project = write_project(
-        tmp_path / "p",
-        f"""
-        [project]
-        name = "h"
-        storage = "file://./data"
-        [profiles.p]
-        storage = "{url}"
-        [tasks.a]
-        command = ["true"]
-        outputs = ["{{root}}/a"]
-        """,
+    project = _project(
+        tmp_path,
+        "[profiles.p]",
+        f'storage = "{url}"',
+        "[tasks.a]",
+        'command = ["true"]',
+        'outputs = ["{root}/a"]',
     )
-    for args in (
-        ["check"],
-        ["check", "--profile", "p"],
-        ["plan", "--profile", "p"],
-        ["build", "--profile", "p"],
-    ):
-        result = kflow(*args, "-C", project)
-        assert result.exit_code == 2, (args, result.output)
-        assert "kflow.toml:6: profiles.p.storage: " in result.stderr, args
-        assert f"cannot use {url}" in result.stderr
-    assert not (project / "data").exists()
+    commands = [["check"], ["check", "--profile", "p"], ["plan", "--profile", "p"]]
+    shown = ("kflow.toml:6: profiles.p.storage: ", f"cannot use {url}")
+    _exit_2_writing_nothing(project, [*commands, ["build", "--profile", "p"]], *shown)
 
 
 @pytest.mark.parametrize("inputs", ["lib/*.txt", "lib"])
-def test_why_for_a_changed_source_input_agrees_with_its_header(
-    tmp_path: Path, inputs: str
-) -> None:
-    project = write_project(
-        tmp_path / "p",
-        f"""
-        [project]
-        name = "h"
-        storage = "file://./data"
-        [tasks.t]
-        command = ["sh", "-c", "cat lib/*.txt > {{output}}"]
-        inputs = ["{inputs}"]
-        outputs = ["{{root}}/o"]
-        """,
+def test_why_for_a_changed_source_input_agrees_with_its_header(tmp_path: Path, inputs: str) -> None:
+    project = _project(
+        tmp_path,
+        "[tasks.t]",
+        'command = ["sh", "-c", "cat lib/*.txt > {output}"]',
+        f'inputs = ["{inputs}"]',
+        'outputs = ["{root}/o"]',
         **{"lib__a.txt": "a\n"},
     )
     assert kflow("build", "-C", project).exit_code == 0
