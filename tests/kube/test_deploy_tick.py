@@ -53,7 +53,18 @@ with fsspec.open(sys.argv[1], "w") as out:
     out.write("part " + n)
 """
 
-PROJECT = """
+# The profile every deploy here uses: the tick's pods, in the emulated cluster.
+PROFILE = """
+[profiles.cluster]
+executor = "kubernetes"
+namespace = "kflow-test"
+jobs = 4
+image = "busybox:1.36"
+env_from = ["kflow-storage"]
+"""
+
+PROJECT = (
+    """
 [project]
 name = "tick"
 storage = "s3://BUCKET/demo"
@@ -63,14 +74,9 @@ matrix = { n = ["1", "2", "3"] }
 inputs = ["config.txt"]
 command = ["python", "TASK", "{output}"]
 outputs = ["{root}/part-{n}.txt"]
-
-[profiles.cluster]
-executor = "kubernetes"
-namespace = "kflow-test"
-jobs = 4
-image = "busybox:1.36"
-env_from = ["kflow-storage"]
 """
+    + PROFILE
+)
 
 
 @dataclass
@@ -83,6 +89,7 @@ class Cluster:
     pods: Path
     tmp: Path
     storage_env: dict[str, str]
+    bucket: str
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     ticks: int = 0
 
@@ -91,6 +98,12 @@ class Cluster:
         cron = self.objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         container: dict[str, Any] = cron["containers"][0]
         return container
+
+    def fill(self, definitions: str) -> str:
+        """Definitions with their BUCKET and TASK placeholders filled in."""
+        return definitions.replace("BUCKET", self.bucket).replace(
+            "TASK", str(self.pods / "task.py")
+        )
 
     def granted(self) -> set[tuple[str, str, str]]:
         return {
@@ -176,7 +189,7 @@ def cluster(
     storage_env = s3_server.env()
     kube.create_secret("kflow-storage", storage_env, namespace=NAMESPACE)
     kube.rbac.add_token(RUNNER_TOKEN, RUNNER_USER)
-    setup = Cluster(kube, tls, project, pods, tmp_path, storage_env)
+    setup = Cluster(kube, tls, project, pods, tmp_path, storage_env, s3_bucket)
     try:
         deploy(setup, "-C", project, "part")
         # The runner may do what the generated Role grants, and nothing else (real 403s).
@@ -322,7 +335,8 @@ def test_the_runner_needs_exactly_what_its_role_grants(cluster: Cluster) -> None
 
 
 # A definition file of another name, which includes a Python file from a folder below.
-FLOWS = """
+FLOWS = (
+    """
 [project]
 name = "flows"
 storage = "s3://BUCKET/flows"
@@ -332,14 +346,9 @@ include = ["pipelines/*.py"]
 matrix = { n = ["1", "2"] }
 command = ["python", "TASK", "{output}"]
 outputs = ["{root}/part-{n}.txt"]
-
-[profiles.cluster]
-executor = "kubernetes"
-namespace = "kflow-test"
-jobs = 4
-image = "busybox:1.36"
-env_from = ["kflow-storage"]
 """
+    + PROFILE
+)
 
 EXTRA = """
 from kflow import task
@@ -357,14 +366,10 @@ task(
 def test_a_definition_file_of_another_name_and_its_includes_build_in_a_tick(
     cluster: Cluster, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    task = str(cluster.pods / "task.py")
     folder = write_project(
         cluster.tmp / "flows",
         None,
-        **{
-            "flows.toml": FLOWS.replace("BUCKET", s3_bucket).replace("TASK", task),
-            "pipelines__extra.py": EXTRA.replace("TASK", task),
-        },
+        **{"flows.toml": cluster.fill(FLOWS), "pipelines__extra.py": cluster.fill(EXTRA)},
     )
     _, built = deploy_and_tick(cluster, s3_server, s3_bucket, "-f", folder / "flows.toml")
     command = cluster.container["command"]
@@ -381,17 +386,9 @@ def test_a_definition_file_of_another_name_and_its_includes_build_in_a_tick(
 def test_a_definition_file_outside_the_project_folder_is_exit_2(
     cluster: Cluster, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    task = str(cluster.pods / "task.py")
-    folder = write_project(
-        cluster.tmp / "flows",
-        None,
-        **{
-            "flows.toml": FLOWS.replace("BUCKET", s3_bucket)
-            .replace("TASK", task)
-            .replace("pipelines/*.py", "../shared/*.py"),
-        },
-    )
-    write_project(cluster.tmp / "shared", None, **{"extra.py": EXTRA.replace("TASK", task)})
+    outside = cluster.fill(FLOWS).replace("pipelines/*.py", "../shared/*.py")
+    folder = write_project(cluster.tmp / "flows", None, **{"flows.toml": outside})
+    write_project(cluster.tmp / "shared", None, **{"extra.py": cluster.fill(EXTRA)})
     deployed = kflow(
         "deploy", "-f", folder / "flows.toml", "--profile", "cluster", "--image", "kflow:test"
     )
@@ -412,7 +409,7 @@ def test_folder_and_glob_source_inputs_ship_in_the_bundle_and_build_in_a_tick(
 ) -> None:
     folder = write_project(
         cluster.tmp / "sources",
-        SOURCES.replace("BUCKET", s3_bucket).replace("TASK", str(cluster.pods / "task.py")),
+        cluster.fill(SOURCES),
         **{
             "config.txt": "v1\n",
             "libdir__helpers.py": "X = 1\n",
@@ -452,10 +449,7 @@ def test_the_bundle_is_fetched_with_the_profiles_storage_options(
     toml = FLOWS.replace('include = ["pipelines/*.py"]\n', "").replace(
         'env_from = ["kflow-storage"]', f'env_from = ["kflow-storage"]\n{options}'
     )
-    folder = write_project(
-        cluster.tmp / "minio",
-        toml.replace("BUCKET", s3_bucket).replace("TASK", str(cluster.pods / "task.py")),
-    )
+    folder = write_project(cluster.tmp / "minio", cluster.fill(toml))
     deployed, built = deploy_and_tick(cluster, s3_server, s3_bucket, "-C", folder)
     assert "inline-" not in deployed.stdout
     assert "storage_options key, secret not written into the CronJob" in deployed.stderr
