@@ -14,16 +14,22 @@ DEADLINE = 30.0  # s: generous, the machine is shared
 
 
 def start_build(
-    folder: Path, *args: str, env: dict[str, str] | None = None, merged: bool = False
+    folder: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    merged: bool = False,
+    new_session: bool = False,
 ) -> subprocess.Popen[str]:
     """`kflow build -C FOLDER ARGS` as a real process (signals reach it as from a shell);
-    ``merged``: stderr goes into stdout."""
+    ``merged``: stderr goes into stdout; ``new_session``: kflow leads a session of its own
+    (as under `setsid`), so its process group is orphaned."""
     return subprocess.Popen(
         [sys.executable, "-m", "kflow", "build", "-C", str(folder), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=new_session,
     )
 
 

@@ -45,17 +45,24 @@ outputs = ["{root}/x.txt"]
 """
 
 
-def _build(tmp_path: Path, ttl: str, *args: str) -> subprocess.Popen[str]:
-    return start_build(tmp_path, *args, env={"KFLOW_LEASE_TTL": ttl}, merged=True)
+def _build(tmp_path: Path, ttl: str, *args: str, orphaned: bool = False) -> subprocess.Popen[str]:
+    env = {"KFLOW_LEASE_TTL": ttl}
+    return start_build(tmp_path, *args, env=env, merged=True, new_session=orphaned)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states")
-@pytest.mark.parametrize("stop", [signal.SIGTSTP, signal.SIGSTOP], ids=["ctrl-z", "sigstop"])
+@pytest.mark.parametrize(
+    ("stop", "orphaned"),
+    [(signal.SIGTSTP, False), (signal.SIGSTOP, False), (signal.SIGTSTP, True)],
+    ids=["ctrl-z", "sigstop", "ctrl-z-orphaned-group"],
+)
 def test_stopped_build_freezes_its_attempt_and_never_overlaps_the_run_that_takes_over(
-    tmp_path: Path, stop: signal.Signals
+    tmp_path: Path, stop: signal.Signals, orphaned: bool
 ) -> None:
+    """``orphaned``: kflow in a session of its own (a script's job under `setsid`, a
+    service), where the kernel drops a SIGTSTP whose default action would stop it."""
     write_project(tmp_path, PROJECT)
-    first = _build(tmp_path, "2")
+    first = _build(tmp_path, "2", orphaned=orphaned)
     pid_file = tmp_path / "first-pid"
     wait_until(has_text(pid_file), "no start", first)
     task = int(pid_file.read_text())  # the attempt's shell: its process group's id
