@@ -68,7 +68,7 @@ def test_stopped_build_freezes_its_attempt_and_never_overlaps_the_run_that_takes
     task = int(pid_file.read_text())  # the attempt's shell: its process group's id
     first.send_signal(stop)  # once, as a user presses Ctrl-Z once
 
-    def stopped() -> bool:  # frozen, not only "T": the shell may be in vfork() (see there)
+    def stopped() -> bool:  # frozen, not only "T": vfork (D), an unreaped command (Z)
         return state(first.pid) == "T" and group_frozen(task)
 
     def not_stopped() -> str:
