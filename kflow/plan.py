@@ -160,6 +160,21 @@ def make_plan(
     return plan
 
 
+def graph_hashes(graph: Graph) -> tuple[Mapping[InstanceId, str], Mapping[InstanceId, str]]:
+    """Each instance's fingerprint and record key (``instance_key``), by instance id.
+
+    Both depend on the graph alone: they are made once per graph and kept in it, so a graph
+    from the load cache brings them along (``kflow plan`` stores them before caching it).
+    """
+    known = graph.derived.get("hashes")
+    if known is None:
+        instances = graph.instances
+        keys = {iid: instance_key(iid) for iid in instances}
+        known = graph.derived["hashes"] = (fingerprints(instances.values()), keys)
+    fingerprints_now, keys = known
+    return fingerprints_now, keys
+
+
 def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
     instances = list(graph.instances.values())
     locations = {loc for i in instances for loc in i.outputs.values()}
@@ -169,8 +184,8 @@ def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
         records = store.index_of(instances)
     else:
         records = store.index({i.id.task for i in instances})
-    refs = {i.id: ref for i in instances if (ref := records.get(instance_key(i.id))) is not None}
-    fingerprints_now = fingerprints(instances)
+    fingerprints_now, keys = graph_hashes(graph)
+    refs = {iid: ref for iid, key in keys.items() if (ref := records.get(key)) is not None}
     digests = inputs_digests(instances, stamps)
     wanted = [
         ref
