@@ -175,11 +175,21 @@ def graph_hashes(graph: Graph) -> tuple[Mapping[InstanceId, str], Mapping[Instan
     return fingerprints_now, keys
 
 
+def graph_locations(graph: Graph) -> list[str]:
+    """Every output and input location of the graph, sorted, each once: what a plan stats.
+    Kept with the graph as ``graph_hashes`` are."""
+    known = graph.derived.get("locations")
+    if known is None:
+        instances = graph.instances.values()
+        locations = {loc for i in instances for loc in i.outputs.values()}
+        locations.update(loc for i in instances for loc in i.inputs)
+        known = graph.derived["locations"] = sorted(locations)
+    return list(known)
+
+
 def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
     instances = list(graph.instances.values())
-    locations = {loc for i in instances for loc in i.outputs.values()}
-    locations.update(loc for i in instances for loc in i.inputs)
-    stamps = storage.stat_many(sorted(locations))
+    stamps = storage.stat_many(graph_locations(graph))
     if len(instances) <= FEW:
         records = store.index_of(instances)
     else:

@@ -30,7 +30,7 @@ from kflow.cli.words import count
 from kflow.errors import UsageError
 from kflow.graph import Graph, build_graph
 from kflow.model import Instance, InstanceId, Project, parse_instance_id
-from kflow.plan import Plan, graph_hashes, make_plan
+from kflow.plan import Plan, graph_hashes, graph_locations, make_plan
 from kflow.storage import Stamp, Storage
 
 if TYPE_CHECKING:
@@ -105,7 +105,9 @@ def _cached_graph(
     with watching_clock() as clock:
         project = build_project(definitions.doc, definitions.directory, options.profile)
         graph = build_graph(project, targets or [], overrides, base)
-    graph_hashes(graph)  # kept with the graph: a cache hit does not hash 10,000s of instances
+    # kept with the graph: a cache hit does not hash nor gather 10,000s of instances again
+    graph_hashes(graph)
+    graph_locations(graph)
     cache.store(definitions, graph, clock, project.timezone)
     return graph
 

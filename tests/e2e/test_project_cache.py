@@ -489,6 +489,25 @@ def test_a_cached_graph_keeps_the_fingerprints_and_record_keys_a_plan_computes(
     (instance,) = graph.instances.values()
     assert fingerprints == {instance.id: fingerprint(fingerprint_parts(instance))}
     assert keys == {instance.id: instance_key(instance.id)}
+    assert graph.derived["locations"] == ["data/eu.txt"]
+
+
+def test_an_edited_output_or_input_location_is_stat_again(tmp_path: Path) -> None:
+    write_project(tmp_path, TOML)
+    assert kflow("build", "-C", str(tmp_path)).exit_code == 0
+    assert "up to date" in plan(tmp_path)
+    edited = TOML.replace("{region}.txt", "{region}-2.txt")
+    (tmp_path / "kflow.toml").write_text(edited)
+    assert "output missing: data/eu-2.txt" in plan(tmp_path)
+    assert kflow("build", "-C", str(tmp_path)).exit_code == 0
+    (tmp_path / "in.txt").write_text("x")
+    (tmp_path / "kflow.toml").write_text(
+        edited.replace("outputs =", 'inputs = ["in.txt"]\noutputs =')
+    )
+    assert "1 of 1 instance would run" in plan(tmp_path)
+    (tmp_path / "in.txt").unlink()
+    result = kflow("plan", "-C", str(tmp_path))
+    assert result.exit_code == 2 and "in.txt" in result.output
 
 
 ENVIRONED = TOML.replace(
