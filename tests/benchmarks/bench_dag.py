@@ -23,8 +23,8 @@ records them with `kflow accept`, and measures only what runs nothing (no-op and
 changed-source plans). --forms picks the kflow forms (py, toml; none: make and doit
 only). --profile then prints the top 20 cumulative entries (and the top 12 by own time)
 of a cProfile of a warm no-op `kflow plan` (its load cache filled) of each form at the
-largest size; --profile-only
-sets up that size as --no-cold does and profiles, measuring nothing else.
+largest size; --profile-only sets up that size as --no-cold does and profiles, measuring
+nothing else.
 
 First (unless --no-cold), the per-task overhead: N (--overhead, 1,000; 0 skips) no-op
 tasks, `sh -c 'true > out'` as a Makefile recipe runs it, cold at -j 2, kflow vs make
