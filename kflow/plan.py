@@ -234,7 +234,9 @@ def decide(
     running: set[InstanceId] = set()
     decisions = plan.decisions
     for iid, instance in graph.instances.items():
-        reason, detail = _decide_one(instance, observed, forced(instance), running, QUIET)
+        # forced(instance), inlined: this loop runs once per instance
+        now = always or (bool(forced_tasks) and iid.task in forced_tasks)
+        reason, detail = _decide_one(instance, observed, now, running, QUIET)
         decisions[iid] = Decision(iid, reason, detail)
         if reason is not None:
             running.add(iid)
@@ -253,20 +255,30 @@ def _decide_one(
 ) -> tuple[Reason | None, str]:
     """The reason an instance runs (None: up to date) and its detail; every step taken goes
     to ``why``, which keeps them only when explaining."""
+    # Steps that pass are recorded only when explaining (``why.keep``): a plan decides
+    # 10,000s of instances, nearly all up to date, and each call costs.
+    explain = why.keep
+    stamps = observed.stamps
     # Before anything else, forced or not: the instance would run into the missing file.
     for loc in instance.source_inputs:
-        if observed.stamps.get(loc) is None:
+        if stamps.get(loc) is None:
             raise MissingSourceInput(
                 f"{instance.id}: source input {loc!r} does not exist and no task makes it",
                 instance.task.location,
             )
-    if why.record("forced", forced, "forced by -B/--force" if forced else "no"):
+    if forced:
+        why.record("forced", True, "forced by -B/--force")
         return Reason.FORCED, "forced by -B/--always or --force"
+    if explain:
+        why.record("forced", False, "no")
 
-    stamps = observed.stamps
-    missing = [loc for loc in instance.outputs.values() if stamps.get(loc) is None]
-    if why.record("outputs exist", bool(missing), lambda: _missing_text(missing, instance)):
+    outputs = instance.outputs.values()
+    if None in map(stamps.get, outputs):  # the whole scan in C; the list only when needed
+        missing = [loc for loc in outputs if stamps.get(loc) is None]
+        why.record("outputs exist", True, lambda: _missing_text(missing, instance))
         return Reason.OUTPUT_MISSING, missing[0]
+    if explain:
+        why.record("outputs exist", False, _missing_text([], instance))
     ref = observed.refs.get(instance.id)
     if ref is not None and ref.incomplete:
         why.record("last attempt finished", True, "an earlier attempt did not finish")
@@ -283,18 +295,21 @@ def _decide_one(
         and ref.digest == observed.digests[instance.id]
     ):
         # The common case, decided by the record's name alone: nothing was read for it.
-        why.record("fingerprint", False, "unchanged")
-        why.record("inputs unchanged", False, "all input stamps match the record")
+        if explain:
+            why.record("fingerprint", False, "unchanged")
+            why.record("inputs unchanged", False, "all input stamps match the record")
     else:
         reason = _compare_with_record(instance, ref, observed, why)
         if reason is not None:
             return reason
 
-    for req in instance.requires:
-        if req in running:
-            why.record("upstream up to date", True, f"{req} will run")
-            return Reason.UPSTREAM, f"{req} will run"
-    why.record("upstream up to date", False, "yes")
+    if running:
+        for req in instance.requires:
+            if req in running:
+                why.record("upstream up to date", True, f"{req} will run")
+                return Reason.UPSTREAM, f"{req} will run"
+    if explain:
+        why.record("upstream up to date", False, "yes")
     return None, "up to date"
 
 
