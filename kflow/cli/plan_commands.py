@@ -67,7 +67,9 @@ def load_graph(
             graph = build_graph(
                 project, targets or [], parse_params(params), base_directory(directory)
             )
-        check_backends(graph.project, graph.instances.values())
+        # Only a graph with URLs among its locations (kept with it) has schemes to check.
+        remote = "://" in "\n".join(graph_locations(graph))
+        check_backends(graph.project, graph.instances.values() if remote else ())
         return graph
 
 
