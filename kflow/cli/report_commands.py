@@ -129,18 +129,20 @@ def ui(
     except OSError as exc:
         raise UsageError(f"--host {host} --port {port}: {exc.strerror or exc}") from None
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
-    typer.echo(f"kflow ui: http://{bound_host}:{bound_port}/  (Ctrl-C stops it)")
-    sys.stdout.flush()
-    if not is_loopback(bound_host):
-        typer.echo(
-            f"kflow ui: warning: --host {host} is reachable from the network and the pages have "
-            "no authentication: anyone who can connect can read every run's records and logs",
-            err=True,
-        )
-    # Ctrl-C stops it, as the line above says, even when it was started as a script's
-    # background job, where the shell leaves SIGINT ignored (`kflow build` does the same).
+    # Ctrl-C stops it, as the line below says, even when it was started as a script's
+    # background job, where the shell leaves SIGINT ignored (`kflow build` does the same):
+    # installed before that line, which a caller may answer with SIGINT at once.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        typer.echo(f"kflow ui: http://{bound_host}:{bound_port}/  (Ctrl-C stops it)")
+        sys.stdout.flush()
+        if not is_loopback(bound_host):
+            typer.echo(
+                f"kflow ui: warning: --host {host} is reachable from the network and the pages "
+                "have no authentication: anyone who can connect can read every run's records "
+                "and logs",
+                err=True,
+            )
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         typer.echo("kflow ui: stopped")
