@@ -160,17 +160,42 @@ def make_plan(
     return plan
 
 
+def graph_hashes(graph: Graph) -> tuple[Mapping[InstanceId, str], Mapping[InstanceId, str]]:
+    """Each instance's fingerprint and record key (``instance_key``), by instance id.
+
+    Both depend on the graph alone: they are made once per graph and kept in it, so a graph
+    from the load cache brings them along (``kflow plan`` stores them before caching it).
+    """
+    known = graph.derived.get("hashes")
+    if known is None:
+        instances = graph.instances
+        keys = {iid: instance_key(iid) for iid in instances}
+        known = graph.derived["hashes"] = (fingerprints(instances.values()), keys)
+    fingerprints_now, keys = known
+    return fingerprints_now, keys
+
+
+def graph_locations(graph: Graph) -> list[str]:
+    """Every output and input location of the graph, sorted, each once: what a plan stats.
+    Kept with the graph as ``graph_hashes`` are."""
+    known = graph.derived.get("locations")
+    if known is None:
+        instances = graph.instances.values()
+        locations = {loc for i in instances for loc in i.outputs.values()}
+        locations.update(loc for i in instances for loc in i.inputs)
+        known = graph.derived["locations"] = sorted(locations)
+    return list(known)
+
+
 def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
     instances = list(graph.instances.values())
-    locations = {loc for i in instances for loc in i.outputs.values()}
-    locations.update(loc for i in instances for loc in i.inputs)
-    stamps = storage.stat_many(sorted(locations))
+    stamps = storage.stat_many(graph_locations(graph))
     if len(instances) <= FEW:
         records = store.index_of(instances)
     else:
         records = store.index({i.id.task for i in instances})
-    refs = {i.id: ref for i in instances if (ref := records.get(instance_key(i.id))) is not None}
-    fingerprints_now = fingerprints(instances)
+    fingerprints_now, keys = graph_hashes(graph)
+    refs = {iid: ref for iid, key in keys.items() if (ref := records.get(key)) is not None}
     digests = inputs_digests(instances, stamps)
     wanted = [
         ref
@@ -209,7 +234,9 @@ def decide(
     running: set[InstanceId] = set()
     decisions = plan.decisions
     for iid, instance in graph.instances.items():
-        reason, detail = _decide_one(instance, observed, forced(instance), running, QUIET)
+        # forced(instance), inlined: this loop runs once per instance
+        now = always or (bool(forced_tasks) and iid.task in forced_tasks)
+        reason, detail = _decide_one(instance, observed, now, running, QUIET)
         decisions[iid] = Decision(iid, reason, detail)
         if reason is not None:
             running.add(iid)
@@ -228,20 +255,30 @@ def _decide_one(
 ) -> tuple[Reason | None, str]:
     """The reason an instance runs (None: up to date) and its detail; every step taken goes
     to ``why``, which keeps them only when explaining."""
+    # Steps that pass are recorded only when explaining (``why.keep``): a plan decides
+    # 10,000s of instances, nearly all up to date, and each call costs.
+    explain = why.keep
+    stamps = observed.stamps
     # Before anything else, forced or not: the instance would run into the missing file.
     for loc in instance.source_inputs:
-        if observed.stamps.get(loc) is None:
+        if stamps.get(loc) is None:
             raise MissingSourceInput(
                 f"{instance.id}: source input {loc!r} does not exist and no task makes it",
                 instance.task.location,
             )
-    if why.record("forced", forced, "forced by -B/--force" if forced else "no"):
+    if forced:
+        why.record("forced", True, "forced by -B/--force")
         return Reason.FORCED, "forced by -B/--always or --force"
+    if explain:
+        why.record("forced", False, "no")
 
-    stamps = observed.stamps
-    missing = [loc for loc in instance.outputs.values() if stamps.get(loc) is None]
-    if why.record("outputs exist", bool(missing), lambda: _missing_text(missing, instance)):
+    outputs = instance.outputs.values()
+    if None in map(stamps.get, outputs):  # the whole scan in C; the list only when needed
+        missing = [loc for loc in outputs if stamps.get(loc) is None]
+        why.record("outputs exist", True, lambda: _missing_text(missing, instance))
         return Reason.OUTPUT_MISSING, missing[0]
+    if explain:
+        why.record("outputs exist", False, _missing_text([], instance))
     ref = observed.refs.get(instance.id)
     if ref is not None and ref.incomplete:
         why.record("last attempt finished", True, "an earlier attempt did not finish")
@@ -258,18 +295,21 @@ def _decide_one(
         and ref.digest == observed.digests[instance.id]
     ):
         # The common case, decided by the record's name alone: nothing was read for it.
-        why.record("fingerprint", False, "unchanged")
-        why.record("inputs unchanged", False, "all input stamps match the record")
+        if explain:
+            why.record("fingerprint", False, "unchanged")
+            why.record("inputs unchanged", False, "all input stamps match the record")
     else:
         reason = _compare_with_record(instance, ref, observed, why)
         if reason is not None:
             return reason
 
-    for req in instance.requires:
-        if req in running:
-            why.record("upstream up to date", True, f"{req} will run")
-            return Reason.UPSTREAM, f"{req} will run"
-    why.record("upstream up to date", False, "yes")
+    if running:
+        for req in instance.requires:
+            if req in running:
+                why.record("upstream up to date", True, f"{req} will run")
+                return Reason.UPSTREAM, f"{req} will run"
+    if explain:
+        why.record("upstream up to date", False, "yes")
     return None, "up to date"
 
 

@@ -160,6 +160,7 @@ def inputs_digests(
     instances read it."""
     lines: dict[str, str] = {}
     out: dict[InstanceId, str] = {}
+    sha256 = hashlib.sha256
     for instance in instances:
         parts = []
         for loc in instance.inputs:
@@ -167,7 +168,8 @@ def inputs_digests(
             if line is None:
                 line = lines[loc] = _input_line(loc, stamps)
             parts.append(line)
-        out[instance.id] = _short_hash("\n".join(parts))
+        # _short_hash, inlined: this runs once per instance, by the ten thousand
+        out[instance.id] = sha256("\n".join(parts).encode()).hexdigest()[:_HASH_LEN]
     return out
 
 
@@ -258,9 +260,11 @@ class StateStore:
         for folder, names in listings:
             self._listed.append((folder, names))
             for name in names:
-                key, fp, digest, stamp = _record_name_parts(name)
-                if not stamp:
+                # _record_name_parts, inlined: a listing holds a name per instance
+                parts = name[:-5].split("~") if name.endswith(".json") else ()
+                if len(parts) != 4 or not parts[3].isdigit():
                     continue  # a temp file or something not ours
+                key, fp, digest, stamp = parts
                 time_ns = int(stamp)
                 known = newest.get(key)
                 if known is None or time_ns >= known.time_ns:  # equal: the flat copy

@@ -87,8 +87,9 @@ def _coerce_plain_values_without_pydantic() -> None:
     typer (0.2x) coerces every parameter of the command it runs through a pydantic
     TypeAdapter, even one left at its default: importing pydantic and building those takes
     about 0.25 s, as long as the rest of a 1,000-instance plan. A default (None) and command
-    line strings for ``str`` / ``list[str]`` parameters come out of pydantic unchanged, so
-    those are passed through here; anything else still goes to typer's own coercion. typer
+    line strings for ``str`` / ``list[str]`` parameters come out of pydantic unchanged, and
+    a ``Path`` parameter's string as ``Path(value)``, so those are passed through here;
+    anything else still goes to typer's own coercion. typer
     has no hook for this: parameters build their coercion in ``get_runtime_param``.
     """
     try:
@@ -102,6 +103,8 @@ def _coerce_plain_values_without_pydantic() -> None:
             plain = self.parameter_info.parser is None
             if plain and self.annotation is str and isinstance(value, str):
                 return value
+            if plain and self.annotation is Path and isinstance(value, (str, Path)):
+                return Path(value)  # as pydantic makes it: `-C DIR` and `-f FILE` are common
             if (
                 plain
                 and self.annotation == list[str]

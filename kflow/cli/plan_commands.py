@@ -30,7 +30,7 @@ from kflow.cli.words import count
 from kflow.errors import UsageError
 from kflow.graph import Graph, build_graph
 from kflow.model import Instance, InstanceId, Project, parse_instance_id
-from kflow.plan import Plan, make_plan
+from kflow.plan import Plan, graph_hashes, graph_locations, make_plan
 from kflow.storage import Stamp, Storage
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ def load_graph(
             graph = build_graph(
                 project, targets or [], parse_params(params), base_directory(directory)
             )
-        check_backends(graph.project, graph.instances.values())
+        # Only a graph with URLs among its locations (kept with it) has schemes to check.
+        remote = "://" in "\n".join(graph_locations(graph))
+        check_backends(graph.project, graph.instances.values() if remote else ())
         return graph
 
 
@@ -105,6 +107,9 @@ def _cached_graph(
     with watching_clock() as clock:
         project = build_project(definitions.doc, definitions.directory, options.profile)
         graph = build_graph(project, targets or [], overrides, base)
+    # kept with the graph: a cache hit does not hash nor gather 10,000s of instances again
+    graph_hashes(graph)
+    graph_locations(graph)
     cache.store(definitions, graph, clock, project.timezone)
     return graph
 

@@ -30,7 +30,6 @@ from kflow.cli.common import (
     reports_errors,
     shared_options,
 )
-from kflow.cli.junit import check_junit_path, write_junit
 from kflow.cli.plan_commands import (
     AlwaysOption,
     ForceOption,
@@ -145,7 +144,9 @@ def build(
     _check_executor(executor)  # bad usage is exit 2 whether or not anything is stale
     # As `kflow plan`: the collector stays off while the graph and plan are made (each pass
     # would rescan their objects); when nothing runs they are gone before it comes back.
-    if junit is not None:
+    if junit is not None:  # imported only then: a no-op build is cron's, make it quick
+        from kflow.cli.junit import check_junit_path, write_junit
+
         check_junit_path(junit, _main_definition(directory, file))
     with paused_gc():
         ready = _plan_build(
@@ -169,9 +170,11 @@ def build(
 
 
 def _check_executor(name: str | None) -> None:
+    if name is None:
+        return
     from kflow.executors import EXECUTORS
 
-    if name is not None and name not in EXECUTORS:
+    if name not in EXECUTORS:
         raise UsageError(
             f"--executor: unknown executor {name!r}", hint=f"use one of {', '.join(EXECUTORS)}"
         )
@@ -220,10 +223,14 @@ def _record_adopted(plan: Plan) -> None:
     a later change of their command or inputs is seen (SPEC §2). Records of the old
     per-task layout move to the flat one first (planning alone stays read-only)."""
     if plan.store is not None:
-        from kflow.run.records import run_goes_on
-
         store = plan.store
-        store.upgrade(lambda run: run_goes_on(store.storage, plan.graph.project.root, run))
+
+        def alive(run: str) -> bool:
+            from kflow.run.records import run_goes_on  # the run layer: only for old marks
+
+            return run_goes_on(store.storage, plan.graph.project.root, run)
+
+        store.upgrade(alive)
     if plan.adopted and plan.store is not None:
         instances = [plan.graph.instances[iid] for iid in plan.adopted]
         observed = plan.observed.stamps if plan.observed is not None else None
@@ -301,6 +308,8 @@ def _run(
         view.close()
         chosen.close()
     if junit is not None:
+        from kflow.cli.junit import write_junit
+
         write_junit(junit, result.record, storage, project.name, project.files)
     if result.exit_code == EXIT_INTERRUPTED:  # "interrupted", or "cancelled" by `kflow cancel`
         sys.stderr.write(f"kflow: {result.record.status}\n")

@@ -49,6 +49,9 @@ class Graph:
     instances: dict[InstanceId, Instance]
     targets: tuple[InstanceId, ...]
     _dependents: dict[InstanceId, list[InstanceId]] | None = field(default=None, repr=False)
+    # Values that depend on the graph alone (kflow.plan keeps each instance's fingerprint and
+    # record key here): kept with the graph in the load cache, never made again on a hit.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def dependents(self, iid: InstanceId) -> list[InstanceId]:
         if self._dependents is None:  # built on first use: planning never needs it

@@ -63,6 +63,8 @@ _CORE = (
     "paths.py",
     "errors.py",
     "pyfunc.py",  # its bootstrap is the command of every decorated task
+    "state.py",  # fingerprints and record keys, kept with the graph (kflow.plan.graph_hashes)
+    "plan.py",
 )
 
 Stamp = tuple[int, int, int, int]

@@ -198,17 +198,39 @@ class LocalBackend:
 
     def stat_many(self, paths: Iterable[str]) -> dict[str, Stamp | None]:
         """One stat per path: on local disk a listing would cost as much and add bookkeeping."""
-        out: dict[str, Stamp | None] = {}
-        stat, is_dir = os.stat, statmod.S_ISDIR
-        for path in paths:
+        return self.stat_within(paths, None)
+
+    def stat_within(self, paths: Iterable[str], folder: str | None) -> dict[str, Stamp | None]:
+        """``stat_many`` of paths relative to ``folder`` (absolute ones as they are), by the
+        paths as given: the planner's 10,000s of project-relative paths are stat'ed with no
+        absolute path made for each, and the kernel resolves the folder once."""
+        fd = None
+        if folder is not None:
             try:
-                st = stat(path)  # follows symlinks: a link to an output is that output
-            except (FileNotFoundError, NotADirectoryError):
-                out[path] = None  # missing, a dangling symlink, or below a file
-                continue
-            except OSError as exc:
-                raise storage_error(exc, path, "stat") from exc
-            out[path] = _DIR if is_dir(st.st_mode) else Stamp(st.st_size, st.st_mtime, None)
+                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:  # no such folder (yet): each path by its whole name
+                joined = {path: os.path.join(folder, path) for path in paths}
+                found = self.stat_many(joined.values())
+                return {path: found[whole] for path, whole in joined.items()}
+        out: dict[str, Stamp | None] = {}
+        stat, is_dir, make = os.stat, statmod.S_ISDIR, Stamp._make
+        try:
+            for path in paths:
+                try:
+                    st = stat(path, dir_fd=fd)  # follows symlinks: a link to an output is it
+                except (FileNotFoundError, NotADirectoryError):
+                    out[path] = None  # missing, a dangling symlink, or below a file
+                    continue
+                except OSError as exc:
+                    shown = path if folder is None else os.path.join(folder, path)
+                    raise storage_error(exc, shown, "stat") from exc
+                if is_dir(st.st_mode):
+                    out[path] = _DIR
+                else:
+                    out[path] = make((st.st_size, st.st_mtime, None, False))
+        finally:
+            if fd is not None:
+                os.close(fd)
         return out
 
     def list_folder(self, path: str) -> dict[str, Stamp]:

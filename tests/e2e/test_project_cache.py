@@ -3,6 +3,7 @@ the change, and a cache file that cannot be read is survived and rewritten."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -341,6 +342,7 @@ def test_a_function_reading_an_object_without_stable_text_is_never_cached(
 # The tester's project: a chain of a task's own instances that ends where a value read by
 # the lambda *when it is called* says (here through READ, one of the four cases below).
 CHAIN = """\
+import json
 import os
 from kflow import task, param
 param("n", type="int", default=6)
@@ -463,3 +465,111 @@ def test_import_kflow_in_a_definition_file_stays_light(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.stdout.strip().endswith("[]"), done.stdout + done.stderr
+
+
+# --- what the cache keeps besides the graph: fingerprints and record keys -----------------
+
+
+def cached_graph(folder: Path) -> object:
+    (entry,) = cache_files(folder)
+    return pickle.loads(pickle.loads(entry.read_bytes()).payload)
+
+
+def test_a_cached_graph_keeps_the_fingerprints_and_record_keys_a_plan_computes(
+    tmp_path: Path,
+) -> None:
+    from kflow.graph import Graph
+    from kflow.state import fingerprint, fingerprint_parts, instance_key
+
+    write_project(tmp_path, TOML)
+    plan(tmp_path)
+    graph = cached_graph(tmp_path)
+    assert isinstance(graph, Graph)
+    fingerprints, keys = graph.derived["hashes"]
+    (instance,) = graph.instances.values()
+    assert fingerprints == {instance.id: fingerprint(fingerprint_parts(instance))}
+    assert keys == {instance.id: instance_key(instance.id)}
+    assert graph.derived["locations"] == ["data/eu.txt"]
+
+
+def test_an_edited_output_or_input_location_is_stat_again(tmp_path: Path) -> None:
+    write_project(tmp_path, TOML)
+    assert kflow("build", "-C", str(tmp_path)).exit_code == 0
+    assert "up to date" in plan(tmp_path)
+    edited = TOML.replace("{region}.txt", "{region}-2.txt")
+    (tmp_path / "kflow.toml").write_text(edited)
+    assert "output missing: data/eu-2.txt" in plan(tmp_path)
+    assert kflow("build", "-C", str(tmp_path)).exit_code == 0
+    (tmp_path / "in.txt").write_text("x")
+    (tmp_path / "kflow.toml").write_text(
+        edited.replace("outputs =", 'inputs = ["in.txt"]\noutputs =')
+    )
+    assert "1 of 1 instance would run" in plan(tmp_path)
+    (tmp_path / "in.txt").unlink()
+    result = kflow("plan", "-C", str(tmp_path))
+    assert result.exit_code == 2 and "in.txt" in result.output
+
+
+ENVIRONED = TOML.replace(
+    'outputs = ["{root}/{region}.txt"]',
+    'outputs = ["{root}/{region}.txt"]\nenv = { COLOUR = "red" }',
+)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ('COLOUR = "red"', 'COLOUR = "blue"'),  # a literal variable
+        ('COLOUR = "red"', 'COLOUR = "red", SHADE = { secret = "s", key = "k" }'),  # a reference
+        ('region = "eu"', 'region = "eu"\nextra = "x"'),  # a param no template names: same
+        ('command = ["sh"', 'image = "alpine:3"\ncommand = ["sh"'),  # the image
+    ],
+)
+def test_each_part_of_a_kept_fingerprint_follows_its_edit(
+    tmp_path: Path, edit: tuple[str, str]
+) -> None:
+    write_project(tmp_path, ENVIRONED)
+    assert kflow("build", "-C", str(tmp_path)).exit_code == 0, "built"
+    assert "up to date" in plan(tmp_path)
+    (tmp_path / "kflow.toml").write_text(ENVIRONED.replace(*edit))
+    decided = json.loads(plan(tmp_path, "--json"))["instances"][0]
+    same = edit[0].startswith("region")
+    assert decided["reason"] == (None if same else "fingerprint changed"), decided
+    if not same:  # built again, the kept fingerprint is the new one
+        assert kflow("build", "-C", str(tmp_path)).exit_code == 0
+        assert "up to date" in plan(tmp_path)
+
+
+def test_an_edited_variable_in_kflow_py_changes_the_kept_fingerprint(tmp_path: Path) -> None:
+    source = PY.replace(
+        'outputs=[f"{{root}}/{name}.txt"]', 'outputs=[f"{{root}}/{name}.txt"], env={"C": "1"}'
+    )
+    project = py_project(tmp_path / "p", source)
+    done = run(project, "build")
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in py_plan(project)
+    (project / "kflow.py").write_text(textwrap.dedent(source).replace('"C": "1"', '"C": "2"'))
+    assert "2 of 2 instances would run" in py_plan(project)
+    assert "fingerprint changed" in py_plan(project, "--why", "load_a")
+
+
+def test_a_plan_with_dash_c_and_dash_f_imports_no_pydantic(tmp_path: Path) -> None:
+    """typer coerces options through pydantic (about 0.2 s to import and build): `-C DIR`
+    and `-f FILE` are plain paths, made without it, as every other plain option is."""
+    project = write_project(tmp_path / "p", TOML)
+    probe = (
+        "import sys\n"
+        "from kflow.cli.app import main\n"
+        "sys.argv = ['kflow', 'plan', '-C', sys.argv[1], '-f', sys.argv[2]]\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    print('exit', exit.code)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(project), str(project / "kflow.toml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "make[region=eu]" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("exit 0\n[]"), done.stdout + done.stderr
