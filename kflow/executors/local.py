@@ -32,6 +32,9 @@ from pathlib import Path
 
 from kflow.errors import UsageError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
+from kflow.executors.spawn import CAN_SPAWN as _CAN_SPAWN
+from kflow.executors.spawn import Process as _Process
+from kflow.executors.spawn import spawn
 from kflow.executors.watchdog import TAG, Watchdog
 from kflow.model import Resources, TaskSpec
 
@@ -53,7 +56,7 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class _Attempt:
-    def __init__(self, handle: AttemptHandle, proc: subprocess.Popen[bytes], log_path: Path):
+    def __init__(self, handle: AttemptHandle, proc: _Process, log_path: Path):
         self.handle = handle
         self.proc = proc
         self.log_path = log_path
@@ -72,6 +75,7 @@ class LocalExecutor:
 
     def __init__(self, directory: Path | str, cpus: int | None = None):
         self.directory = Path(directory)
+        self._directory = os.path.realpath(directory)  # compared with os.getcwd()
         self._cpu_budget = cpus  # None: attempts start as submitted (the runner counts jobs)
         self._cpu_used = 0.0
         # attempts whose CPUs do not fit yet: (handle, log number, CPUs), first come first
@@ -123,18 +127,22 @@ class LocalExecutor:
         watchdog = self._watchdog_for_attempts()  # up before the process: one write from it
         log_path = self._logs / f"{number}.log"
         env = {**self._base_env, **spec.env, TAG: watchdog.tag}
+        limiter = _memory_limiter(spec.instance.task.resources)
         with open(log_path, "wb") as log:
             try:
-                proc = subprocess.Popen(
-                    list(spec.argv),
-                    cwd=self.directory,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_memory_limiter(spec.instance.task.resources),
-                )
+                if limiter is None and self._spawn_here():
+                    proc: _Process = spawn(spec.argv, env, log.fileno())
+                else:
+                    proc = subprocess.Popen(
+                        list(spec.argv),
+                        cwd=self.directory,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=limiter,
+                    )
             except OSError as exc:
                 # A command that cannot start fails like one that exits non-zero.
                 reason = f"cannot start {spec.argv[0]!r}: {exc.strerror}"
@@ -158,6 +166,16 @@ class LocalExecutor:
         self._attempts[handle.key] = attempt
         self._live[proc.pid] = attempt
         return handle
+
+    def _spawn_here(self) -> bool:
+        """Whether ``spawn`` may start the command: it runs in kflow's own folder (posix_spawn
+        cannot change folder), which is the project folder unless -C named another."""
+        if not _CAN_SPAWN:
+            return False
+        try:
+            return os.getcwd() == self._directory
+        except OSError:  # kflow's folder was deleted
+            return False
 
     def _watchdog_for_attempts(self) -> Watchdog:
         if self._watchdog is None:
