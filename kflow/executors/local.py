@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -81,6 +82,13 @@ class LocalExecutor:
         # attempts whose CPUs do not fit yet: (handle, log number, CPUs), first come first
         self._cpu_waiting: list[tuple[AttemptHandle, int, float]] = []
         self._selector = selectors.DefaultSelector()
+        # ``wake``: a byte in this pipe ends ``wait`` early (another thread has news for the
+        # runner). The lock keeps a late wake from writing into a closed (reused) descriptor.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._wake_lock = threading.Lock()
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._attempts: dict[str, _Attempt] = {}  # every attempt not yet released
         self._live: dict[int, _Attempt] = {}  # by pid, until reaped
         self._finished: list[AttemptUpdate] = []  # produced outside wait (could not start)
@@ -198,10 +206,12 @@ class LocalExecutor:
         if any(a.pidfd is None for a in self._live.values()):
             timeout = min(timeout, POLL_INTERVAL)
         ended: list[_Attempt] = []
-        if self._selector.get_map():
-            ended = [key.data for key, _ in self._selector.select(timeout)]
-        elif timeout > 0:
-            time.sleep(timeout)
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_read, 4096)
+            else:
+                ended.append(key.data)
         ended += [a for a in self._live.values() if a.pidfd is None and a.proc.poll() is not None]
         for attempt in ended:
             updates.append(self._reap(attempt))
@@ -285,6 +295,13 @@ class LocalExecutor:
         attempt = self._attempts.get(handle.key)
         return str(attempt.log_path) if attempt else ""
 
+    def wake(self) -> None:
+        """End a ``wait`` in progress (or the next one) at once. Thread-safe."""
+        with self._wake_lock:
+            if self._wake_write >= 0:
+                with contextlib.suppress(BlockingIOError):  # full: a wake is pending anyway
+                    os.write(self._wake_write, b"w")
+
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         for n, (waiting, _, _) in enumerate(self._cpu_waiting):
             if waiting.key == handle.key:  # never started: nothing to stop
@@ -326,6 +343,11 @@ class LocalExecutor:
             _kill_group(attempt.proc.pid, signal.SIGKILL)
             self._reap(attempt)
         self._selector.close()
+        with self._wake_lock:
+            if self._wake_write >= 0:
+                os.close(self._wake_read)
+                os.close(self._wake_write)
+                self._wake_write = -1
         if self._watchdog is not None:
             self._watchdog.close()
         shutil.rmtree(self._logs, ignore_errors=True)

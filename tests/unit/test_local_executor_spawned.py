@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,19 @@ def test_spawned_exit_status_matches_popen(tmp_path: Path) -> None:
         expected = subprocess.run(argv).returncode
         assert update.exit_code == expected, argv
         executor.close()
+
+
+def test_wake_from_another_thread_ends_a_wait_at_once(tmp_path: Path) -> None:
+    # The runner's free slot starts as soon as a preparation is done, without polling.
+    import threading
+
+    executor = LocalExecutor(tmp_path)
+    executor.submit(_spec(_instance(tmp_path), ["sleep", "30"]))
+    waker = threading.Timer(0.2, executor.wake)
+    waker.start()
+    started = time.monotonic()
+    assert executor.wait(60) == []
+    assert time.monotonic() - started < 30  # woken, not the 60 s nor the task's end
+    waker.join()
+    executor.close()
+    executor.wake()  # after close: a no-op, never a write into a reused descriptor
