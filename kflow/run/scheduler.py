@@ -488,6 +488,10 @@ class Runner:
             self._held_elsewhere(running.iid, LeaseInfo("", str(running.iid), 0.0))
             return
         if update.state is AttemptState.SUCCEEDED:
+            if not any(d in self.agenda for d in self.graph.dependents(running.iid)):
+                # The freed slot's next preparation overlaps this one's bookkeeping; only
+                # when no dependent can become ready, so plan order stays as it was.
+                self._prepare_ahead()
             missing = missing_outputs(self.storage, instance)
             if not missing:
                 self._succeeded(running, instance)
