@@ -425,7 +425,15 @@ class StateStore:
         )
         if stamps is None:
             stamps = self.storage.stat_many(locations)
-        local = [loc for loc in locations if (s := stamps.get(loc)) and not s.etag and not s.is_dir]
+        # Only inputs are hashed: a record's input hashes are what the planner compares
+        # (size equal, mtime moved); its output stamps are never compared by content, so
+        # reading back every output (a full read of a multi-GB file per task) buys nothing.
+        wanted = {loc for i in instances if i.id not in started for loc in i.inputs}
+        local = [
+            loc
+            for loc in locations
+            if loc in wanted and (s := stamps.get(loc)) and not s.etag and not s.is_dir
+        ]
         hashes = self.storage.content_hashes(local) if local else {}
         now = InputStamps(stamps, hashes)
 

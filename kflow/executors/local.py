@@ -26,12 +26,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kflow.errors import UsageError
 from kflow.executors.base import AttemptHandle, AttemptSpec, AttemptState, AttemptUpdate
+from kflow.executors.spawn import CAN_SPAWN as _CAN_SPAWN
+from kflow.executors.spawn import Process as _Process
+from kflow.executors.spawn import spawn
 from kflow.executors.watchdog import TAG, Watchdog
 from kflow.model import Resources, TaskSpec
 
@@ -53,7 +57,7 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class _Attempt:
-    def __init__(self, handle: AttemptHandle, proc: subprocess.Popen[bytes], log_path: Path):
+    def __init__(self, handle: AttemptHandle, proc: _Process, log_path: Path):
         self.handle = handle
         self.proc = proc
         self.log_path = log_path
@@ -72,11 +76,19 @@ class LocalExecutor:
 
     def __init__(self, directory: Path | str, cpus: int | None = None):
         self.directory = Path(directory)
+        self._directory = os.path.realpath(directory)  # compared with os.getcwd()
         self._cpu_budget = cpus  # None: attempts start as submitted (the runner counts jobs)
         self._cpu_used = 0.0
         # attempts whose CPUs do not fit yet: (handle, log number, CPUs), first come first
         self._cpu_waiting: list[tuple[AttemptHandle, int, float]] = []
         self._selector = selectors.DefaultSelector()
+        # ``wake``: a byte in this pipe ends ``wait`` early (another thread has news for the
+        # runner). The lock keeps a late wake from writing into a closed (reused) descriptor.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._wake_lock = threading.Lock()
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._attempts: dict[str, _Attempt] = {}  # every attempt not yet released
         self._live: dict[int, _Attempt] = {}  # by pid, until reaped
         self._finished: list[AttemptUpdate] = []  # produced outside wait (could not start)
@@ -123,18 +135,22 @@ class LocalExecutor:
         watchdog = self._watchdog_for_attempts()  # up before the process: one write from it
         log_path = self._logs / f"{number}.log"
         env = {**self._base_env, **spec.env, TAG: watchdog.tag}
+        limiter = _memory_limiter(spec.instance.task.resources)
         with open(log_path, "wb") as log:
             try:
-                proc = subprocess.Popen(
-                    list(spec.argv),
-                    cwd=self.directory,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_memory_limiter(spec.instance.task.resources),
-                )
+                if limiter is None and self._spawn_here():
+                    proc: _Process = spawn(spec.argv, env, log.fileno())
+                else:
+                    proc = subprocess.Popen(
+                        list(spec.argv),
+                        cwd=self.directory,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=limiter,
+                    )
             except OSError as exc:
                 # A command that cannot start fails like one that exits non-zero.
                 reason = f"cannot start {spec.argv[0]!r}: {exc.strerror}"
@@ -159,6 +175,16 @@ class LocalExecutor:
         self._live[proc.pid] = attempt
         return handle
 
+    def _spawn_here(self) -> bool:
+        """Whether ``spawn`` may start the command: it runs in kflow's own folder (posix_spawn
+        cannot change folder), which is the project folder unless -C named another."""
+        if not _CAN_SPAWN:
+            return False
+        try:
+            return os.getcwd() == self._directory
+        except OSError:  # kflow's folder was deleted
+            return False
+
     def _watchdog_for_attempts(self) -> Watchdog:
         if self._watchdog is None:
             self._watchdog = Watchdog(TIMEOUT_GRACE, str(self._logs))
@@ -180,10 +206,12 @@ class LocalExecutor:
         if any(a.pidfd is None for a in self._live.values()):
             timeout = min(timeout, POLL_INTERVAL)
         ended: list[_Attempt] = []
-        if self._selector.get_map():
-            ended = [key.data for key, _ in self._selector.select(timeout)]
-        elif timeout > 0:
-            time.sleep(timeout)
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_read, 4096)
+            else:
+                ended.append(key.data)
         ended += [a for a in self._live.values() if a.pidfd is None and a.proc.poll() is not None]
         for attempt in ended:
             updates.append(self._reap(attempt))
@@ -267,6 +295,13 @@ class LocalExecutor:
         attempt = self._attempts.get(handle.key)
         return str(attempt.log_path) if attempt else ""
 
+    def wake(self) -> None:
+        """End a ``wait`` in progress (or the next one) at once. Thread-safe."""
+        with self._wake_lock:
+            if self._wake_write >= 0:
+                with contextlib.suppress(BlockingIOError):  # full: a wake is pending anyway
+                    os.write(self._wake_write, b"w")
+
     def cancel(self, handle: AttemptHandle, grace: float) -> None:
         for n, (waiting, _, _) in enumerate(self._cpu_waiting):
             if waiting.key == handle.key:  # never started: nothing to stop
@@ -308,6 +343,11 @@ class LocalExecutor:
             _kill_group(attempt.proc.pid, signal.SIGKILL)
             self._reap(attempt)
         self._selector.close()
+        with self._wake_lock:
+            if self._wake_write >= 0:
+                os.close(self._wake_read)
+                os.close(self._wake_write)
+                self._wake_write = -1
         if self._watchdog is not None:
             self._watchdog.close()
         shutil.rmtree(self._logs, ignore_errors=True)

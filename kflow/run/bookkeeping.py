@@ -74,11 +74,14 @@ class Bookkeeper:
         self.hooks.before_attempt(instance)
         return Prepared(reason=decision)
 
-    def record_success(self, instance: Instance) -> None:
-        """The success record, then the lease: a run waiting for it finds the result up to date."""
-        self._in_background(self._record_success, instance)
+    def record_success(self, instance: Instance, log: tuple[str, bytes] | None = None) -> None:
+        """The attempt's log (location, bytes), the success record, then the lease (a run
+        waiting for it finds the result up to date): one job, one thread hand-off."""
+        self._in_background(self._record_success, instance, log)
 
-    def _record_success(self, instance: Instance) -> None:
+    def _record_success(self, instance: Instance, log: tuple[str, bytes] | None) -> None:
+        if log is not None:
+            self.storage.write_atomic(log[0], log[1], False)
         self.hooks.after_success(instance)
         if self.leases is not None:
             self.leases.release(str(instance.id))

@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -162,6 +162,8 @@ class Runner:
         # also writes logs, records and releases in the background.
         workers = max(8, 4 * self.options.jobs) + 4
         self.books = Bookkeeper(graph, storage, hooks, self.leases, workers, self.replan)
+        # Thread-safe: ends the executor's ``wait`` early (optional: else a 1 ms poll).
+        self._wake: Callable[[], None] | None = getattr(executor, "wake", None)
         self._started = time.monotonic()
 
     # -- control from outside (signal handlers) --------------------------------
@@ -299,7 +301,7 @@ class Runner:
     def _wait_timeout(self) -> float:
         now = time.monotonic()
         timeout = 0.2  # signal handlers only set a flag: look at it this often
-        if self.preparing and len(self.running) < self.options.jobs:
+        if self.preparing and len(self.running) < self.options.jobs and self._wake is None:
             timeout = 0.001  # a free slot waits for a preparation that is about to finish
         due = self.agenda.next_due()
         if due is not None:
@@ -328,7 +330,16 @@ class Runner:
         while self.agenda.has_ready and not self.stopping and self._free_slots() > 0:
             iid = self.agenda.pop_ready()
             self._instance(iid).status = InstanceStatus.PREPARING
-            self.preparing[iid] = self.books.prepare(iid, self.decisions[iid])
+            future = self.books.prepare(iid, self.decisions[iid])
+            self.preparing[iid] = self._woken_when_done(future)
+
+    def _woken_when_done(self, future: Future[Prepared]) -> Future[Prepared]:
+        """An executor that can be woken (local) returns from ``wait`` as soon as the
+        preparation is done: the free slot starts at once, without polling."""
+        if self._wake is not None:
+            wake = self._wake
+            future.add_done_callback(lambda _: wake())
+        return future
 
     def _collect_prepared(self) -> None:
         for iid, future in list(self.preparing.items()):
@@ -389,7 +400,8 @@ class Runner:
                 continue
             del self.waiting[iid]
             if not self.stopping:
-                self.preparing[iid] = self.books.prepare(iid, self.decisions[iid], waited=True)
+                future = self.books.prepare(iid, self.decisions[iid], waited=True)
+                self.preparing[iid] = self._woken_when_done(future)
 
     def _reused(self, iid: InstanceId) -> None:
         """Another run has built the instance since our plan: its result is ours."""
@@ -476,6 +488,10 @@ class Runner:
             self._held_elsewhere(running.iid, LeaseInfo("", str(running.iid), 0.0))
             return
         if update.state is AttemptState.SUCCEEDED:
+            if not any(d in self.agenda for d in self.graph.dependents(running.iid)):
+                # The freed slot's next preparation overlaps this one's bookkeeping; only
+                # when no dependent can become ready, so plan order stays as it was.
+                self._prepare_ahead()
             missing = missing_outputs(self.storage, instance)
             if not missing:
                 self._succeeded(running, instance)
@@ -487,8 +503,8 @@ class Runner:
         iid = running.iid
         running.record.status = AttemptStatus.SUCCEEDED
         self._instance(iid).status = InstanceStatus.SUCCEEDED
-        self._store_log(running)
-        self.books.record_success(instance)
+        # One background job: the log, the success record, then the lease.
+        self.books.record_success(instance, self._take_log(running))
         self._emit(
             ev.InstanceSucceeded(
                 instance=str(iid),
@@ -647,12 +663,18 @@ class Runner:
 
     def _store_log(self, running: _Running) -> bytes:
         """Keep the attempt's log on storage (in the background); returns its bytes."""
+        location, data = self._take_log(running)
+        self.books.write(location, data)
+        return data
+
+    def _take_log(self, running: _Running) -> tuple[str, bytes]:
+        """The attempt's log from the executor (which forgets the attempt) and where it is
+        to be stored, as the record names it."""
         data = self.executor.logs(running.handle)
         self.executor.release(running.handle)
         location = log_location(self.root, self.run_id, str(running.iid), running.record.number)
         running.record.log = location
-        self.books.write(location, data)
-        return data
+        return location, data
 
     def _why(self, iid: InstanceId) -> str:
         """Why the instance runs, as records and events show it."""
