@@ -140,6 +140,9 @@ class Observations:
     fingerprints: Mapping[InstanceId, str]  # what runs now, hashed
     digests: Mapping[InstanceId, str]  # the input stamps seen now, hashed
     refs: Mapping[InstanceId, RecordRef]  # each instance's newest record, where it has one
+    # Output location → the instance (not in this graph) whose last attempt at it did not
+    # finish: such a file is never adopted as this graph's up-to-date output.
+    unfinished: Mapping[str, str] = field(default_factory=dict)
 
 
 FEW = 8  # instances observed alone (a recheck): their records are listed by key
@@ -218,7 +221,43 @@ def observe(graph: Graph, storage: Storage, store: StateStore) -> Observations:
             ):
                 suspects.add(loc)
     hashes = storage.content_hashes(sorted(suspects)) if suspects else {}
-    return Observations(stamps, records, bodies, hashes, fingerprints_now, digests, refs)
+    unfinished: dict[str, str] = {}
+    if len(refs) < len(keys) and any(_adoptable(i, refs, stamps) for i in instances):
+        # A few instances were listed by key: the marks of others need the whole listing.
+        listed = records if len(instances) > FEW else store.index({i.id.task for i in instances})
+        unfinished = _unfinished_elsewhere(listed, keys, store)
+    return Observations(
+        stamps, records, bodies, hashes, fingerprints_now, digests, refs, unfinished
+    )
+
+
+def _adoptable(
+    instance: Instance, refs: Mapping[InstanceId, RecordRef], stamps: Mapping[str, Stamp | None]
+) -> bool:
+    """Whether the instance has outputs, all there, and no record: it would be adopted."""
+    outputs = instance.outputs.values()
+    return bool(outputs) and instance.id not in refs and None not in map(stamps.get, outputs)
+
+
+def _unfinished_elsewhere(
+    records: Mapping[str, RecordRef], keys: Mapping[InstanceId, str], store: StateStore
+) -> dict[str, str]:
+    """The outputs of attempts that did not finish, of instances this graph does not hold
+    (another parameter value, a renamed task): read only when some instance has no record,
+    from the few incomplete marks the listing holds. Marks made before they named their
+    outputs say nothing."""
+    marks = [ref for ref in records.values() if ref.incomplete]
+    if not marks:
+        return {}
+    ours = set(keys.values())
+    foreign = [ref for key, ref in records.items() if ref.incomplete and key not in ours]
+    claimed: dict[str, str] = {}
+    for body in store.read(foreign).values():
+        outputs = body.get("outputs") if isinstance(body, dict) else None
+        who = body.get("instance") if isinstance(body, dict) else None
+        if isinstance(outputs, list) and isinstance(who, str):
+            claimed.update((loc, who) for loc in outputs if isinstance(loc, str))
+    return claimed
 
 
 def decide(
@@ -285,6 +324,12 @@ def _decide_one(
         return Reason.INCOMPLETE, "an earlier attempt did not finish; its outputs are not trusted"
 
     if ref is None:
+        claimed = [loc for loc in instance.outputs.values() if loc in observed.unfinished]
+        if claimed:
+            other = observed.unfinished[claimed[0]]
+            detail = f"{claimed[0]} was left by an attempt of {other} that did not finish"
+            why.record("last attempt finished", True, detail)
+            return Reason.INCOMPLETE, f"{detail}; it is not trusted"
         newer = _newer_input(instance, stamps)
         why.record("record", False, "none: existing outputs are adopted")
         why.record("inputs older than outputs", bool(newer), newer or "yes")

@@ -371,9 +371,11 @@ class StateStore:
         Older records stay (the newest wins): ``unmark`` makes the previous one count again.
         Returns the mark's location."""
         key = instance_key(instance.id)
-        location = self._write(
-            instance.id, INCOMPLETE, "-", {"instance": str(instance.id), "run": run_id}, True
-        )
+        # Its outputs too: an instance of another id that makes the same files (a parameter
+        # value changed, the task renamed) must not adopt what this attempt half wrote.
+        outputs = sorted(instance.outputs.values())
+        body = {"instance": str(instance.id), "run": run_id, "outputs": outputs}
+        location = self._write(instance.id, INCOMPLETE, "-", body, True)
         self._seen.setdefault(key, set()).add(location)
         return location
 

@@ -1,0 +1,72 @@
+"""An output left half-written by a killed attempt is never adopted by another instance
+that makes the same file: a parameter value used only in the command, or the task renamed,
+gives a new instance id with no record, and "outputs that exist with no record count as up
+to date" (SPEC §2) must not take a file whose last attempt did not finish."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import data_project, kflow
+from tests.processes import has_text, start_build, wait_until
+
+# The command writes half its output, then waits for the test's "go" before the rest.
+TASK = """
+[params]
+v = "p1"
+
+[tasks.{name}]
+command = ["sh", "-c", '''echo HALF-{{v}} > {{output}}; echo started > started;
+           while [ ! -e go ]; do sleep 0.02; done; echo REST-{{v}} >> {{output}}''']
+outputs = ["{{root}}/t.txt"]
+"""
+
+
+def _runs(project: Path, *args: str) -> dict[str, str]:
+    result = kflow("plan", "-C", project, "--json", *args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["instances"]
+    return {row["instance"]: row["reason"] for row in rows if row["runs"]}
+
+
+def _killed_halfway(project: Path) -> None:
+    """A build of t[v=p1] killed with SIGKILL while its output is half written."""
+    proc = start_build(project, env={"KFLOW_KILL_GRACE": "0.5"})
+    try:
+        wait_until(has_text(project / "started"), "the attempt never started", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        (project / "go").touch()  # an attempt the kill left behind ends
+    assert (project / "data" / "t.txt").read_text() == "HALF-p1\n"
+    (project / "go").unlink()
+
+
+@pytest.mark.parametrize("change", ["param", "rename"])
+def test_a_half_written_output_is_not_adopted_by_another_instance(
+    tmp_path: Path, change: str
+) -> None:
+    data_project(tmp_path, TASK.format(name="t"))
+    _killed_halfway(tmp_path)
+    if change == "param":
+        args: tuple[str, ...] = ("-p", "v=p2")
+        instance = "t[v=p2]"
+    else:
+        data_project(tmp_path, TASK.format(name="u"))
+        args, instance = (), "u[v=p1]"
+    runs = _runs(tmp_path, *args)
+    assert list(runs) == [instance], runs
+    assert runs[instance].startswith("incomplete"), runs
+    why = kflow("plan", "-C", tmp_path, "--why", instance, *args)
+    assert "did not finish" in why.stdout, why.output
+
+    (tmp_path / "go").touch()
+    result = kflow("build", "-C", tmp_path, *args)
+    assert result.exit_code == 0, result.output
+    value = args[1][2:] if args else "p1"
+    assert (tmp_path / "data" / "t.txt").read_text() == f"HALF-{value}\nREST-{value}\n"
+    assert _runs(tmp_path, *args) == {}
