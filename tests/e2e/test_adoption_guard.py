@@ -111,7 +111,7 @@ outputs = ["{root}/t.txt"]
 def test_a_half_written_object_is_not_adopted_by_another_instance_on_s3(
     tmp_path: Path, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    toml = S3_TASK.replace("BUCKET", s3_bucket).replace("ENDPOINT", s3_server.endpoint_url)
+    toml = s3_server.fill(S3_TASK, s3_bucket)
     (tmp_path / "kflow.toml").write_text(toml)
     (tmp_path / "put.py").write_text(PUT)
     env = {**s3_server.env(), "KFLOW_KILL_GRACE": "0.5"}

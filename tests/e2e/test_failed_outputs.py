@@ -56,7 +56,7 @@ def test_failed_task_leaves_no_folder_output(tmp_path: Path) -> None:
 def test_failed_task_leaves_no_folder_output_on_s3(
     tmp_path: Path, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    toml = S3.replace("BUCKET", s3_bucket).replace("ENDPOINT", s3_server.endpoint_url)
+    toml = s3_server.fill(S3, s3_bucket)
     write_project(tmp_path, toml, **{"writer.py": WRITER})
     s3_server.put_objects(s3_bucket, {"sales/parts-old/keep.txt": b"other task's"})
     result = kflow("build", "-C", tmp_path)

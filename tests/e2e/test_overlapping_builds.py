@@ -143,7 +143,7 @@ outputs = ["{root}/c.txt"]
 def test_two_overlapping_builds_on_s3_run_every_instance_once(
     tmp_path: Path, s3_server: S3Server, s3_bucket: str
 ) -> None:
-    toml = S3_PROJECT.replace("BUCKET", s3_bucket).replace("ENDPOINT", s3_server.endpoint_url)
+    toml = s3_server.fill(S3_PROJECT, s3_bucket)
     (tmp_path / "kflow.toml").write_text(toml)
     (tmp_path / "put.py").write_text(PUT)
     env = {**os.environ, **s3_server.env(), "KFLOW_LEASE_TTL": "30"}

@@ -16,7 +16,8 @@ __all__ = ["cluster_project"]
 
 LONG = long_project(3, "touch started-{n}; sleep 60; echo done > {output}")
 
-ADOPT = """
+# One slow task: it says it started, waits (WAIT: a fixed time, or the test's gate), ends.
+SLOW = """
 [project]
 name = "adopt"
 storage = "file://./data"
@@ -25,9 +26,10 @@ storage = "file://./data"
 image = "busybox:1.36"
 
 [tasks.slow]
-command = ["sh", "-c", "echo $KFLOW_RUN >> runs; sleep 4; echo done > {output}"]
+command = ["sh", "-c", "echo $KFLOW_RUN >> runs; WAIT; echo done > {output}"]
 outputs = ["{root}/slow.txt"]
 """
+ADOPT = SLOW.replace("WAIT", "sleep 4")
 
 
 def test_ctrl_c_deletes_every_pod_of_the_run_and_exits_130(
@@ -74,18 +76,7 @@ def test_a_restarted_build_adopts_the_pod_a_killed_build_left_running(
     assert cluster_project.pods() == []
 
 
-GATED = """
-[project]
-name = "adopt"
-storage = "file://./data"
-
-[defaults]
-image = "busybox:1.36"
-
-[tasks.slow]
-command = ["sh", "-c", "echo $KFLOW_RUN >> runs; GATE; echo done > {output}"]
-outputs = ["{root}/slow.txt"]
-""".replace("GATE", gate())
+GATED = SLOW.replace("WAIT", gate())
 
 
 def test_a_restarted_build_takes_the_result_of_a_pod_that_ended_while_kflow_was_dead(

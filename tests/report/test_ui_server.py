@@ -49,7 +49,7 @@ command = "echo hello from s3"
 
 
 def test_ui_reads_runs_from_s3(tmp_path: Path, s3_server: S3Server, s3_bucket: str) -> None:
-    toml = S3_PROJECT.replace("BUCKET", s3_bucket).replace("ENDPOINT", s3_server.endpoint_url)
+    toml = s3_server.fill(S3_PROJECT, s3_bucket)
     write_project(tmp_path, toml)
     result = kflow("build", "-C", tmp_path, "hello", "-B")
     assert result.exit_code == 0, result.output

@@ -155,6 +155,10 @@ class S3Server:
         """Environment for a subprocess that should use this server."""
         return {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": self.endpoint_url}
 
+    def fill(self, definitions: str, bucket: str) -> str:
+        """Project text with its BUCKET and ENDPOINT placeholders made this server's."""
+        return definitions.replace("BUCKET", bucket).replace("ENDPOINT", self.endpoint_url)
+
     # -- counting and faults ------------------------------------------------------
 
     @property
