@@ -246,9 +246,8 @@ def _unfinished_elsewhere(
     (another parameter value, a renamed task): read only when some instance has no record,
     from the few incomplete marks the listing holds. Marks made before they named their
     outputs say nothing."""
-    marks = [ref for ref in records.values() if ref.incomplete]
-    if not marks:
-        return {}
+    if not any(ref.incomplete for ref in records.values()):
+        return {}  # the usual case: no attempt left unfinished, no key set made
     ours = set(keys.values())
     foreign = [ref for key, ref in records.items() if ref.incomplete and key not in ours]
     claimed: dict[str, str] = {}
